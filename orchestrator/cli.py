@@ -1,0 +1,107 @@
+"""``scalesweep``: validate | run | status | curves.
+
+Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 a sweep that ran but failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .spec import SpecError, load_spec
+
+
+def _plan(spec_path: str, overrides: list[str]):
+    from .plan import plan_sweep
+
+    return plan_sweep(load_spec(spec_path, overrides), spec_path)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    plan = _plan(args.spec, args.set)
+    spec = plan.spec
+    print(f"{args.spec}: ok — {spec.name}: {spec.n_cells} cells × {spec.samples_per_cell} samples = "
+          f"{spec.total_trials} trials, {spec.seeds} seeds each; metric {plan.metric} ({plan.mode})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .run import run_sweep
+
+    plan = _plan(args.spec, args.set)
+    outcome = run_sweep(plan, args.results, args.tracking_uri, args.address)
+    counts = ", ".join(f"{n} {s}" for s, n in outcome.counts.items() if n)
+    print(f"\n{plan.spec.name}: {sum(outcome.counts.values())} trials ({counts}) in {outcome.seconds:.0f}s")
+    print(f"  results: {outcome.results_dir}/trials.parquet, {outcome.results_dir}/metrics/")
+    for path in outcome.curve_files:
+        print(f"  curve:   {path}")
+    uri = args.tracking_uri or plan.spec.storage.tracking_uri
+    if uri and not outcome.tracking_error:
+        print(f"  MLflow:  mlflow ui --backend-store-uri {uri}   (experiment {plan.spec.name!r})")
+    total = sum(outcome.counts.values())
+    return 1 if total == 0 or outcome.counts["errored"] == total else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import sweep_status, format_status
+
+    report = sweep_status(Path(args.dir))
+    print(json.dumps(report, indent=2) if args.json else format_status(report))
+    return 0
+
+
+def cmd_curves(args: argparse.Namespace) -> int:
+    from .plan import plan_sweep
+    from .run import _curves
+
+    root = Path(args.dir)
+    plan = plan_sweep(load_spec(root / "spec.yaml"), str(root / "spec.yaml"))
+    for path in _curves(plan, root):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scalesweep", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check a spec without running anything")
+    p.add_argument("spec")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec field")
+    p.set_defaults(fn=cmd_validate)
+
+    p = sub.add_parser("run", help="run a sweep")
+    p.add_argument("spec")
+    p.add_argument("--results", metavar="DIR", help="results root (default: the spec's storage.results)")
+    p.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: the spec's)")
+    p.add_argument("--address", metavar="ADDR", help="an existing Ray cluster: auto or ray://host:10001")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a spec field, e.g. --set fixed.epochs=50 (repeatable)")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("status", help="trials per cell of a running or finished sweep")
+    p.add_argument("dir")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_status)
+
+    p = sub.add_parser("curves", help="recompute a sweep's curves from its Parquet results")
+    p.add_argument("dir")
+    p.set_defaults(fn=cmd_curves)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except SpecError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

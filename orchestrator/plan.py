@@ -1,0 +1,104 @@
+"""A validated spec joined with its trainable: the cells, the metrics and how trial configs are built.
+
+Everything here runs before Ray starts, so a spec the trainable would reject (an unknown task, a
+metric it never reports) costs milliseconds, not a cluster start-up.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from trainables import ConfigError, Mode, TrainableDef, get_trainable
+
+from .cells import Cell, expand
+from .spec import SpecError, SweepSpec
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    spec: SweepSpec
+    trainable: TrainableDef
+    cells: list[Cell]
+    modes: dict[str, Mode]
+    """Every metric the trainable reports, with the direction in which it improves."""
+    epochs: int
+    """The longest a trial runs, in reported epochs: ASHA's max_t."""
+
+    @property
+    def axes(self) -> list[str]:
+        return list(self.spec.axes)
+
+    @property
+    def metric(self) -> str:
+        return self.spec.metric.name
+
+    @property
+    def mode(self) -> Mode:
+        return self.spec.metric.mode  # filled in by plan_sweep
+
+    def trial_status(self, config: dict[str, Any], last: dict[str, Any] | None) -> str:
+        """completed | pruned | diverged for a trial that ended without error, from its data alone.
+
+        Derived rather than remembered, so a restored driver (whose scheduler is a new object)
+        classifies trials exactly as the original one did.
+        """
+        if not last:
+            return "errored"
+        value = last.get(self.metric)
+        if value is None or not math.isfinite(value):  # the seed mean is NaN only when every seed diverged
+            return "diverged"
+        target = int(self.trainable.resolve(config).get("epochs", self.epochs))
+        return "pruned" if int(last.get("epoch", 0)) < target else "completed"
+
+    def trial_config(self, cell: Cell, params: dict[str, Any]) -> dict[str, Any]:
+        """The config one trial trains: fixed values, its cell's values, sampled hyper-parameters."""
+        return plan_config(self.spec, cell, params)
+
+
+def _where(spec: SweepSpec, key: str) -> str:
+    for place, keys in (("fixed", spec.fixed), ("axes", spec.axes), ("search.space", spec.search.space)):
+        if key in keys:
+            return f"{place}.{key}"
+    return key
+
+
+def plan_sweep(spec: SweepSpec, source: str = "spec") -> SweepPlan:
+    """Check the spec against its trainable; raises a one-line SpecError naming the field."""
+    try:
+        trainable = get_trainable(spec.trainable)
+    except KeyError as err:
+        raise SpecError(f"{source}: trainable: {err.args[0]}") from None
+    cells = expand(spec.axes)
+    probe = {name: p.representative() for name, p in spec.search.space.items()}
+    modes: dict[str, Mode] = {}
+    epochs = 0
+    for cell in cells:
+        try:
+            resolved = trainable.resolve(plan_config(spec, cell, probe))
+        except ConfigError as err:
+            raise SpecError(f"{source}: {_where(spec, err.key)}: {err.expected}") from None
+        modes.update(trainable.metrics(resolved))
+        epochs = max(epochs, int(resolved.get("epochs", 0)))
+    if spec.metric.name not in modes:
+        raise SpecError(f"{source}: metric.name: {spec.metric.name!r} is not reported by {spec.trainable}; "
+                        f"expected one of {sorted(modes)}")
+    for i, curve in enumerate(spec.curves):
+        if curve.y not in modes:
+            raise SpecError(f"{source}: curves.{i}.y: {curve.y!r} is not reported; expected one of {sorted(modes)}")
+    if spec.metric.mode is None:  # written out in spec.yaml, so readers of results need no trainable
+        spec = spec.model_copy(update={"metric": spec.metric.model_copy(update={"mode": modes[spec.metric.name]})})
+    asha = spec.scheduler.asha
+    if asha is not None:
+        epochs = asha.max_t or epochs
+        if epochs < 1:
+            raise SpecError(f"{source}: scheduler.asha.max_t: expected an integer ≥ 1 "
+                            f"({spec.trainable} has no 'epochs' to default it to)")
+        if asha.grace_period > epochs:
+            raise SpecError(f"{source}: scheduler.asha.grace_period: expected ≤ max_t ({epochs})")
+    return SweepPlan(spec, trainable, cells, modes, epochs)
+
+
+def plan_config(spec: SweepSpec, cell: Cell, params: dict[str, Any]) -> dict[str, Any]:
+    """Fixed values, then the cell's values, then sampled hyper-parameters, then the seed count."""
+    return {**spec.fixed, **cell.values, **params, "seeds": spec.seeds}

@@ -1,0 +1,53 @@
+"""``scalesweep status``: trials per cell and the best metric so far, read from Parquet alone.
+
+It reads only ``spec.yaml`` and ``trials.parquet`` (never Ray), so it answers from another shell
+while a sweep runs, after it ends, and on a machine that only has the results directory.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import yaml
+
+from .cells import expand
+from .results import STATUSES, TRIALS_FILE
+from .spec import SpecError, parse_spec
+
+
+def _empty() -> dict[str, Any]:
+    return {**{s: 0 for s in STATUSES}, "best": None}
+
+
+def sweep_status(root: Path) -> dict[str, Any]:
+    spec_file = root / "spec.yaml"
+    if not spec_file.exists():
+        raise SpecError(f"{root}: no sweep here (expected {spec_file}); pass a results/<sweep> directory")
+    spec = parse_spec(yaml.safe_load(spec_file.read_text()), str(spec_file))
+    metric, column = spec.metric.name, f"final_{spec.metric.name}"
+    mode = spec.metric.mode or "min"
+    cells = {c.key: _empty() for c in expand(spec.axes)}
+    path = root / TRIALS_FILE
+    if path.exists():
+        table = pq.read_table(path, columns=["cell", "status", column]).to_pydict()
+        for cell, status, value in zip(table["cell"], table["status"], table[column]):
+            entry = cells.setdefault(cell, _empty())
+            entry[status] += 1
+            if value is not None and value == value and status != "errored":
+                best = entry["best"]
+                entry["best"] = value if best is None or (value < best if mode == "min" else value > best) else best
+    done = sum(entry[s] for entry in cells.values() for s in STATUSES)
+    return {"sweep": spec.name, "metric": metric, "mode": mode, "total": spec.total_trials, "done": done,
+            "remaining": spec.total_trials - done, "cells": cells}
+
+
+def format_status(report: dict[str, Any]) -> str:
+    lines = [f"{report['sweep']}: {report['done']}/{report['total']} trials done, {report['remaining']} to go "
+             f"(best {report['metric']}, {report['mode']})"]
+    width = max(len(k) for k in report["cells"])
+    lines.append(f"{'cell':{width}s}  " + "  ".join(f"{s:>9s}" for s in STATUSES) + "       best")
+    for key, entry in report["cells"].items():
+        best = f"{entry['best']:.4g}" if entry["best"] is not None else "-"
+        lines.append(f"{key:{width}s}  " + "  ".join(f"{entry[s]:9d}" for s in STATUSES) + f"  {best:>9s}")
+    return "\n".join(lines)

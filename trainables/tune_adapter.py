@@ -1,0 +1,56 @@
+"""The one place the science meets Ray: wraps ``train(config, report)`` as a Tune function trainable.
+
+Checkpoints are time-based (at most one every ``checkpoint_every_s``): a 5-second trial never pays
+for serialisation, an hour-long one loses at most that much work when its worker dies.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from ray import tune
+
+from .api import Reporter, StateFn
+from .registry import get_trainable
+
+STATE_FILE = "state.pt"
+
+
+class TuneReporter(Reporter):
+    def __init__(self, checkpoint_every_s: float) -> None:
+        super().__init__()
+        self._every = checkpoint_every_s
+        self._last = time.monotonic()
+
+    def __call__(self, metrics: dict[str, Any], state: StateFn | None = None) -> None:
+        if state is None or time.monotonic() - self._last < self._every:
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(state(), os.path.join(tmp, STATE_FILE))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        self._last = time.monotonic()
+
+    def restored_state(self) -> dict[str, Any] | None:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as directory:
+            return torch.load(os.path.join(directory, STATE_FILE), weights_only=False)
+
+
+def tune_function(name: str, cpus: float, checkpoint_every_s: float = 60.0) -> Callable[[dict[str, Any]], None]:
+    """A Tune function trainable running the registered trainable ``name`` with one torch thread per CPU."""
+    threads = max(1, int(cpus))
+
+    def run_trial(config: dict[str, Any]) -> None:
+        torch.set_num_threads(threads)
+        definition = get_trainable(name)
+        definition.train(definition.resolve(config), TuneReporter(checkpoint_every_s))
+
+    run_trial.__name__ = name
+    return run_trial
