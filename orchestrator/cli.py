@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("curves", help="recompute a sweep's curves from its Parquet results")
     p.add_argument("dir")
     p.set_defaults(fn=cmd_curves)
+
+    from .k8s import add_k8s_commands
+    add_k8s_commands(sub)
     return parser
 
 
