@@ -1,0 +1,218 @@
+"""The template trainable: stacking, config, reports, checkpoints, template machinery, CLI."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from trainables import ConfigError, Reporter, get_trainable
+from trainables.template import Trainer, metrics, resolve, train
+from trainables.template.stacked import Adam
+from trainables.template.tasks import (NAMED_TASKS, Template, Vocab, generate, injective_draws, make_task,
+                                       parse_templates)
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(embed_dim=16, heads=1, dim_head=8, n_train=24, batch_size=10, epochs=6, n_test=48,
+             test_alphabet=64, eval_every=3)
+
+
+def run(config: dict[str, Any]) -> list[dict[str, Any]]:
+    reports: list[dict[str, Any]] = []
+    train(config, reports.append)
+    return reports
+
+
+@pytest.mark.parametrize("model,task", [("transformer", "copy"), ("transformer", "same_different"),
+                                        ("mlp", "copy"), ("mlp", "same_different")])
+def test_stacked_members_equal_separate_runs(model: str, task: str) -> None:
+    config = {**SMALL, "model": model, "task": task, "kq_identity": True, "vo_identity": True}
+    stacked = run({**config, "seeds": 3, "seed": 5})[-1]
+    for s in range(3):
+        alone = run({**config, "seeds": 1, "seed": 5 + s})[-1]
+        for name, values in stacked["seed_metrics"].items():
+            assert values[s] == pytest.approx(alone["seed_metrics"][name][0], abs=1e-5), (name, s)
+
+
+@pytest.mark.parametrize("decoupled,wd", [(False, 0.0), (False, 0.01), (True, 0.01)])
+def test_stacked_adam_matches_torch(decoupled: bool, wd: float) -> None:
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(2, 7, generator=gen)
+    grads = [torch.randn(2, 7, generator=gen) for _ in range(20)]
+    mine = start.clone()
+    opt = Adam(mine, lr=torch.tensor([1e-2, 1e-2]), weight_decay=torch.tensor([wd, wd]), decoupled=decoupled)
+    ref = start.clone().requires_grad_()
+    ref_opt = (torch.optim.AdamW if decoupled else torch.optim.Adam)([ref], lr=1e-2, weight_decay=wd)
+    for g in grads:
+        opt.step(g, torch.tensor([True, True]))
+        ref.grad = g.clone()
+        ref_opt.step()
+    torch.testing.assert_close(mine, ref.detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_per_member_lr_and_diverged_member_does_not_poison_others() -> None:
+    config = {**SMALL, "task": "same_different", "seeds": 2, "epochs": 4, "eval_every": 1}
+    trainer = Trainer(config)
+    trainer.opt.lr = torch.tensor([[1e-3], [1e30]])  # member 1 blows up
+    reports: list[dict[str, Any]] = []
+    trainer.run(Reporter(reports.append))
+    final = reports[-1]
+    assert final["diverged"] == [False, True]
+    assert all(math.isnan(v[1]) for v in final["seed_metrics"].values())
+    alone = run({**config, "seeds": 1})[-1]
+    assert final["test_loss"] == pytest.approx(alone["test_loss"], abs=1e-5)
+    assert torch.isfinite(trainer.flat).all()  # quarantined: zeroed, not NaN
+
+
+def test_resolve_fills_defaults_and_coerces_cli_strings() -> None:
+    cfg = resolve({"embed_dim": "64", "kq_identity": "true", "lr": "3e-4", "epochs": 10.0, "task": "same_different"})
+    assert cfg["embed_dim"] == 64 and cfg["kq_identity"] is True and cfg["lr"] == pytest.approx(3e-4)
+    assert cfg["epochs"] == 10 and cfg["model"] == "transformer" and cfg["dim_head"] == 64
+    assert resolve(cfg) == cfg
+
+
+@pytest.mark.parametrize("config,key,fragment", [
+    ({"widht": 3}, "widht", "unknown key"),
+    ({"embed_dim": "wide"}, "embed_dim", "integer"),
+    ({"embed_dim": 0}, "embed_dim", "≥ 1"),
+    ({"embed_dim": True}, "embed_dim", "integer"),
+    ({"lr": 0}, "lr", "> 0"),
+    ({"kq_identity": "maybe"}, "kq_identity", "true or false"),
+    ({"task": "sort"}, "task", "'copy'"),
+    ({"model": "cnn"}, "model", "'transformer'"),
+    ({"readout": "mean"}, "readout", "'cls'"),
+    ({"optimizer": "sgd"}, "optimizer", "'adamw'"),
+    ({"task": "same_different", "n_train": 1}, "n_train", "at least 2"),
+])
+def test_resolve_rejects_bad_configs(config: dict[str, Any], key: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve(config)
+    assert info.value.key == key
+    assert "expected" in str(info.value) and fragment in str(info.value)
+
+
+def test_registered_definition_and_metric_directions() -> None:
+    definition = get_trainable("template")
+    assert definition.train is train and definition.resolve is resolve
+    assert metrics({"task": "copy"}) == {"train_loss": "min", "test_loss": "min", "test_error": "min",
+                                         "test_acc": "max"}
+    assert metrics({"task": "same_different"}) == {"train_loss": "min", "test_loss": "min", "test_error": "min"}
+
+
+def test_report_structure() -> None:
+    config = {**SMALL, "task": "copy", "seeds": 2, "epochs": 7, "eval_every": 3}
+    reports = run(config)
+    assert [r["epoch"] for r in reports] == [3, 6, 7]
+    declared = metrics(config)
+    for r in reports:
+        assert set(r) == {"epoch", "seed_metrics", "diverged", *declared}
+        assert isinstance(r["epoch"], int) and r["diverged"] == [False, False]
+        assert set(r["seed_metrics"]) == set(declared)
+        for name, values in r["seed_metrics"].items():
+            assert len(values) == 2 and all(type(v) is float for v in values)
+            assert r[name] == pytest.approx(sum(values) / 2, rel=1e-6)
+        assert r["test_acc"] == pytest.approx(1 - r["test_error"])
+
+
+class _Checkpointing(Reporter):
+    """Keeps the state of one chosen epoch, and can hand a saved state back as a restore."""
+
+    def __init__(self, save_at: int | None = None, restore: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.reports: list[dict[str, Any]] = []
+        self.save_at, self.restore, self.saved = save_at, restore, None
+
+    def __call__(self, metrics: dict[str, Any], state: Any = None) -> None:
+        self.reports.append(metrics)
+        if metrics["epoch"] == self.save_at:
+            self.saved = state()
+
+    def restored_state(self) -> dict[str, Any] | None:
+        return self.restore
+
+
+@pytest.mark.parametrize("model", ["transformer", "mlp"])
+def test_restore_mid_training_continues_to_identical_final_metrics(model: str) -> None:
+    config = {**SMALL, "model": model, "task": "same_different", "seeds": 2, "epochs": 8, "eval_every": 2}
+    full = _Checkpointing(save_at=4)
+    train(config, full)
+    resumed = _Checkpointing(restore=full.saved)
+    train(config, resumed)
+    assert [r["epoch"] for r in resumed.reports] == [6, 8]
+    assert resumed.reports == full.reports[-2:]
+
+
+def test_vocab_alphabets_are_disjoint_and_test_samples_use_only_test_symbols() -> None:
+    task = make_task(list(NAMED_TASKS["aba_abb"]))
+    vocab = Vocab.for_task(task, n_train=8, n_val=5, n_test=30)
+    ranges = [range(*r) for r in (vocab.train_range, vocab.val_range, vocab.test_range)]
+    assert len(vocab.wildcards) == 2 and vocab.size == 2 + 8 + 5 + 30
+    assert all(not set(a) & set(b) for i, a in enumerate(ranges) for b in ranges[i + 1:])
+    gen = torch.Generator().manual_seed(0)
+    x, y = generate(task, vocab, 500, vocab.test_range, gen)
+    assert x.shape == (500, 3) and ((x >= vocab.test_range[0]) & (x < vocab.test_range[1])).all()
+    # αβα → +1 exactly when the first and last symbols are equal; α ≠ β always (injective)
+    assert (x[:, 0] != x[:, 1]).all()
+    assert torch.equal(y, torch.where(x[:, 0] == x[:, 2], 1.0, -1.0))
+    counts = torch.stack([(y == 1).sum(), (y == -1).sum()])
+    assert (counts - 250).abs().max() < 50  # multinomial over uniform template probabilities
+
+
+def test_injective_draws_are_distinct_and_uniform() -> None:
+    draws = injective_draws(20000, 3, lo=10, hi=14, gen=torch.Generator().manual_seed(1))
+    assert ((draws >= 10) & (draws < 14)).all()
+    assert (draws[:, 0] != draws[:, 1]).all() and (draws[:, 1] != draws[:, 2]).all() and (draws[:, 0] != draws[:, 2]).all()
+    freq = torch.bincount(draws[:, 2] - 10, minlength=4).float() / 20000
+    assert (freq - 0.25).abs().max() < 0.02
+
+
+def test_copy_labels_are_the_substituted_symbol() -> None:
+    task = make_task(list(NAMED_TASKS["copy"]))
+    vocab = Vocab.for_task(task, n_train=16, n_val=0, n_test=100)
+    x, y = generate(task, vocab, 64, vocab.train_range, torch.Generator().manual_seed(0))
+    assert torch.equal(x[:, 0], y) and ((y >= 1) & (y < 17)).all()
+
+
+def test_equivalent_templates_rejected_and_explicit_templates_parsed() -> None:
+    with pytest.raises(ValueError, match="equivalent"):
+        make_task([Template(("a", "b", "a"), 1.0), Template(("b", "a", "b"), -1.0)])
+    templates, probs = parse_templates([{"tokens": "a b A", "label": "b", "prob": 3},
+                                        {"tokens": "a a A", "label": "A", "prob": 1}])
+    task = make_task(templates, probs)
+    assert task.label_kind == "symbolic" and task.probs == (0.75, 0.25)
+    vocab = Vocab.for_task(task, n_train=4, n_val=0, n_test=4)
+    x, y = generate(task, vocab, 200, vocab.train_range, torch.Generator().manual_seed(0))
+    regular_a = vocab.index("A")
+    assert (x[:, 2] == regular_a).all()
+    same = x[:, 0] == x[:, 1]
+    assert torch.equal(y[same], torch.full_like(y[same], regular_a)) and torch.equal(y[~same], x[~same, 1])
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "trainables", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=120)
+
+
+def test_cli_jsonl_prints_one_json_object_per_report() -> None:
+    out = _cli("template", "task=copy", "model=transformer", "embed_dim=16", "n_train=8", "epochs=4",
+               "seeds=2", "n_test=32", "test_alphabet=32", "--jsonl")
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2, 3, 4]
+    assert len(lines[-1]["seed_metrics"]["test_error"]) == 2
+
+
+@pytest.mark.parametrize("args,key", [(["template", "widht=3"], "widht"), (["template", "epochs=ten"], "epochs"),
+                                      (["nosuch"], "trainable"), (["template", "task=sort"], "task")])
+def test_cli_bad_input_exits_2_with_one_line(args: list[str], key: str) -> None:
+    out = _cli(*args)
+    assert out.returncode == 2 and out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {key}: expected")

@@ -1,0 +1,148 @@
+"""Config keys of the ``template`` trainable: defaults, types, coercion and validation.
+
+``resolve(config)`` returns the full config with defaults filled in and values coerced to their
+types (a CLI passes strings: "64" → 64, "true" → True, "1e-3" → 0.001); it raises
+``ConfigError(key, "expected ...")`` on an unknown key or a bad value, before any work starts.
+Defaults marked "ours" are choices RESEARCH.md leaves open.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..api import ConfigError, Mode
+from .models import MODELS
+from .tasks import NAMED_TASKS, Task, make_task
+
+# key: (type, default, one-line meaning). Types: int, float, bool, str (with CHOICES).
+KEYS: dict[str, tuple[type, Any, str]] = {
+    "task": (str, "copy", "named task"),
+    "model": (str, "transformer", "named model"),
+    "embed_dim": (int, 128, "model width (transformer) / hidden width (mlp)"),
+    "depth": (int, 2, "transformer blocks"),
+    "heads": (int, 2, "attention heads (ours: 2)"),
+    "dim_head": (int, 64, "width of each head (paper's code: 64)"),
+    "mlp_dim": (int, 0, "transformer MLP width; 0 means 4 × embed_dim (ours)"),
+    "mlp_depth": (int, 3, "number of Linear layers of the mlp baseline"),
+    "readout": (str, "cls", "symbolic readout position: cls (appended token) or final (last input)"),
+    "n_train": (int, 64, "training samples = size of the train alphabet"),
+    "n_test": (int, 1024, "test samples (ours)"),
+    "test_alphabet": (int, 1024, "size of the unseen test alphabet (ours)"),
+    "val_alphabet": (int, 0, "size of the validation alphabet (vocabulary slot only; ours: 0)"),
+    "epochs": (int, 1000, "passes over the training set"),
+    "batch_size": (int, 1024, "mini-batch size (last partial batch kept)"),
+    "lr": (float, 1e-3, "learning rate"),
+    "weight_decay": (float, 0.0, "weight decay (L2 for adam, decoupled for adamw)"),
+    "optimizer": (str, "adam", "adam or adamw"),
+    "seeds": (int, 1, "members trained as one stacked model"),
+    "seed": (int, 0, "member s uses seed + s for its init, data and shuffles"),
+    "eval_every": (int, 1, "evaluate (and report) every k epochs, and at the last"),
+    "kq_identity": (bool, False, "trainable per-head scalar times X Xᵀ in the attention logits"),
+    "vo_identity": (bool, False, "trainable per-head scalar times A X in the attention output"),
+    # Under Adam a zero-initialised scalar moves ~lr per step whatever the multiplier, so the
+    # multiplier m is that identity's effective learning rate (m × lr). With m = 1 (the paper's
+    # code default) neither identity moves enough in 1000 steps at lr 1e-3 to matter; our probe
+    # (RESEARCH.md §1) reproduced the paper's effects with m = 10 for KQ (same_different n=64:
+    # test loss 0.14 vs 1.21 vanilla) and m = 100 for VO (copy n=16: test error 0.00 at widths
+    # 64 and 256, where m = 10 / 30 left 0.57 / 0.21).
+    "kq_identity_mult": (float, 10.0, "multiplier m of the KQ identity (ours: 10)"),
+    "vo_identity_mult": (float, 100.0, "multiplier m of the VO identity (ours: 100)"),
+}
+
+CHOICES: dict[str, list[str]] = {
+    "task": sorted(NAMED_TASKS),
+    "model": sorted(MODELS),
+    "readout": ["cls", "final"],
+    "optimizer": ["adam", "adamw"],
+}
+
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+def _coerce(key: str, kind: type, value: Any) -> Any:
+    """``value`` as ``kind``, accepting the string spellings a CLI produces."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ConfigError(key, f"expected true or false, got {value!r}")
+    if kind is int:
+        if isinstance(value, str):
+            try:
+                value = float(value.strip()) if any(c in value for c in ".eE") else int(value.strip())
+            except ValueError:
+                raise ConfigError(key, f"expected an integer, got {value!r}") from None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"expected an integer, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise ConfigError(key, f"expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(key, f"expected a number, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ConfigError(key, f"expected one of {CHOICES.get(key)}, got {value!r}")
+    value = value.strip()
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(key, f"expected one of {CHOICES[key]}, got {value!r}")
+    return value
+
+
+def _at_least(lo: float, strict: bool = False) -> Callable[[str, Any], None]:
+    def check(key: str, value: Any) -> None:
+        if value < lo or (strict and value == lo):
+            raise ConfigError(key, f"expected a value {'>' if strict else '≥'} {lo}, got {value!r}")
+    return check
+
+
+CHECKS: dict[str, Callable[[str, Any], None]] = {
+    **{k: _at_least(1) for k in ("embed_dim", "depth", "heads", "dim_head", "n_train", "n_test",
+                                 "test_alphabet", "epochs", "batch_size", "seeds", "eval_every")},
+    **{k: _at_least(0) for k in ("mlp_dim", "val_alphabet", "weight_decay", "seed",
+                                 "kq_identity_mult", "vo_identity_mult")},
+    "mlp_depth": _at_least(2),
+    "lr": _at_least(0, strict=True),
+}
+
+
+def task_of(config: Mapping[str, Any]) -> Task:
+    """The Task a resolved config describes."""
+    return make_task(list(NAMED_TASKS[config["task"]]))
+
+
+def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The full, typed config; ConfigError on an unknown key or a bad value."""
+    if not isinstance(config, Mapping):
+        raise ConfigError("config", f"expected a mapping of keys to values, got {type(config).__name__}")
+    unknown = sorted(set(config) - set(KEYS))
+    if unknown:
+        raise ConfigError(unknown[0], f"expected one of {sorted(KEYS)} (unknown key)")
+    out: dict[str, Any] = {}
+    for key, (kind, default, _) in KEYS.items():
+        value = _coerce(key, kind, config[key]) if key in config else default
+        if key in CHECKS:
+            CHECKS[key](key, value)
+        out[key] = value
+    task = task_of(out)
+    for key, alphabet in (("n_train", out["n_train"]), ("test_alphabet", out["test_alphabet"])):
+        if alphabet < task.max_wildcards:
+            raise ConfigError(key, f"expected at least {task.max_wildcards} symbols: task {out['task']!r} "
+                                   f"substitutes {task.max_wildcards} distinct wildcards per sample")
+    return out
+
+
+def metrics(config: Mapping[str, Any]) -> dict[str, Mode]:
+    """Reported metrics and the direction each improves in; test_acc for symbolic labels only."""
+    out: dict[str, Mode] = {"train_loss": "min", "test_loss": "min", "test_error": "min"}
+    if task_of(resolve(config)).label_kind == "symbolic":
+        out["test_acc"] = "max"
+    return out

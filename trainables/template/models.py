@@ -1,0 +1,33 @@
+"""Models by name. Each is a stacked model: ``layout`` (its parameters) and ``forward(p, x)``.
+
+``forward`` maps tokens (S, B, L) to predictions (S, B) for regression tasks or to logits
+(S, B, V) over the whole vocabulary for symbolic tasks. Adding a model = one class + one line here.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+
+from .baselines import MLP
+from .stacked import Layout
+from .transformer import Transformer
+
+
+class StackedModel(Protocol):
+    layout: Layout
+
+    def forward(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor: ...
+
+
+MODELS: dict[str, type] = {
+    "transformer": Transformer,
+    "mlp": MLP,
+}
+
+
+def build_model(config: dict[str, Any], vocab_size: int, length: int, symbolic: bool) -> StackedModel:
+    """The model named by ``config['model']``; mlp_dim 0 means 4 × embed_dim."""
+    kwargs = {k: v for k, v in config.items() if k not in ("length", "vocab_size", "symbolic")}
+    kwargs["mlp_dim"] = config["mlp_dim"] or 4 * config["embed_dim"]
+    return MODELS[config["model"]](vocab_size=vocab_size, length=length, symbolic=symbolic, **kwargs)

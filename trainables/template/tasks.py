@@ -1,0 +1,232 @@
+"""Template tasks as data: templates, the vocabulary layout, and sample generation.
+
+A *template* is a fixed-length sequence of wildcards and regular tokens with a label. A *sample*
+substitutes every wildcard by a symbol from one split's alphabet, injectively (distinct wildcards
+get distinct symbols). Spelling used in configs: a token that starts with a lowercase letter is a
+wildcard (``a``, ``b``, ``x1``); anything else is a regular token (``A``, ``R0``, ``7``).
+
+Vocabulary layout (as in the paper's code, github.com/eboix/relational-reasoning,
+``experiments/dataset_utils.py``)::
+
+    [wildcard markers][regular tokens][train alphabet][val alphabet][test alphabet]
+
+The three alphabets are disjoint, so test samples contain only symbols never seen in training.
+The train alphabet has exactly ``n_train`` symbols (the paper's n = #samples = alphabet size).
+
+Sampling follows the paper's code: the number of samples per template is drawn multinomially
+from the template probabilities; each sample draws its own injective substitution uniformly from
+the split's alphabet, independently of the other samples (so with n samples over n symbols some
+symbols appear several times and about 1/e of them never do). Two deliberate differences: wildcard
+markers are numbered in order of first appearance (the code iterates over a Python set), and the
+draws come from a ``torch.Generator`` so every member of a stack owns its own stream.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+LabelKind = Literal["regression", "symbolic"]
+
+
+def is_wildcard(token: str) -> bool:
+    return token[:1].islower()
+
+
+@dataclass(frozen=True)
+class Template:
+    """One template: its tokens and its label (a float for regression, a token for symbolic)."""
+
+    tokens: tuple[str, ...]
+    label: float | str
+
+    def wildcards(self) -> list[str]:
+        """The distinct wildcards in order of first appearance."""
+        return list(dict.fromkeys(t for t in self.tokens if is_wildcard(t)))
+
+    def pattern(self) -> tuple[object, ...]:
+        """Canonical form up to renaming wildcards: equal patterns mean equivalent templates."""
+        index = {w: i for i, w in enumerate(self.wildcards())}
+        return tuple(("*", index[t]) if t in index else t for t in self.tokens)
+
+    def __str__(self) -> str:
+        return " ".join(self.tokens)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A list of pairwise non-equivalent templates of one length, their labels and probabilities."""
+
+    templates: tuple[Template, ...]
+    probs: tuple[float, ...]
+    label_kind: LabelKind
+
+    def __post_init__(self) -> None:
+        if not self.templates:
+            raise ValueError("a task needs at least one template")
+        if len(self.probs) != len(self.templates):
+            raise ValueError("need one probability per template")
+        if len({len(t.tokens) for t in self.templates}) != 1:
+            raise ValueError("all templates must have the same length")
+        seen: dict[tuple[object, ...], Template] = {}
+        for t in self.templates:
+            other = seen.setdefault(t.pattern(), t)
+            if other is not t:
+                raise ValueError(f"templates '{other}' and '{t}' are equivalent (equal up to renaming wildcards)")
+        for t in self.templates:
+            if self.label_kind == "symbolic" and not isinstance(t.label, str):
+                raise ValueError(f"template '{t}': a symbolic label must be a token, got {t.label!r}")
+            if self.label_kind == "regression" and isinstance(t.label, str):
+                raise ValueError(f"template '{t}': a regression label must be a number, got {t.label!r}")
+            if isinstance(t.label, str) and is_wildcard(t.label) and t.label not in t.wildcards():
+                raise ValueError(f"template '{t}': label wildcard {t.label!r} does not occur in it")
+
+    @property
+    def length(self) -> int:
+        return len(self.templates[0].tokens)
+
+    @property
+    def max_wildcards(self) -> int:
+        return max(len(t.wildcards()) for t in self.templates)
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Index layout of the vocabulary; ``*_range`` are half-open [lo, hi) index ranges."""
+
+    wildcards: tuple[str, ...]
+    regular: tuple[str, ...]
+    n_train: int
+    n_val: int
+    n_test: int
+
+    @classmethod
+    def for_task(cls, task: Task, n_train: int, n_val: int, n_test: int) -> "Vocab":
+        wild: dict[str, None] = {}
+        regular: dict[str, None] = {}
+        for t in task.templates:
+            for tok in t.tokens:
+                (wild if is_wildcard(tok) else regular)[tok] = None
+        for t in task.templates:  # a regular symbolic label joins the vocabulary even if unused as input
+            if isinstance(t.label, str) and not is_wildcard(t.label):
+                regular[t.label] = None
+        return cls(tuple(wild), tuple(regular), n_train, n_val, n_test)
+
+    @property
+    def train_range(self) -> tuple[int, int]:
+        lo = len(self.wildcards) + len(self.regular)
+        return lo, lo + self.n_train
+
+    @property
+    def val_range(self) -> tuple[int, int]:
+        lo = self.train_range[1]
+        return lo, lo + self.n_val
+
+    @property
+    def test_range(self) -> tuple[int, int]:
+        lo = self.val_range[1]
+        return lo, lo + self.n_test
+
+    @property
+    def size(self) -> int:
+        return self.test_range[1]
+
+    def index(self, token: str) -> int:
+        if is_wildcard(token):
+            return self.wildcards.index(token)
+        return len(self.wildcards) + self.regular.index(token)
+
+
+def injective_draws(rows: int, k: int, lo: int, hi: int, gen: torch.Generator) -> torch.Tensor:
+    """(rows, k) symbols from [lo, hi), distinct within a row, uniform over ordered k-subsets.
+
+    The j-th symbol is uniform over the hi-lo-j symbols not yet taken: a rank r among them is
+    mapped to its symbol by stepping over the taken ones in increasing order.
+    """
+    out = torch.empty(rows, k, dtype=torch.long)
+    for j in range(k):
+        r = torch.randint(0, hi - lo - j, (rows,), generator=gen)
+        if j:
+            taken, _ = out[:, :j].sort(dim=1)
+            for i in range(j):
+                r = r + (r >= taken[:, i]).long()
+        out[:, j] = r
+    return out + lo
+
+
+def generate(task: Task, vocab: Vocab, n: int, symbols: tuple[int, int], gen: torch.Generator
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` samples with symbols from ``symbols``: (n, length) long tokens and (n,) labels.
+
+    Labels are float for regression tasks and vocabulary indices (long) for symbolic ones.
+    Samples come out grouped by template; the trainer shuffles mini-batches.
+    """
+    lo, hi = symbols
+    probs = torch.tensor(task.probs, dtype=torch.float64)
+    counts = torch.bincount(torch.multinomial(probs, n, replacement=True, generator=gen),
+                            minlength=len(task.templates)).tolist() if n else [0] * len(task.templates)
+    xs, ys = [], []
+    for t, c in zip(task.templates, counts):
+        wild = t.wildcards()
+        subs = injective_draws(c, len(wild), lo, hi, gen)
+        cols = [subs[:, wild.index(tok)] if is_wildcard(tok) else torch.full((c,), vocab.index(tok))
+                for tok in t.tokens]
+        xs.append(torch.stack(cols, dim=1) if cols else torch.empty(c, 0, dtype=torch.long))
+        if task.label_kind == "regression":
+            ys.append(torch.full((c,), float(t.label)))
+        elif is_wildcard(t.label):
+            ys.append(subs[:, wild.index(t.label)])
+        else:
+            ys.append(torch.full((c,), vocab.index(t.label)))
+    return torch.cat(xs), torch.cat(ys)
+
+
+def parse_templates(spec: object) -> tuple[list[Template], list[float] | None]:
+    """Templates from a config value: a list of {tokens: "a b a", label: 1, prob: 0.5} mappings.
+
+    Raises ValueError with a message saying what was expected.
+    """
+    if not isinstance(spec, (list, tuple)) or not spec:
+        raise ValueError("expected a non-empty list of {tokens: 'a b a', label: ..., prob: ...}")
+    templates, probs = [], []
+    for i, item in enumerate(spec):
+        if not isinstance(item, dict) or "tokens" not in item or "label" not in item:
+            raise ValueError(f"item {i}: expected a mapping with 'tokens' and 'label' (and optional 'prob')")
+        extra = set(item) - {"tokens", "label", "prob"}
+        if extra:
+            raise ValueError(f"item {i}: unknown field(s) {sorted(extra)}; expected tokens, label, prob")
+        tokens = item["tokens"].split() if isinstance(item["tokens"], str) else [str(t) for t in item["tokens"]]
+        if not tokens:
+            raise ValueError(f"item {i}: expected at least one token")
+        label = item["label"]
+        if isinstance(label, bool) or not isinstance(label, (int, float, str)):
+            raise ValueError(f"item {i}: expected a number or a token as label, got {label!r}")
+        templates.append(Template(tuple(tokens), float(label) if isinstance(label, (int, float)) else label))
+        probs.append(item.get("prob"))
+    if all(p is None for p in probs):
+        return templates, None
+    if any(p is None for p in probs):
+        raise ValueError("give 'prob' for every template or for none")
+    if any(not isinstance(p, (int, float)) or p < 0 for p in probs) or sum(probs) <= 0:
+        raise ValueError("expected non-negative template probabilities with a positive sum")
+    total = float(sum(probs))
+    return templates, [float(p) / total for p in probs]
+
+
+def make_task(templates: list[Template], probs: list[float] | None = None) -> Task:
+    """A Task whose label kind follows its labels (all numbers: regression; all tokens: symbolic)."""
+    kinds = {isinstance(t.label, str) for t in templates}
+    if len(kinds) != 1:
+        raise ValueError("labels must be all numbers (regression) or all tokens (symbolic)")
+    kind: LabelKind = "symbolic" if kinds.pop() else "regression"
+    probs = probs or [1.0 / len(templates)] * len(templates)
+    return Task(tuple(templates), tuple(probs), kind)
+
+
+NAMED_TASKS: dict[str, list[Template]] = {
+    "copy": [Template(("a",), "a")],
+    "same_different": [Template(("a", "a"), 1.0), Template(("a", "b"), -1.0)],
+    "aba_abb": [Template(("a", "b", "a"), 1.0), Template(("a", "b", "b"), -1.0)],
+    "aabb_abab": [Template(("a", "a", "b", "b"), 1.0), Template(("a", "b", "a", "b"), -1.0)],
+}

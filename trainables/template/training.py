@@ -1,0 +1,166 @@
+"""The stacked training loop: S members, one model, one optimizer, one report per evaluation.
+
+Member s owns a ``torch.Generator`` seeded ``seed + s`` that draws, in order, its data (train
+then test), its initial parameters, and its mini-batch shuffles; so a stack of seeds [0, 1, 2]
+trains each member exactly as three separate S = 1 runs would (up to float summation order).
+
+Metrics per member: ``train_loss`` = mean mini-batch loss over the last epoch (free to compute;
+with full batches it is the loss before that epoch's step), ``test_loss`` (MSE or cross-entropy
+on the unseen-symbol test set), ``test_error`` (symbolic: 1 − accuracy; regression: the fraction
+of samples whose prediction has the wrong sign, a prediction of exactly 0 counting as wrong) and,
+for symbolic tasks, ``test_acc``. Reports hold the mean over non-diverged members.
+
+A member whose training loss becomes NaN/inf is *diverged*: its gradient is ignored from then on,
+its parameters and optimizer moments are zeroed at the next evaluation, and its metrics are NaN.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..api import Reporter
+from .config import resolve, task_of
+from .models import build_model
+from .stacked import Adam
+from .tasks import Vocab, generate
+
+EVAL_CHUNK = 2048
+
+
+class Trainer:
+    """Holds the whole stacked state of one trial; ``run(report)`` trains and reports."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        cfg = self.cfg = resolve(config)
+        self.task = task_of(cfg)
+        self.symbolic = self.task.label_kind == "symbolic"
+        self.vocab = Vocab.for_task(self.task, cfg["n_train"], cfg["val_alphabet"], cfg["test_alphabet"])
+        S = self.S = cfg["seeds"]
+        self.gens = [torch.Generator().manual_seed(cfg["seed"] + s) for s in range(S)]
+        data = [self._member_data(g) for g in self.gens]
+        self.train_x, self.train_y, self.test_x, self.test_y = (torch.stack(d) for d in zip(*data))
+        self.model = build_model(cfg, self.vocab.size, self.task.length, self.symbolic)
+        self.layout = self.model.layout
+        self.flat = torch.stack([self.layout.init_member(g) for g in self.gens]).requires_grad_()
+        self.opt = Adam(self.flat, lr=torch.full((S,), cfg["lr"]), weight_decay=torch.full((S,), cfg["weight_decay"]),
+                        decoupled=cfg["optimizer"] == "adamw")
+        self.alive = torch.ones(S, dtype=torch.bool)
+        self.epoch = 0  # epochs completed
+
+    def _member_data(self, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        tx, ty = generate(self.task, self.vocab, self.cfg["n_train"], self.vocab.train_range, gen)
+        ex, ey = generate(self.task, self.vocab, self.cfg["n_test"], self.vocab.test_range, gen)
+        return tx, ty, ex, ey
+
+    # -- losses -------------------------------------------------------------------------------
+    def _losses(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-member, per-sample loss (S, B)."""
+        if self.symbolic:
+            return F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(y.shape)
+        return (out - y) ** 2
+
+    def _errors(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.symbolic:
+            return (out.argmax(dim=-1) != y).float()
+        return (out * y <= 0).float()
+
+    # -- training -----------------------------------------------------------------------------
+    def train_epoch(self) -> torch.Tensor:
+        """One pass over the training set; returns each member's mean mini-batch loss (S,)."""
+        n, bs = self.cfg["n_train"], self.cfg["batch_size"]
+        order = None
+        if n > bs:
+            order = torch.stack([torch.randperm(n, generator=g) for g in self.gens])
+        total = torch.zeros(self.S)
+        for start in range(0, n, bs):
+            if order is None:
+                x, y = self.train_x, self.train_y
+            else:
+                idx = order[:, start:start + bs]
+                x = torch.gather(self.train_x, 1, idx.unsqueeze(-1).expand(-1, -1, self.train_x.shape[-1]))
+                y = torch.gather(self.train_y, 1, idx)
+            out = self.model.forward(self.layout.views(self.flat), x)
+            loss = self._losses(out, y).mean(dim=1)  # (S,)
+            self.alive &= torch.isfinite(loss.detach())
+            (grad,) = torch.autograd.grad(torch.where(self.alive, loss, 0.0).sum(), self.flat)
+            self.opt.step(grad, self.alive)
+            total += loss.detach() * x.shape[1]
+        self.epoch += 1
+        return total / n
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, torch.Tensor]:
+        """Per-member test metrics (S,), batched over members and chunks of the test set."""
+        self.opt.quarantine(~self.alive)
+        p = self.layout.views(self.flat.detach())
+        loss_sum = torch.zeros(self.S, dtype=torch.float64)
+        err_sum = torch.zeros(self.S, dtype=torch.float64)
+        n = self.test_x.shape[1]
+        for start in range(0, n, EVAL_CHUNK):
+            x, y = self.test_x[:, start:start + EVAL_CHUNK], self.test_y[:, start:start + EVAL_CHUNK]
+            out = self.model.forward(p, x)
+            loss_sum += self._losses(out, y).sum(dim=1)
+            err_sum += self._errors(out, y).sum(dim=1)
+        out = {"test_loss": loss_sum / n, "test_error": err_sum / n}
+        if self.symbolic:
+            out["test_acc"] = 1 - out["test_error"]
+        return out
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: parameters, optimizer, RNG streams, epoch."""
+        return {"epoch": self.epoch, "flat": self.flat.detach().clone(), "optimizer": self.opt.state_dict(),
+                "alive": self.alive.clone(), "rng": [g.get_state() for g in self.gens],
+                "layout": [(s.name, s.shape) for s in self.layout.specs]}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state["flat"].shape != self.flat.shape:
+            raise ValueError(f"checkpoint holds parameters of shape {tuple(state['flat'].shape)}, "
+                             f"this config builds {tuple(self.flat.shape)}")
+        with torch.no_grad():
+            self.flat.copy_(state["flat"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.alive = state["alive"].clone()
+        for g, s in zip(self.gens, state["rng"]):
+            g.set_state(s)
+        self.epoch = int(state["epoch"])
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self, report: Reporter) -> None:
+        restored = report.restored_state()
+        if restored is not None:
+            self.load_state(restored)
+        epochs, every = self.cfg["epochs"], self.cfg["eval_every"]
+        train_loss = torch.full((self.S,), math.nan)
+        if self.epoch >= epochs:  # restored from the final checkpoint: report the final state again
+            report(self.metrics(train_loss), state=self.state)
+            return
+        while self.epoch < epochs:
+            train_loss = self.train_epoch()
+            if self.epoch % every == 0 or self.epoch == epochs:
+                report(self.metrics(train_loss), state=self.state)
+
+    def metrics(self, train_loss: torch.Tensor) -> dict[str, Any]:
+        """The report for the current epoch: means over live members, per-member lists, flags."""
+        per_member = {k: v.double() for k, v in {"train_loss": train_loss, **self.evaluate()}.items()}
+        dead = ~self.alive
+        seed_metrics = {k: torch.where(dead, math.nan, v).tolist() for k, v in per_member.items()}
+        report: dict[str, Any] = {"epoch": self.epoch}
+        for k, v in per_member.items():
+            report[k] = float(v[self.alive].mean()) if self.alive.any() else math.nan
+        report["seed_metrics"] = seed_metrics
+        report["diverged"] = dead.tolist()
+        return report
+
+
+def train(config: dict[str, Any], report: Reporter) -> None:
+    """The ``template`` trainable: build everything from ``config``, train, report per evaluation.
+
+    ``report`` is a :class:`Reporter`; a plain ``fn(metrics)`` callable is accepted too.
+    """
+    if not hasattr(report, "restored_state"):
+        report = Reporter(report)
+    Trainer(config).run(report)

@@ -1,0 +1,121 @@
+"""The paper's transformer (experiments/models.py of eboix/relational-reasoning), stacked over S members.
+
+Pre-LayerNorm blocks of attention + GELU MLP with residuals; token embedding, learned positional
+embedding and CLS token all N(0, 1); no biases in q/k/v/out, biases in the MLP; dropout 0.
+Every tensor carries the member dimension S first: tokens (S, B, L), activations (S, B, L, D).
+
+Readout (always at the last position): with ``readout="cls"`` a learned CLS token is appended
+at the end of the input; with ``"final"`` the last input token is read. Regression tasks read a
+scalar through LayerNorm (no affine) → Linear; symbolic tasks read logits over the whole
+vocabulary through LayerNorm (no affine) → h·Eᵀ with E the input embedding (tied).
+
+Identities (RESEARCH.md §1), X = the LayerNorm'd block input at full width:
+- KQ: per (layer, head) scalar a_h (init 0) adds ``m_kq · a_h · X Xᵀ`` to the attention logits
+  after ``q kᵀ / √dim_head``;
+- VO: per (layer, head) scalar b_h (init 0) adds ``m_vo · Σ_h b_h A_h X`` to the attention output
+  after the output projection, before the residual.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .stacked import Layout, ParamSpec, normal, ones, uniform_fan_in, zeros
+
+
+def stacked_layer_norm(x: torch.Tensor, w: torch.Tensor | None = None, b: torch.Tensor | None = None) -> torch.Tensor:
+    """LayerNorm over the last dim; w, b are (S, D) per-member affine parameters (or None)."""
+    y = F.layer_norm(x, x.shape[-1:])
+    if w is None:
+        return y
+    shape = (w.shape[0],) + (1,) * (x.dim() - 2) + (w.shape[1],)
+    return torch.addcmul(b.view(shape), y, w.view(shape))
+
+
+def stacked_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """x (S, ..., i) @ w (S, i, o) [+ b (S, o)] as one bmm over the flattened middle dims."""
+    S, o = x.shape[0], w.shape[-1]
+    flat = x.reshape(S, -1, x.shape[-1])
+    y = torch.bmm(flat, w) if b is None else torch.baddbmm(b.unsqueeze(1), flat, w)
+    return y.view(*x.shape[:-1], o)
+
+
+class Transformer:
+    """Stacked template-matching transformer; ``forward(p, x)`` with p = layout.views(flat)."""
+
+    def __init__(self, *, vocab_size: int, length: int, symbolic: bool, embed_dim: int, depth: int,
+                 heads: int, dim_head: int, mlp_dim: int, readout: str, kq_identity: bool,
+                 vo_identity: bool, kq_identity_mult: float, vo_identity_mult: float, **_: object) -> None:
+        self.V, self.D, self.H, self.K, self.depth = vocab_size, embed_dim, heads, dim_head, depth
+        self.symbolic, self.cls = symbolic, readout == "cls"
+        self.kq, self.vo = kq_identity, vo_identity
+        self.kq_mult, self.vo_mult = kq_identity_mult, vo_identity_mult
+        D, HK, M = embed_dim, heads * dim_head, mlp_dim
+        specs = [ParamSpec("emb", (vocab_size, D), normal),
+                 ParamSpec("pos", (length + self.cls, D), normal)]
+        if self.cls:
+            specs.append(ParamSpec("cls", (D,), normal))
+        for i in range(depth):
+            specs += [ParamSpec(f"{i}.ln1_w", (D,), ones), ParamSpec(f"{i}.ln1_b", (D,), zeros),
+                      ParamSpec(f"{i}.wqk", (D, 2 * HK), uniform_fan_in(D)),
+                      ParamSpec(f"{i}.wv", (D, HK), uniform_fan_in(D)),
+                      ParamSpec(f"{i}.wo", (HK, D), uniform_fan_in(HK))]
+            if kq_identity:
+                specs.append(ParamSpec(f"{i}.kq", (heads,), zeros))
+            if vo_identity:
+                specs.append(ParamSpec(f"{i}.vo", (heads,), zeros))
+            specs += [ParamSpec(f"{i}.ln2_w", (D,), ones), ParamSpec(f"{i}.ln2_b", (D,), zeros),
+                      ParamSpec(f"{i}.w1", (D, M), uniform_fan_in(D)), ParamSpec(f"{i}.b1", (M,), uniform_fan_in(D)),
+                      ParamSpec(f"{i}.w2", (M, D), uniform_fan_in(M)), ParamSpec(f"{i}.b2", (D,), uniform_fan_in(M))]
+        if not symbolic:
+            specs += [ParamSpec("head_w", (D, 1), uniform_fan_in(D)), ParamSpec("head_b", (1,), uniform_fan_in(D))]
+        self.layout = Layout(specs)
+
+    def embed(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        S, B, L = x.shape
+        offsets = torch.arange(S, device=x.device).view(S, 1, 1) * self.V
+        h = F.embedding(x + offsets, p["emb"].reshape(S * self.V, self.D))  # (S, B, L, D)
+        if self.cls:
+            h = torch.cat([h, p["cls"].view(S, 1, 1, self.D).expand(S, B, 1, self.D)], dim=2)
+        return h + p["pos"].unsqueeze(1)
+
+    def attention(self, p: dict[str, torch.Tensor], i: int, a: torch.Tensor, last_only: bool) -> torch.Tensor:
+        """Attention output for normed input a (S, B, L, D); only the last query if last_only."""
+        S, B, L, _ = a.shape
+        H, K = self.H, self.K
+        qk = stacked_linear(a, p[f"{i}.wqk"]).view(S, B, L, 2, H, K)
+        q, k = qk[:, :, :, 0].transpose(2, 3), qk[:, :, :, 1].transpose(2, 3)  # (S, B, H, L, K)
+        a_q = a
+        if last_only:
+            q, a_q = q[:, :, :, -1:], a[:, :, -1:]
+        Lq = q.shape[3]
+        dots = torch.matmul(q, k.transpose(-1, -2)) * (K ** -0.5)  # (S, B, H, Lq, L)
+        if self.kq:
+            xxt = torch.matmul(a_q, a.transpose(-1, -2)).unsqueeze(2)  # (S, B, 1, Lq, L)
+            dots = dots + (self.kq_mult * p[f"{i}.kq"]).view(S, 1, H, 1, 1) * xxt
+        attn = dots.softmax(dim=-1)
+        v = stacked_linear(a, p[f"{i}.wv"]).view(S, B, L, H, K).transpose(2, 3)  # (S, B, H, L, K)
+        o = torch.matmul(attn, v).transpose(2, 3).reshape(S, B, Lq, H * K)
+        o = stacked_linear(o, p[f"{i}.wo"])  # (S, B, Lq, D)
+        if self.vo:
+            mix = (attn * (self.vo_mult * p[f"{i}.vo"]).view(S, 1, H, 1, 1)).sum(dim=2)  # (S, B, Lq, L)
+            o = o + torch.matmul(mix, a)
+        return o
+
+    def forward(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """(S, B, L) tokens → (S, B) predictions (regression) or (S, B, V) logits (symbolic)."""
+        h = self.embed(p, x)
+        for i in range(self.depth):
+            # Only the last position is read out, so the last block computes just that query:
+            # identical outputs, less work.
+            last = i == self.depth - 1
+            a = stacked_layer_norm(h, p[f"{i}.ln1_w"], p[f"{i}.ln1_b"])
+            h = (h[:, :, -1:] if last else h) + self.attention(p, i, a, last_only=last)
+            f = stacked_layer_norm(h, p[f"{i}.ln2_w"], p[f"{i}.ln2_b"])
+            f = F.gelu(stacked_linear(f, p[f"{i}.w1"], p[f"{i}.b1"]))
+            h = h + stacked_linear(f, p[f"{i}.w2"], p[f"{i}.b2"])
+        z = stacked_layer_norm(h[:, :, -1])  # (S, B, D)
+        if self.symbolic:
+            return torch.bmm(z, p["emb"].transpose(1, 2))  # (S, B, V), tied to the input embedding
+        return stacked_linear(z, p["head_w"], p["head_b"]).squeeze(-1)
+
