@@ -44,8 +44,8 @@ class Trainer:
         self.train_x, self.train_y, self.test_x, self.test_y = (torch.stack(d) for d in zip(*data))
         self.model = build_model(cfg, self.vocab.size, self.task.length, self.symbolic)
         self.layout = self.model.layout
-        self.flat = torch.stack([self.layout.init_member(g) for g in self.gens]).requires_grad_()
-        self.opt = Adam(self.flat, lr=torch.full((S,), cfg["lr"]), weight_decay=torch.full((S,), cfg["weight_decay"]),
+        self.params = self.layout.init(self.gens)
+        self.opt = Adam(self.params, lr=[cfg["lr"]] * S, weight_decay=[cfg["weight_decay"]] * S,
                         decoupled=cfg["optimizer"] == "adamw")
         self.alive = torch.ones(S, dtype=torch.bool)
         self.epoch = 0  # epochs completed
@@ -82,11 +82,11 @@ class Trainer:
                 idx = order[:, start:start + bs]
                 x = torch.gather(self.train_x, 1, idx.unsqueeze(-1).expand(-1, -1, self.train_x.shape[-1]))
                 y = torch.gather(self.train_y, 1, idx)
-            out = self.model.forward(self.layout.views(self.flat), x)
+            out = self.model.forward(self.layout.named(self.params), x)
             loss = self._losses(out, y).mean(dim=1)  # (S,)
             self.alive &= torch.isfinite(loss.detach())
-            (grad,) = torch.autograd.grad(torch.where(self.alive, loss, 0.0).sum(), self.flat)
-            self.opt.step(grad, self.alive)
+            grads = torch.autograd.grad(torch.where(self.alive, loss, 0.0).sum(), self.params)
+            self.opt.step(list(grads), self.alive)
             total += loss.detach() * x.shape[1]
         self.epoch += 1
         return total / n
@@ -95,7 +95,7 @@ class Trainer:
     def evaluate(self) -> dict[str, torch.Tensor]:
         """Per-member test metrics (S,), batched over members and chunks of the test set."""
         self.opt.quarantine(~self.alive)
-        p = self.layout.views(self.flat.detach())
+        p = self.layout.named([t.detach() for t in self.params])
         loss_sum = torch.zeros(self.S, dtype=torch.float64)
         err_sum = torch.zeros(self.S, dtype=torch.float64)
         n = self.test_x.shape[1]
@@ -112,16 +112,18 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Everything needed to continue exactly: parameters, optimizer, RNG streams, epoch."""
-        return {"epoch": self.epoch, "flat": self.flat.detach().clone(), "optimizer": self.opt.state_dict(),
-                "alive": self.alive.clone(), "rng": [g.get_state() for g in self.gens],
-                "layout": [(s.name, s.shape) for s in self.layout.specs]}
+        return {"epoch": self.epoch, "params": {s.name: p.detach().clone() for s, p in zip(self.layout.specs, self.params)},
+                "optimizer": self.opt.state_dict(), "alive": self.alive.clone(),
+                "rng": [g.get_state() for g in self.gens]}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        if state["flat"].shape != self.flat.shape:
-            raise ValueError(f"checkpoint holds parameters of shape {tuple(state['flat'].shape)}, "
-                             f"this config builds {tuple(self.flat.shape)}")
+        saved = state["params"]
+        expected = {s.name: tuple(p.shape) for s, p in zip(self.layout.specs, self.params)}
+        if {k: tuple(v.shape) for k, v in saved.items()} != expected:
+            raise ValueError("the checkpoint's parameters do not match the model this config builds")
         with torch.no_grad():
-            self.flat.copy_(state["flat"])
+            for s, p in zip(self.layout.specs, self.params):
+                p.copy_(saved[s.name])
         self.opt.load_state_dict(state["optimizer"])
         self.alive = state["alive"].clone()
         for g, s in zip(self.gens, state["rng"]):
