@@ -108,7 +108,7 @@ def _boot_means(Y: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndar
     finite = np.isfinite(Y)
     k = finite.sum(1)
     packed = np.take_along_axis(Y, np.argsort(~finite, axis=1, kind="stable"), 1)
-    mean = np.where(k > 0, np.nansum(Y, 1) / np.maximum(k, 1), np.nan)
+    mean = np.where(k > 0, np.where(finite, Y, 0.0).sum(1) / np.maximum(k, 1), np.nan)
     idx = (rng.random((n_boot, n_x, s)) * np.maximum(k, 1)[None, :, None]).astype(int)
     draws = packed[np.arange(n_x)[None, :, None], idx]
     inside = np.arange(s)[None, None, :] < k[None, :, None]

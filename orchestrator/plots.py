@@ -39,26 +39,28 @@ def group_label(key: dict[str, Any]) -> str:
 
 
 def _styles(keys: list[dict[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
-    """Colour from the first by-axis, dash and marker from the second; tab10 beyond that."""
-    if not by:
-        return [{"color": "C0", "linestyle": "-", "marker": "o"} for _ in keys]
-    if len(by) > 2:
-        return [{"color": f"C{i % 10}", "linestyle": "-", "marker": "o"} for i in range(len(keys))]
-    first = sorted({k[by[0]] for k in keys}, key=lambda v: (str(type(v)), v))
+    """Colour from the by-axis with most values, dash and marker from the other; else tab10."""
+    values = {b: sorted({k[b] for k in keys}, key=lambda v: (str(type(v)), v)) for b in by}
+    order = sorted(by, key=lambda b: -len(values[b]))
+    if not by or len(by) > 2 or (len(by) == 2 and len(values[order[1]]) > len(_DASHES)):
+        return [{"color": f"C{i % 10}" if by else "C0", "linestyle": "-", "marker": "o"}
+                for i in range(len(keys))]
+    first = values[order[0]]
     numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
                   for v in first)
-    cmap = colormaps["viridis"]
-    colours = {v: (cmap(0.85 * i / max(len(first) - 1, 1)) if numeric else f"C{i % 10}")
-               for i, v in enumerate(first)}
-    second = sorted({k[by[1]] for k in keys}, key=str) if len(by) == 2 else [None]
-    return [{"color": colours[k[by[0]]],
-             "linestyle": _DASHES[second.index(k.get(by[1]) if len(by) == 2 else None) % 4],
-             "marker": _MARKERS[second.index(k.get(by[1]) if len(by) == 2 else None) % 4]}
-            for k in keys]
+    colours = {v: colormaps["viridis"](0.85 * i / max(len(first) - 1, 1)) if numeric
+               else f"C{i % 10}" for i, v in enumerate(first)}
+    styles = []
+    for k in keys:
+        j = values[order[1]].index(k[order[1]]) if len(by) == 2 else 0
+        styles.append({"color": colours[k[order[0]]], "linestyle": _DASHES[j],
+                       "marker": _MARKERS[j]})
+    return styles
 
 
 def _keys(table: pd.DataFrame, by: Sequence[str]) -> list[dict[str, Any]]:
-    return [{b: row[b] for b in by} for _, row in table.iterrows()]
+    """Group keys row by row, with each column's own type (iterrows would upcast ints)."""
+    return table[list(by)].to_dict("records") if by else [{} for _ in range(len(table))]
 
 
 def _select(points: pd.DataFrame, key: dict[str, Any]) -> pd.DataFrame:
@@ -73,6 +75,8 @@ def _log2_axis(ax: Any, xs: np.ndarray, which: str = "x") -> None:
     xs = np.unique(xs[np.isfinite(xs) & (xs > 0)])
     axis = getattr(ax, f"{which}axis")
     getattr(ax, f"set_{which}scale")("log", base=2)
+    if len(xs) == 0:
+        return
     if not np.allclose(np.log2(xs), np.round(np.log2(xs))) or len(xs) > 12:
         xs = 2.0 ** np.arange(np.floor(np.log2(xs.min())), np.ceil(np.log2(xs.max())) + 1)
         xs = xs[:: max(1, len(xs) // 10)]
@@ -133,7 +137,8 @@ def plot_sample_complexity(points: pd.DataFrame, table: pd.DataFrame, x: str, y:
     for key, style, (_, row) in zip(keys, _styles(keys, by), table.iterrows()):
         stats = _select(points, key).groupby(x)[y].agg(["mean", "min", "max"]).sort_index()
         xs, c = stats.index.to_numpy(float), style["color"]
-        label = f"{group_label(key)}   n* = {fmt_n(row['n_star'], hi_bound=row['x_max'])}"
+        n_star = fmt_n(row["n_star"], hi_bound=row["x_max"])
+        label = f"{group_label(key)}   n* {n_star if n_star[0] == '>' else '= ' + n_star}"
         ax.plot(xs, stats["mean"], color=c, linestyle=style["linestyle"], marker=style["marker"],
                 markersize=3.5, linewidth=1.5, label=label)
         ax.fill_between(xs, stats["min"], stats["max"], color=c, alpha=0.13, linewidth=0)
@@ -184,11 +189,13 @@ def plot_n_star(fit: Any, table: pd.DataFrame, axis: str, y: str, path: Path) ->
         name = f"{group_label(key)}: " if others else ""
         ax.plot(grid, np.exp(row["intercept"]) * grid ** row["slope"], color=c,
                 linestyle=style["linestyle"], linewidth=1.3,
-                label=f"{name}slope {row['slope']:.2f} [{row['slope_lo']:.2f}, {row['slope_hi']:.2f}]")
+                label=f"{name}slope {row['slope']:.2f} [{row['slope_lo']:.2f}, "
+                      f"{row['slope_hi']:.2f}] ({row['n_points']} points)")
     _log2_axis(ax, table[axis].to_numpy(float))
-    never = table.loc[~table["reached"], "x_max"].to_numpy(float) * 2
-    _log2_axis(ax, np.r_[table[est].to_numpy(float), never, 2 ** np.floor(np.log2(
-        table[est][table[est] > 0].min())) if (table[est] > 0).any() else 1.0], "y")
+    shown = np.r_[table[est], table.loc[~table["reached"], "x_max"] * 2].astype(float)
+    shown = shown[np.isfinite(shown) & (shown > 0)]
+    _log2_axis(ax, 2.0 ** np.arange(np.floor(np.log2(shown.min())), np.log2(shown.max()) + 1)
+               if len(shown) else shown, "y")
     ax.set_xlabel(axis)
     ax.set_ylabel(f"n* ({'sigmoid fit' if est == 'n_star_smooth' else 'grid'})")
     ax.set_title(f"Samples needed for {y} vs {axis}: n* ∝ {axis}^slope\n"
@@ -255,7 +262,7 @@ def sample_complexity_markdown(table: pd.DataFrame, x: str, y: str, by: Sequence
     rows = [[*(value_label(r[b]) for b in by),
              _with_ci(r["n_star"], r["n_star_lo"], r["n_star_hi"], r["x_min"], r["x_max"]),
              _with_ci(r["n_star_smooth"], r["n_star_smooth_lo"], r["n_star_smooth_hi"],
-                      r["x_min"] / 2, r["x_max"] * 2), str(r["n_seeds"])]
+                      r["x_min"] / 2, r["x_max"] * 2), str(int(r["n_seeds"]))]
             for _, r in table.iterrows()]
     return [f"## Sample complexity: {y} {op} {threshold:g} vs {x} ({at} epoch)", "",
             f"n* = smallest {x} on the grid where the seed-mean {y} {op} {threshold:g} at it and at "
@@ -268,7 +275,7 @@ def slope_markdown(fit: Any, axis: str) -> list[str]:
     others = [c for c in fit.fits.columns if c not in
               {"slope", "slope_lo", "slope_hi", "intercept", "n_points", "estimate"}]
     rows = [[*(value_label(r[b]) for b in others),
-             f"{r['slope']:.2f} [{r['slope_lo']:.2f}, {r['slope_hi']:.2f}]", str(r["n_points"])]
+             f"{r['slope']:.2f} [{r['slope_lo']:.2f}, {r['slope_hi']:.2f}]", str(int(r["n_points"]))]
             for _, r in fit.fits.iterrows()]
     est = "smooth n*" if len(fit.fits) and fit.fits["estimate"].iloc[0] == "n_star_smooth" else "n*"
     return [f"{est} ∝ {axis}^slope (log-log fit over reached groups):", "",
@@ -282,7 +289,7 @@ def scaling_law_markdown(table: pd.DataFrame, x: str, y: str, by: Sequence[str],
         return f"{r[name]:{f}} [{r[name + '_lo']:{f}}, {r[name + '_hi']:{f}}]"
 
     rows = [[*(value_label(r[b]) for b in by), ci(r, "alpha", ".3f"), ci(r, "A", ".3g"),
-             ci(r, "E", ".3g"), f"{r['rmse_log']:.3f}", str(r["n_points"])]
+             ci(r, "E", ".3g"), f"{r['rmse_log']:.3f}", str(int(r["n_points"]))]
             for _, r in table.iterrows()]
     return [f"## Scaling law: {y} = A·{x}^(-α) + E ({at} epoch)", "",
             *_table([*by, "α [CI]", "A [CI]", "E [CI]", "rms log resid.", "points"], rows)]

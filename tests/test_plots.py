@@ -1,0 +1,149 @@
+"""write_curves end to end on a synthetic 30-cell × 3-seed sweep: files, columns, summary, PNGs."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from orchestrator.curves import SC_COLUMNS, SL_COLUMNS, seed_points, write_curves
+from orchestrator.plots import fmt_n, group_label
+from orchestrator.spec import CurveSpec
+
+AXES = ["embed_dim", "n_train", "vo_identity"]
+MODES = {"test_loss": "min", "test_error": "min", "train_loss": "min"}
+METRICS = ("train_loss", "test_loss", "test_error")
+
+
+def make_sweep(seed: int = 0, widths=(64, 128, 256), ns=(16, 32, 64, 128, 256), seeds: int = 3,
+               per_cell: int = 2, epochs: int = 6) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Copy-task-like sweep: vanilla n* doubles with width (256 never gets there), VO needs ~16."""
+    rng = np.random.default_rng(seed)
+    trials, metrics = [], []
+    for w in widths:
+        for n in ns:
+            for vo in (False, True):
+                cell = f"embed_dim={w},n_train={n},vo_identity={str(vo).lower()}"
+                mid = 3.0 if vo else np.log2(w) - 0.5
+                for j in range(per_cell):
+                    tid = f"t{len(trials):04d}"
+                    worse = 0.3 * (per_cell - 1 - j)  # the last trial of a cell is its best
+                    err = np.clip(1 / (1 + np.exp(2 * (np.log2(n) - mid))) + worse
+                                  + rng.normal(0, 0.03, seeds), 0, 1)
+                    loss = (4 * n ** -0.6 + 0.05) * (1 + worse) * np.exp(rng.normal(0, 0.05, seeds))
+                    rows = [{"trial_id": tid, "epoch": e, "seed": s, "train_loss": loss[s] * d / 2,
+                             "test_loss": loss[s] * d, "test_error": min(1.0, err[s] * d)}
+                            for e in range(epochs) for d in [np.exp((epochs - 1 - e) / 2)]
+                            for s in range(seeds)]
+                    metrics += rows
+                    m = pd.DataFrame(rows)
+                    per_epoch = m.groupby("epoch")[list(METRICS)].mean()
+                    trials.append({"trial_id": tid, "cell": cell, "embed_dim": w, "n_train": n,
+                                   "vo_identity": vo, "lr": 1e-3 * (j + 1), "status": "completed",
+                                   "epochs": epochs, "seconds": 1.0,
+                                   **{f"final_{k}": per_epoch[k].iloc[-1] for k in METRICS},
+                                   **{f"best_{k}": per_epoch[k].min() for k in METRICS}})
+    return pd.DataFrame(trials), pd.DataFrame(metrics)
+
+
+SPECS = [CurveSpec(kind="sample_complexity", x="n_train", y="test_error",
+                   by=["embed_dim", "vo_identity"], threshold=0.1),
+         CurveSpec(kind="scaling_law", x="n_train", y="test_loss", by=["embed_dim"])]
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> tuple[Path, list[Path], float]:
+    trials, metrics = make_sweep()
+    assert trials["cell"].nunique() == 30
+    out = tmp_path_factory.mktemp("curves")
+    start = time.perf_counter()
+    paths = write_curves(trials, metrics, SPECS, AXES, "test_loss", MODES, out)
+    return out, paths, time.perf_counter() - start
+
+
+def test_write_curves_writes_every_output(written):
+    out, paths, seconds = written
+    names = {p.name for p in paths}
+    stem = "test_error_vs_n_train_by_embed_dim_vo_identity"
+    assert names == {f"sample_complexity_{stem}.png", f"n_star_vs_embed_dim_{stem}.png",
+                     # vo_identity varies, so it joins `by` on its own: no line mixes cells
+                     "scaling_law_test_loss_vs_n_train_by_embed_dim_vo_identity.png",
+                     "sample_complexity.parquet", "scaling_law.parquet", "scaling_slope.parquet",
+                     "summary.md"}
+    for p in paths:
+        assert p.exists() and p.parent == out
+        if p.suffix == ".png":
+            with Image.open(p) as im:
+                assert im.format == "PNG" and im.width > 600 and im.height > 350
+            assert p.stat().st_size < 150_000
+    print(f"write_curves on 30 cells x 3 seeds: {seconds:.2f} s")
+
+
+def test_parquet_tables_have_the_documented_columns(written):
+    out, _, _ = written
+    sc = pd.read_parquet(out / "sample_complexity.parquet")
+    assert list(sc.columns) == ["curve", "embed_dim", "vo_identity", *SC_COLUMNS]
+    assert len(sc) == 6
+    by_key = sc.set_index(["embed_dim", "vo_identity"])
+    assert by_key.loc[(64, False), "n_star"] == 128 and by_key.loc[(128, False), "n_star"] == 256
+    assert not by_key.loc[(256, False), "reached"] and np.isinf(by_key.loc[(256, False), "n_star"])
+    assert (by_key.xs(True, level="vo_identity")["n_star"] <= 32).all()
+    sl = pd.read_parquet(out / "scaling_law.parquet")
+    assert list(sl.columns) == ["curve", "embed_dim", "vo_identity", *SL_COLUMNS]
+    assert (sl["alpha"].between(0.3, 1.0)).all() and (sl["alpha_lo"] <= sl["alpha_hi"]).all()
+    slopes = pd.read_parquet(out / "scaling_slope.parquet").set_index("vo_identity")
+    assert slopes.loc[False, "slope"] > 0.5  # vanilla: more width needs more data
+
+
+def test_summary_prints_never_reached_and_cis(written):
+    out, _, _ = written
+    text = (out / "summary.md").read_text()
+    assert "## Sample complexity: test_error ≤ 0.1 vs n_train" in text
+    assert "| 256 | false | > 256 [" in text  # never reached within the grid
+    assert "## Scaling law: test_loss = A·n_train^(-α) + E" in text
+    assert "embed_dim^slope" in text and text.count("|---|") >= 3
+
+
+def test_write_curves_is_robust(tmp_path):
+    trials, metrics = make_sweep(seeds=1, ns=(16,), widths=(64, 128))  # one seed, one x
+    metrics.loc[metrics.trial_id == trials.trial_id.iloc[-1], "test_error"] = np.nan  # diverged
+    specs = [{"kind": "sample_complexity", "x": "n_train", "y": "test_error", "by": [],
+              "threshold": 0.1, "at": "best"},
+             {"kind": "scaling_law", "x": "n_train", "y": "test_loss", "by": []}]
+    paths = write_curves(trials, metrics, specs, AXES, "test_loss", MODES, tmp_path)
+    assert (tmp_path / "summary.md") in paths and len(list(tmp_path.glob("*.png"))) == 2
+    sl = pd.read_parquet(tmp_path / "scaling_law.parquet")
+    assert sl["alpha"].isna().all() and (sl["n_points"] == 1).all()
+    with pytest.raises(ValueError, match="'test_acc'"):
+        write_curves(trials, metrics, [{"kind": "scaling_law", "x": "n_train", "y": "test_acc"}],
+                     AXES, "test_loss", MODES, tmp_path)
+    with pytest.raises(ValueError, match="curves.0.by: 'depth' is not an axis"):
+        write_curves(trials, metrics, [{"kind": "scaling_law", "x": "n_train", "y": "test_loss",
+                                        "by": ["depth"]}], AXES, "test_loss", MODES, tmp_path)
+
+
+def test_two_specs_of_one_kind_share_a_table(tmp_path):
+    trials, metrics = make_sweep(widths=(64, 128))
+    specs = [CurveSpec(kind="sample_complexity", x="n_train", y="test_error",
+                       by=["embed_dim", "vo_identity"], threshold=t) for t in (0.1, 0.3)]
+    write_curves(trials, metrics, specs, AXES, "test_loss", MODES, tmp_path)
+    sc = pd.read_parquet(tmp_path / "sample_complexity.parquet")
+    assert sc["curve"].nunique() == 2 and len(sc) == 8
+
+
+def test_labels_for_people():
+    assert group_label({"embed_dim": 128, "vo_identity": True}) == "embed_dim=128, vo_identity=true"
+    assert group_label({}) == "all"
+    assert fmt_n(np.inf, hi_bound=2048) == "> 2048" and fmt_n(0.0, lo_bound=4) == "< 4"
+    assert fmt_n(203.4) == "203" and fmt_n(12.34) == "12.3"
+
+
+def test_seed_points_from_the_synthetic_sweep_picks_best_trial():
+    trials, metrics = make_sweep(widths=(64,), ns=(16, 32))
+    pts = seed_points(trials, metrics, AXES, "test_loss", MODES)
+    best = trials.sort_values("final_test_loss").drop_duplicates("cell")
+    assert set(pts["trial_id"]) == set(best["trial_id"]) and len(pts) == 4 * 3
+    assert (pts["epoch"] == 5).all()
