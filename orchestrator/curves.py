@@ -5,7 +5,7 @@ the end of a sweep. Every interval is a percentile bootstrap over *seeds*, resam
 x, so it says how much the answer would move with other seeds. With k seeds the plain bootstrap
 under-states the variance of a mean by (k-1)/k (a third for k=3), so resampled means are pushed
 away from the observed mean by sqrt(k/(k-1)); the coverage tests rely on it. Fits run batched
-over all bootstrap replicates at once (numpy), which keeps `write_curves` to about a second.
+over all bootstrap replicates at once (numpy), which keeps `write_curves` to a second or two.
 """
 from __future__ import annotations
 
@@ -303,7 +303,8 @@ def _fit_power_law(lx: np.ndarray, LY: np.ndarray, delta: float, iters: int = 30
     θ = (log A, α, log E) with log ŷ = logaddexp(log A - α·log x, log E), as in Hoffmann et al.
     Multi-start from a grid of (α, E), each start fitted by a bounded Levenberg-Marquardt with
     Huber IRLS weights, batched over rows × starts; the best start per row is then polished.
-    scipy's L-BFGS-B gives the same optima (tested) but at ~7 ms per fit, 10^4 fits per curve.
+    scipy's L-BFGS-B finds the same optima (tested) at ~7 ms a fit: too slow for starts ×
+    bootstrap rows × groups, thousands of fits per curve.
     """
     n_rows = LY.shape[0]
     ly_min, ly_max = LY.min(), LY.max()
@@ -439,7 +440,8 @@ def write_curves(trials: pd.DataFrame, metrics: pd.DataFrame, curve_specs: Seque
         kind, x, y = _spec(spec, "kind"), _spec(spec, "x"), _spec(spec, "y")
         by, at = list(_spec(spec, "by", []) or []), _spec(spec, "at", "final")
         if kind not in tables:
-            raise ValueError(f"curves.{i}.kind: expected sample_complexity or scaling_law, got {kind!r}")
+            raise ValueError(f"curves.{i}.kind: expected sample_complexity or scaling_law, "
+                             f"got {kind!r}")
         for field, axis in [("x", x), *[("by", b) for b in by]]:
             if axis not in axes:
                 raise ValueError(f"curves.{i}.{field}: {axis!r} is not an axis; "
@@ -465,7 +467,8 @@ def write_curves(trials: pd.DataFrame, metrics: pd.DataFrame, curve_specs: Seque
             reached = table[table["reached"]]
             est = "n_star_smooth" if np.isfinite(reached["n_star_smooth"]).all() else "n_star"
             for axis in by:  # n* vs each numeric by-axis (width, depth, ...): the exponent
-                if pd.api.types.is_bool_dtype(pts[axis]) or not pd.api.types.is_numeric_dtype(pts[axis]):
+                dtype = pts[axis].dtype
+                if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
                     continue
                 fit = scaling_slope(table, axis, est, n_boot=4 * n_boot, seed=seed)
                 if len(fit.fits):

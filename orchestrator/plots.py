@@ -154,9 +154,10 @@ def plot_sample_complexity(points: pd.DataFrame, table: pd.DataFrame, x: str, y:
     ax.set_xlabel(x)
     ax.set_ylabel(f"{y} (at the best trial per cell)")
     seeds = points["seed"].nunique()
-    ax.set_title(f"Sample complexity: {y} vs {x}\nline = mean over {seeds} seed(s), band = min–max "
-                 f"over seeds; n* = smallest {x} with mean "
-                 f"{'≤' if mode == 'min' else '≥'} {threshold:g} from there on", fontsize=9)
+    op = "≤" if mode == "min" else "≥"
+    ax.set_title(f"Sample complexity: {y} vs {x}\nline = mean over {seeds} seed(s), band = "
+                 f"min–max over seeds; n* = smallest {x} with mean {op} {threshold:g} from there "
+                 "on", fontsize=9)
     extra = [Line2D([], [], color="0.35", linestyle="--", label=f"threshold {threshold:g}"),
              Line2D([], [], color="0.2", marker="o", markersize=9, markerfacecolor="none",
                     linestyle="none", label="n* on the grid"),
@@ -207,7 +208,7 @@ def plot_n_star(fit: Any, table: pd.DataFrame, axis: str, y: str, path: Path) ->
 
 def plot_scaling_law(points: pd.DataFrame, table: pd.DataFrame, boots: list[np.ndarray], x: str,
                      y: str, by: Sequence[str], path: Path) -> Path:
-    """Log-log data (seeds faint, means bold) with the fit A·x^-α + E and its 90% bootstrap band."""
+    """Log-log data (seeds faint, means bold), the fit A·x^-α + E and its 90% bootstrap band."""
     fig = Figure(figsize=(7.2, 4.2))
     ax = fig.add_subplot()
     keys = _keys(table, by)
@@ -265,8 +266,8 @@ def sample_complexity_markdown(table: pd.DataFrame, x: str, y: str, by: Sequence
                       r["x_min"] / 2, r["x_max"] * 2), str(int(r["n_seeds"]))]
             for _, r in table.iterrows()]
     return [f"## Sample complexity: {y} {op} {threshold:g} vs {x} ({at} epoch)", "",
-            f"n* = smallest {x} on the grid where the seed-mean {y} {op} {threshold:g} at it and at "
-            f"every larger {x}; smooth n* = where a sigmoid in log2 {x} crosses it.", "",
+            f"n* = smallest {x} on the grid where the seed-mean {y} {op} {threshold:g} at it and "
+            f"at every larger {x}; smooth n* = where a sigmoid in log2 {x} crosses it.", "",
             *_table([*by, "n* [CI]", "smooth n* [CI]", "seeds"], rows)]
 
 
@@ -275,7 +276,8 @@ def slope_markdown(fit: Any, axis: str) -> list[str]:
     others = [c for c in fit.fits.columns if c not in
               {"slope", "slope_lo", "slope_hi", "intercept", "n_points", "estimate"}]
     rows = [[*(value_label(r[b]) for b in others),
-             f"{r['slope']:.2f} [{r['slope_lo']:.2f}, {r['slope_hi']:.2f}]", str(int(r["n_points"]))]
+             f"{r['slope']:.2f} [{r['slope_lo']:.2f}, {r['slope_hi']:.2f}]",
+             str(int(r["n_points"]))]
             for _, r in fit.fits.iterrows()]
     est = "smooth n*" if len(fit.fits) and fit.fits["estimate"].iloc[0] == "n_star_smooth" else "n*"
     return [f"{est} ∝ {axis}^slope (log-log fit over reached groups):", "",

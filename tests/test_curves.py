@@ -154,8 +154,9 @@ def test_points_errors_are_actionable():
 def _law(A: float, alpha: float, E: float, seeds: int, noise: float, seed: int, xs=XS,
          **cols) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame([{"n": x, "seed": s, "loss": (A * x ** -alpha + E) * np.exp(rng.normal(0, noise)),
-                          **cols} for x in xs for s in range(seeds)])
+    return pd.DataFrame([{"n": x, "seed": s, **cols,
+                          "loss": (A * x ** -alpha + E) * np.exp(rng.normal(0, noise))}
+                         for x in xs for s in range(seeds)])
 
 
 def test_scaling_law_recovers_alpha_and_E():
@@ -215,7 +216,8 @@ def test_scaling_slope_recovers_exponent_over_reached_groups():
                  "reached": False})  # never reached: left out, or it would bend the line
     fit = scaling_slope(pd.DataFrame(rows), "embed_dim", seed=1)
     f = fit.fits.set_index("vo_identity")
-    assert f.loc[False, "slope"] == pytest.approx(1.0) and f.loc[True, "slope"] == pytest.approx(0.0, abs=1e-9)
+    assert f.loc[False, "slope"] == pytest.approx(1.0)
+    assert f.loc[True, "slope"] == pytest.approx(0.0, abs=1e-9)
     assert (f.slope_lo < f.slope).all() and (f.slope < f.slope_hi).all()
     assert (f.slope_hi - f.slope_lo).max() < 0.5 and (f.n_points == 4).all()
     assert len(fit.points) == 8 and fit.points["reached"].all()
