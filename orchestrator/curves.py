@@ -22,6 +22,7 @@ SC_COLUMNS = ["n_star", "n_star_lo", "n_star_hi", "n_star_smooth", "n_star_smoot
               "n_star_smooth_hi", "reached", "x_min", "x_max", "n_seeds"]
 SL_COLUMNS = ["alpha", "alpha_lo", "alpha_hi", "A", "A_lo", "A_hi", "E", "E_lo", "E_hi",
               "rmse_log", "n_points"]
+ALPHA_MAX = 5.0  # bounds α to [0, 5]: a fit at either end means "not a power law here"
 _STATUS_RANK = {"completed": 0, "pruned": 1, "diverged": 2}
 _KEYS = ["trial_id", "epoch", "seed"]
 
@@ -309,7 +310,7 @@ def _fit_power_law(lx: np.ndarray, LY: np.ndarray, delta: float, iters: int = 30
     n_rows = LY.shape[0]
     ly_min, ly_max = LY.min(), LY.max()
     lo = np.array([ly_min - 12, 0.0, ly_min - 12])
-    hi = np.array([ly_max + 12, 5.0, ly_max])
+    hi = np.array([ly_max + 12, ALPHA_MAX, ly_max])
     starts = []
     for alpha in (0.3, 1.0, 2.5):
         for drop in (6.0, 0.3):

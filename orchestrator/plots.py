@@ -19,6 +19,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 from PIL import Image
 
+from orchestrator.curves import ALPHA_MAX
+
 DPI = 120
 _DASHES = ["-", "--", ":", "-."]
 _MARKERS = ["o", "s", "^", "D"]
@@ -86,9 +88,12 @@ def _log2_axis(ax: Any, xs: np.ndarray, which: str = "x") -> None:
 
 
 def _log10_y(ax: Any) -> None:
-    """Log y with plain labels at 1-2-3-5 steps (0.2, 0.3, 0.5, 1), never 2×10⁻¹."""
+    """Log y with plain labels (0.2, 0.5, 1, never 2×10⁻¹); 1-2-3-5 steps on short ranges."""
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+    lo, hi = ax.get_ylim()
+    decades = np.log10(hi / lo) if lo > 0 and hi > lo else 10.0
+    subs = (1.0, 2.0, 3.0, 5.0) if decades < 1.5 else (1.0, 2.0, 5.0) if decades < 3 else (1.0,)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_locator(LogLocator(base=10, subs=np.arange(1.0, 10.0)))
     ax.yaxis.set_minor_formatter(NullFormatter())
@@ -228,7 +233,7 @@ def plot_scaling_law(points: pd.DataFrame, table: pd.DataFrame, boots: list[np.n
             ax.plot(dense, row["A"] * dense ** -row["alpha"] + row["E"], color=c,
                     linestyle=style["linestyle"], linewidth=1.4)
             label += (f"α={row['alpha']:.2f} [{row['alpha_lo']:.2f}, {row['alpha_hi']:.2f}], "
-                      f"E={row['E']:.3g}")
+                      f"E={row['E']:.3g}" + (" (α at bound)" if _at_bound(row) else ""))
         else:
             label += "too few points to fit"
         ax.plot(means.index, means.values, linestyle="none", marker=style["marker"], color=c,
@@ -284,14 +289,23 @@ def slope_markdown(fit: Any, axis: str) -> list[str]:
             *_table([*others, "slope [CI]", f"{axis} values"], rows)]
 
 
+def _at_bound(row: pd.Series) -> bool:
+    return bool(row["alpha"] <= 1e-6 or row["alpha"] >= ALPHA_MAX - 1e-6)
+
+
 def scaling_law_markdown(table: pd.DataFrame, x: str, y: str, by: Sequence[str],
                          at: str) -> list[str]:
     """α, A, E with CIs and the fit's rms log residual, one row per group."""
     def ci(r: pd.Series, name: str, f: str) -> str:
         return f"{r[name]:{f}} [{r[name + '_lo']:{f}}, {r[name + '_hi']:{f}}]"
 
-    rows = [[*(value_label(r[b]) for b in by), ci(r, "alpha", ".3f"), ci(r, "A", ".3g"),
+    rows = [[*(value_label(r[b]) for b in by), ci(r, "alpha", ".3f") + " †" * _at_bound(r),
+             ci(r, "A", ".3g"),
              ci(r, "E", ".3g"), f"{r['rmse_log']:.3f}", str(int(r["n_points"]))]
             for _, r in table.iterrows()]
     return [f"## Scaling law: {y} = A·{x}^(-α) + E ({at} epoch)", "",
-            *_table([*by, "α [CI]", "A [CI]", "E [CI]", "rms log resid.", "points"], rows)]
+            *_table([*by, "α [CI]", "A [CI]", "E [CI]", "rms log resid.", "points"], rows),
+            *([f"† α at its bound (0 or {ALPHA_MAX:g}): not a power law plus a constant on this "
+               "range; read α as 'flat' or 'faster than any power' and check the plot.", ""]
+              if any(_at_bound(r) for _, r in table.iterrows() if np.isfinite(r["alpha"]))
+              else [])]

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from orchestrator.curves import SC_COLUMNS, SL_COLUMNS, seed_points, write_curves
-from orchestrator.plots import fmt_n, group_label
+from orchestrator.plots import fmt_n, group_label, scaling_law_markdown
 from orchestrator.spec import CurveSpec
 
 AXES = ["embed_dim", "n_train", "vo_identity"]
@@ -139,6 +139,9 @@ def test_labels_for_people():
     assert group_label({}) == "all"
     assert fmt_n(np.inf, hi_bound=2048) == "> 2048" and fmt_n(0.0, lo_bound=4) == "< 4"
     assert fmt_n(203.4) == "203" and fmt_n(12.34) == "12.3"
+    fit = dict(zip(SL_COLUMNS, [5.0, 0.1, 5.0, 1.0, 0.5, 2.0, 1e-9, 1e-12, 0.1, 2.5, 7]))
+    md = "\n".join(scaling_law_markdown(pd.DataFrame([fit]), "n", "loss", [], "final"))
+    assert "5.000 [0.100, 5.000] †" in md and "not a power law" in md
 
 
 def test_seed_points_from_the_synthetic_sweep_picks_best_trial():
