@@ -15,8 +15,10 @@ import torch
 from trainables import ConfigError, Reporter, get_trainable
 from trainables.template import Trainer, metrics, resolve, train
 from trainables.template.stacked import Adam
+from trainables.template.config import task_of
+from trainables.template.recurrent import LSTM, RNN
 from trainables.template.tasks import (NAMED_TASKS, Template, Vocab, generate, injective_draws, make_task,
-                                       parse_templates)
+                                       parse_templates, random_templates)
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(embed_dim=16, heads=1, dim_head=8, n_train=24, batch_size=10, epochs=6, n_test=48,
@@ -30,7 +32,8 @@ def run(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("model,task", [("transformer", "copy"), ("transformer", "same_different"),
-                                        ("mlp", "copy"), ("mlp", "same_different")])
+                                        ("mlp", "copy"), ("mlp", "same_different"), ("mlp_xxt", "aba_abb"),
+                                        ("rnn", "copy"), ("lstm", "aabb_abab")])
 def test_stacked_members_equal_separate_runs(model: str, task: str) -> None:
     config = {**SMALL, "model": model, "task": task, "kq_identity": True, "vo_identity": True}
     stacked = run({**config, "seeds": 3, "seed": 5})[-1]
@@ -194,6 +197,55 @@ def test_equivalent_templates_rejected_and_explicit_templates_parsed() -> None:
     assert torch.equal(y[same], torch.full_like(y[same], regular_a)) and torch.equal(y[~same], x[~same, 1])
 
 
+def test_random_templates_are_distinct_balanced_and_seeded() -> None:
+    templates = random_templates(n_templates=7, n_wildcards=3, n_regular=2, length=5, seed=3)
+    assert len({t.pattern() for t in templates}) == 7 and all(len(t.tokens) == 5 for t in templates)
+    assert sorted(t.label for t in templates) == [-1.0] * 3 + [1.0] * 4
+    assert templates == random_templates(7, 3, 2, 5, seed=3) != random_templates(7, 3, 2, 5, seed=4)
+    cfg = resolve({"task": "random", "n_templates": 7, "n_wildcards": 3, "n_regular": 2, "length": 5,
+                   "template_seed": 3})
+    assert list(task_of(cfg).templates) == templates
+
+
+def test_resolve_custom_and_random_task_keys() -> None:
+    cfg = resolve({"templates": json.dumps([{"tokens": "a b a", "label": 1}, {"tokens": "a b b", "label": -1}])})
+    assert cfg["task"] == "custom" and resolve(cfg) == cfg
+    assert cfg["templates"][0] == {"tokens": "a b a", "label": 1.0, "prob": 0.5}
+    bad = [({"templates": [{"tokens": "a b a", "label": 1}, {"tokens": "b a b", "label": -1}]}, "templates",
+            "equivalent"),
+           ({"task": "copy", "templates": [{"tokens": "a", "label": "a"}]}, "templates", "task=custom"),
+           ({"task": "custom"}, "templates", "list of templates"),
+           ({"task": "copy", "n_templates": 3}, "n_templates", "task=random"),
+           ({"task": "random", "n_templates": 9, "n_wildcards": 2, "length": 2}, "n_templates", "distinct"),
+           ({"templates": [{"tokens": "a b", "label": 1}, {"tokens": "a b c", "label": -1}]}, "templates",
+            "same length")]
+    for config, key, fragment in bad:
+        with pytest.raises(ConfigError) as info:
+            resolve(config)
+        assert info.value.key == key and fragment in str(info.value), config
+
+
+def test_stacked_lstm_and_rnn_match_their_torch_definitions() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 10, (1, 6, 4), generator=gen)
+    lstm = LSTM(vocab_size=10, symbolic=False, embed_dim=8)
+    p = lstm.layout.named(lstm.layout.init([gen]))
+    ref = torch.nn.LSTM(8, 8, batch_first=True)
+    with torch.no_grad():
+        for name, value in (("weight_ih_l0", p["w_ih"][0].T), ("weight_hh_l0", p["w_hh"][0].T),
+                            ("bias_ih_l0", p["b_ih"][0]), ("bias_hh_l0", p["b_hh"][0])):
+            getattr(ref, name).copy_(value)
+        _, (h, _) = ref(p["emb"][0][x[0]])  # zero initial state
+        torch.testing.assert_close(lstm.forward(p, x)[0], (h[0] @ p["out_w"][0] + p["out_b"][0]).squeeze(-1))
+        rnn = RNN(vocab_size=10, symbolic=False, embed_dim=8)
+        q = rnn.layout.named(rnn.layout.init([gen]))
+        i2h = torch.cat([q["w_in"][0], q["w_h"][0]])  # the paper's Linear(2H, H) on [embedding; hidden]
+        hidden = torch.zeros(6, 8)
+        for t in range(4):
+            hidden = torch.relu(torch.cat([q["emb"][0][x[0, :, t]], hidden], dim=1) @ i2h + q["b"][0])
+        torch.testing.assert_close(rnn.forward(q, x)[0], (hidden @ q["out_w"][0] + q["out_b"][0]).squeeze(-1))
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "trainables", *args], capture_output=True, text=True,
@@ -209,8 +261,20 @@ def test_cli_jsonl_prints_one_json_object_per_report() -> None:
     assert len(lines[-1]["seed_metrics"]["test_error"]) == 2
 
 
+def test_cli_accepts_templates_as_json() -> None:
+    templates = json.dumps([{"tokens": "a b A", "label": "a"}, {"tokens": "a a A", "label": "A"}])
+    out = _cli("template", f"templates={templates}", "model=lstm", "embed_dim=8", "n_train=8", "epochs=2",
+               "n_test=16", "test_alphabet=16", "--jsonl")
+    assert out.returncode == 0, out.stderr
+    assert "test_acc" in json.loads(out.stdout.splitlines()[-1])
+
+
+EQUIVALENT = json.dumps([{"tokens": "a b a", "label": 1}, {"tokens": "b a b", "label": -1}])
+
+
 @pytest.mark.parametrize("args,key", [(["template", "widht=3"], "widht"), (["template", "epochs=ten"], "epochs"),
-                                      (["nosuch"], "trainable"), (["template", "task=sort"], "task")])
+                                      (["nosuch"], "trainable"), (["template", "task=sort"], "task"),
+                                      (["template", f"templates={EQUIVALENT}"], "templates")])
 def test_cli_bad_input_exits_2_with_one_line(args: list[str], key: str) -> None:
     out = _cli(*args)
     assert out.returncode == 2 and out.stdout == ""

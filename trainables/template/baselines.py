@@ -1,9 +1,13 @@
-"""Baseline models of the paper, stacked over S members: MLPs on one-hot tokens (and recurrent nets).
+"""MLP baselines of the paper, stacked over S members (the recurrent ones are in ``recurrent``).
 
 ``mlp``: the paper's TemplateMatchingMLP: concatenated one-hot tokens → ``mlp_depth`` Linear
 layers (ReLU between them) of hidden width ``embed_dim``; output 1 (regression) or one logit per
 vocabulary entry (symbolic, untied). The first layer on a one-hot input is a sum of rows of its
 weight, computed as an embedding lookup instead of a (B, L·V) matmul: identical, much cheaper.
+
+``mlp_xxt``: TemplateMatchingMLPWithXXT: the same MLP whose input also holds the L×L token
+equality bits [x_i = x_j] (diagonal included, scale 1), i.e. the entries of X Xᵀ for one-hot X.
+These bits do not depend on which symbols were drawn, so this MLP can generalise to unseen ones.
 """
 from __future__ import annotations
 
@@ -17,14 +21,18 @@ from .transformer import stacked_linear
 class MLP:
     """Stacked MLP on concatenated one-hot tokens (``mlp_depth`` ≥ 2 linear layers)."""
 
+    xxt = False
+
     def __init__(self, *, vocab_size: int, length: int, symbolic: bool, embed_dim: int, mlp_depth: int,
                  **_: object) -> None:
         self.V, self.L, self.W, self.depth = vocab_size, length, embed_dim, mlp_depth
         self.symbolic = symbolic
-        n_in = length * vocab_size
+        n_in = length * vocab_size + (length * length if self.xxt else 0)  # one nn.Linear's fan-in
         n_out = vocab_size if symbolic else 1
-        specs = [ParamSpec("w0", (n_in, embed_dim), uniform_fan_in(n_in)),
-                 ParamSpec("b0", (embed_dim,), uniform_fan_in(n_in))]
+        specs = [ParamSpec("w0", (length * vocab_size, embed_dim), uniform_fan_in(n_in))]
+        if self.xxt:
+            specs.append(ParamSpec("w0_xxt", (length * length, embed_dim), uniform_fan_in(n_in)))
+        specs.append(ParamSpec("b0", (embed_dim,), uniform_fan_in(n_in)))
         for i in range(1, mlp_depth - 1):
             specs += [ParamSpec(f"w{i}", (embed_dim, embed_dim), uniform_fan_in(embed_dim)),
                       ParamSpec(f"b{i}", (embed_dim,), uniform_fan_in(embed_dim))]
@@ -38,7 +46,11 @@ class MLP:
         offsets = (torch.arange(S, device=x.device).view(S, 1, 1) * (L * self.V)
                    + torch.arange(L, device=x.device).view(1, 1, L) * self.V)
         rows = F.embedding(x + offsets, p["w0"].reshape(S * L * self.V, self.W))  # (S, B, L, W)
-        return rows.sum(dim=2) + p["b0"].unsqueeze(1)
+        h = rows.sum(dim=2) + p["b0"].unsqueeze(1)
+        if self.xxt:
+            equal = (x.unsqueeze(-1) == x.unsqueeze(-2)).to(h.dtype).view(S, B, L * L)
+            h = h + torch.bmm(equal, p["w0_xxt"])
+        return h
 
     def forward(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.first_layer(p, x))
@@ -46,3 +58,9 @@ class MLP:
             h = F.relu(stacked_linear(h, p[f"w{i}"], p[f"b{i}"]))
         out = stacked_linear(h, p["out_w"], p["out_b"])
         return out if self.symbolic else out.squeeze(-1)
+
+
+class MLPWithXXT(MLP):
+    """``mlp`` whose input also holds the L×L token-equality bits."""
+
+    xxt = True

@@ -7,16 +7,23 @@ Defaults marked "ours" are choices RESEARCH.md leaves open.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..api import ConfigError, Mode
 from .models import MODELS
-from .tasks import NAMED_TASKS, Task, make_task
+from .tasks import NAMED_TASKS, Task, make_task, parse_templates, random_templates
 
 # key: (type, default, one-line meaning). Types: int, float, bool, str (with CHOICES).
 KEYS: dict[str, tuple[type, Any, str]] = {
-    "task": (str, "copy", "named task"),
+    "task": (str, "copy", "named task; random: random templates; custom: the templates key"),
+    "templates": (list, None, "custom task: [{tokens: 'a b a', label: 1, prob: 0.5}, ...]"),
+    "n_templates": (int, 4, "random task: number of templates r"),
+    "n_wildcards": (int, 3, "random task: wildcard alphabet size"),
+    "n_regular": (int, 0, "random task: regular-token alphabet size"),
+    "length": (int, 4, "random task: template length"),
+    "template_seed": (int, 0, "random task: seed of the template draw (shared by all members)"),
     "model": (str, "transformer", "named model"),
     "embed_dim": (int, 128, "model width (transformer) / hidden width (mlp)"),
     "depth": (int, 2, "transformer blocks"),
@@ -50,7 +57,7 @@ KEYS: dict[str, tuple[type, Any, str]] = {
 }
 
 CHOICES: dict[str, list[str]] = {
-    "task": sorted(NAMED_TASKS),
+    "task": sorted([*NAMED_TASKS, "random", "custom"]),
     "model": sorted(MODELS),
     "readout": ["cls", "final"],
     "optimizer": ["adam", "adamw"],
@@ -69,6 +76,15 @@ def _coerce(key: str, kind: type, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
         raise ConfigError(key, f"expected true or false, got {value!r}")
+    if kind is list:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ConfigError(key, f"expected a JSON list, got {value!r}") from None
+        if value is not None and not isinstance(value, (list, tuple)):
+            raise ConfigError(key, f"expected a list, got {value!r}")
+        return value
     if kind is int:
         if isinstance(value, str):
             try:
@@ -105,17 +121,25 @@ def _at_least(lo: float, strict: bool = False) -> Callable[[str, Any], None]:
 
 
 CHECKS: dict[str, Callable[[str, Any], None]] = {
-    **{k: _at_least(1) for k in ("embed_dim", "depth", "heads", "dim_head", "n_train", "n_test",
+    **{k: _at_least(1) for k in ("n_templates", "n_wildcards", "length",
+                                 "embed_dim", "depth", "heads", "dim_head", "n_train", "n_test",
                                  "test_alphabet", "epochs", "batch_size", "seeds", "eval_every")},
-    **{k: _at_least(0) for k in ("mlp_dim", "val_alphabet", "weight_decay", "seed",
+    **{k: _at_least(0) for k in ("n_regular", "template_seed", "mlp_dim", "val_alphabet", "weight_decay", "seed",
                                  "kq_identity_mult", "vo_identity_mult")},
     "mlp_depth": _at_least(2),
     "lr": _at_least(0, strict=True),
 }
 
 
+RANDOM_KEYS = ("n_templates", "n_wildcards", "n_regular", "length", "template_seed")
+
+
 def task_of(config: Mapping[str, Any]) -> Task:
-    """The Task a resolved config describes."""
+    """The Task a resolved config describes (ValueError if its templates are ill-posed)."""
+    if config["task"] == "custom":
+        return make_task(*parse_templates(config["templates"]))
+    if config["task"] == "random":
+        return make_task(random_templates(*(config[k] for k in RANDOM_KEYS)))
     return make_task(list(NAMED_TASKS[config["task"]]))
 
 
@@ -128,16 +152,38 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(unknown[0], f"expected one of {sorted(KEYS)} (unknown key)")
     out: dict[str, Any] = {}
     for key, (kind, default, _) in KEYS.items():
-        value = _coerce(key, kind, config[key]) if key in config else default
+        value = _coerce(key, kind, config[key]) if key in config and config[key] is not None else default
         if key in CHECKS:
             CHECKS[key](key, value)
         out[key] = value
-    task = task_of(out)
+    _check_task_keys(config, out)
+    try:
+        task = task_of(out)
+    except ValueError as e:
+        key = {"custom": "templates", "random": "n_templates"}.get(out["task"], "task")
+        raise ConfigError(key, f"expected a well-posed task: {e}") from None
+    if out["task"] == "custom":  # normalised, so that resolve(resolve(c)) == resolve(c)
+        out["templates"] = [{"tokens": str(t), "label": t.label, "prob": p} for t, p in zip(task.templates, task.probs)]
     for key, alphabet in (("n_train", out["n_train"]), ("test_alphabet", out["test_alphabet"])):
         if alphabet < task.max_wildcards:
             raise ConfigError(key, f"expected at least {task.max_wildcards} symbols: task {out['task']!r} "
                                    f"substitutes {task.max_wildcards} distinct wildcards per sample")
     return out
+
+
+def _check_task_keys(raw: Mapping[str, Any], out: dict[str, Any]) -> None:
+    """Templates imply task=custom; task-specific keys are refused with other tasks."""
+    if out["templates"] is not None:
+        if "task" not in raw:
+            out["task"] = "custom"
+        elif out["task"] != "custom":
+            raise ConfigError("templates", f"expected only with task=custom (task is {out['task']!r})")
+    elif out["task"] == "custom":
+        raise ConfigError("templates", "expected a list of templates with task=custom")
+    if out["task"] != "random":
+        for key in RANDOM_KEYS:
+            if out[key] != KEYS[key][1]:
+                raise ConfigError(key, f"expected only with task=random (task is {out['task']!r})")
 
 
 def metrics(config: Mapping[str, Any]) -> dict[str, Mode]:

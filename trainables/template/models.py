@@ -9,7 +9,8 @@ from typing import Any, Protocol
 
 import torch
 
-from .baselines import MLP
+from .baselines import MLP, MLPWithXXT
+from .recurrent import LSTM, RNN
 from .stacked import Layout
 from .transformer import Transformer
 
@@ -23,6 +24,9 @@ class StackedModel(Protocol):
 MODELS: dict[str, type] = {
     "transformer": Transformer,
     "mlp": MLP,
+    "mlp_xxt": MLPWithXXT,
+    "rnn": RNN,
+    "lstm": LSTM,
 }
 
 

@@ -22,6 +22,7 @@ draws come from a ``torch.Generator`` so every member of a stack owns its own st
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Literal
 
@@ -230,3 +231,32 @@ NAMED_TASKS: dict[str, list[Template]] = {
     "aba_abb": [Template(("a", "b", "a"), 1.0), Template(("a", "b", "b"), -1.0)],
     "aabb_abab": [Template(("a", "a", "b", "b"), 1.0), Template(("a", "b", "a", "b"), -1.0)],
 }
+
+
+def wildcard_name(i: int) -> str:
+    return "abcdefghijklmnopqrstuvwxyz"[i] if i < 26 else f"w{i}"
+
+
+def random_templates(n_templates: int, n_wildcards: int, n_regular: int, length: int, seed: int,
+                     max_tries: int = 10_000) -> list[Template]:
+    """``n_templates`` pairwise non-equivalent random templates with balanced ±1 labels (ours).
+
+    Each position is uniform over the ``n_wildcards`` wildcards and ``n_regular`` regular tokens;
+    a draw equivalent to an earlier template is redrawn. Labels: a random half (rounded up) of
+    the templates get +1, the rest −1, so that predicting 0 scores test loss 1 (chance), as in
+    the paper's regression plots. The paper's notebook is not public: this generator is ours.
+    """
+    rng = random.Random(seed)
+    tokens = [wildcard_name(i) for i in range(n_wildcards)] + [f"R{i}" for i in range(n_regular)]
+    found: dict[tuple[object, ...], tuple[str, ...]] = {}
+    for _ in range(max_tries):
+        if len(found) == n_templates:
+            break
+        candidate = tuple(rng.choice(tokens) for _ in range(length))
+        found.setdefault(Template(candidate, 0.0).pattern(), candidate)
+    if len(found) < n_templates:
+        raise ValueError(f"found only {len(found)} distinct templates of length {length} over {n_wildcards} "
+                         f"wildcards and {n_regular} regular tokens in {max_tries} draws")
+    labels = [1.0] * ((n_templates + 1) // 2) + [-1.0] * (n_templates // 2)
+    rng.shuffle(labels)
+    return [Template(t, y) for t, y in zip(found.values(), labels)]

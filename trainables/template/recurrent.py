@@ -1,0 +1,74 @@
+"""Recurrent baselines of the paper (experiments/models.py), stacked over S members.
+
+Both embed tokens (N(0, 1), width ``embed_dim`` = hidden size), run over the sequence and read
+the last hidden state through a Linear layer: 1 output (regression) or one logit per vocabulary
+entry (symbolic, untied). Initialisers follow nn.Linear / nn.LSTM defaults.
+
+``rnn``: TemplateMatchingRNN, an Elman network h_t = ReLU(W [e_t; h_{t-1}] + b), h_0 = 0.
+``lstm``: TemplateMatchingLSTM, one nn.LSTM layer (gate order i, f, g, o; biases b_ih + b_hh).
+The paper's code draws a random initial (h, c) on every forward pass, which makes its outputs
+random at test time; ours starts from zeros (deterministic, like the RNN).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .stacked import Layout, ParamSpec, normal, uniform_fan_in
+from .transformer import stacked_linear
+
+
+class _Recurrent:
+    def __init__(self, vocab_size: int, symbolic: bool, embed_dim: int, cell: list[ParamSpec]) -> None:
+        self.V, self.H, self.symbolic = vocab_size, embed_dim, symbolic
+        n_out = vocab_size if symbolic else 1
+        self.layout = Layout([ParamSpec("emb", (vocab_size, embed_dim), normal), *cell,
+                              ParamSpec("out_w", (embed_dim, n_out), uniform_fan_in(embed_dim)),
+                              ParamSpec("out_b", (n_out,), uniform_fan_in(embed_dim))])
+
+    def embed(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        S = x.shape[0]
+        offsets = torch.arange(S, device=x.device).view(S, 1, 1) * self.V
+        return F.embedding(x + offsets, p["emb"].reshape(S * self.V, self.H))  # (S, B, L, H)
+
+    def readout(self, p: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+        out = stacked_linear(h, p["out_w"], p["out_b"])
+        return out if self.symbolic else out.squeeze(-1)
+
+
+class RNN(_Recurrent):
+    """Stacked Elman RNN with ReLU."""
+
+    def __init__(self, *, vocab_size: int, symbolic: bool, embed_dim: int, **_: object) -> None:
+        H = embed_dim
+        super().__init__(vocab_size, symbolic, H, [
+            ParamSpec("w_in", (H, H), uniform_fan_in(2 * H)),  # the input half of i2h = Linear(2H, H)
+            ParamSpec("w_h", (H, H), uniform_fan_in(2 * H)),
+            ParamSpec("b", (H,), uniform_fan_in(2 * H))])
+
+    def forward(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        pre = stacked_linear(self.embed(p, x), p["w_in"], p["b"])  # (S, B, L, H): all input terms at once
+        h = torch.zeros_like(pre[:, :, 0])
+        for t in range(x.shape[2]):
+            h = F.relu(pre[:, :, t] + torch.bmm(h, p["w_h"]))
+        return self.readout(p, h)
+
+
+class LSTM(_Recurrent):
+    """Stacked one-layer LSTM, zero initial state."""
+
+    def __init__(self, *, vocab_size: int, symbolic: bool, embed_dim: int, **_: object) -> None:
+        H = embed_dim
+        super().__init__(vocab_size, symbolic, H, [
+            ParamSpec("w_ih", (H, 4 * H), uniform_fan_in(H)), ParamSpec("w_hh", (H, 4 * H), uniform_fan_in(H)),
+            ParamSpec("b_ih", (4 * H,), uniform_fan_in(H)), ParamSpec("b_hh", (4 * H,), uniform_fan_in(H))])
+
+    def forward(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        pre = stacked_linear(self.embed(p, x), p["w_ih"], p["b_ih"] + p["b_hh"])  # (S, B, L, 4H)
+        h = torch.zeros_like(pre[:, :, 0, : self.H])
+        c = torch.zeros_like(h)
+        for t in range(x.shape[2]):
+            i, f, g, o = (pre[:, :, t] + torch.bmm(h, p["w_hh"])).chunk(4, dim=-1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+        return self.readout(p, h)
