@@ -1,6 +1,7 @@
 """The template trainable: stacking, config, reports, checkpoints, template machinery, CLI."""
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -145,7 +146,10 @@ def test_restore_mid_training_continues_to_identical_final_metrics(model: str) -
     config = {**SMALL, "model": model, "task": "same_different", "seeds": 2, "epochs": 8, "eval_every": 2}
     full = _Checkpointing(save_at=4)
     train(config, full)
-    resumed = _Checkpointing(restore=full.saved)
+    buffer = io.BytesIO()
+    torch.save(full.saved, buffer)  # as the Tune adapter persists it
+    buffer.seek(0)
+    resumed = _Checkpointing(restore=torch.load(buffer, weights_only=False))
     train(config, resumed)
     assert [r["epoch"] for r in resumed.reports] == [6, 8]
     assert resumed.reports == full.reports[-2:]

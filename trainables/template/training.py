@@ -12,10 +12,16 @@ for symbolic tasks, ``test_acc``. Reports hold the mean over non-diverged member
 
 A member whose training loss becomes NaN/inf is *diverged*: its gradient is ignored from then on,
 its parameters and optimizer moments are zeroed at the next evaluation, and its metrics are NaN.
+
+Device: CUDA when visible (Ray hides GPUs from trials that hold none), else CPU; the environment
+variable ``SCALESWEEP_DEVICE`` overrides. Data, initial parameters and shuffles are always drawn
+on the CPU, so a seed means the same data and initialisation on every device; checkpoints hold
+CPU tensors.
 """
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import torch
@@ -30,24 +36,29 @@ from .tasks import Vocab, generate
 EVAL_CHUNK = 2048
 
 
+def default_device() -> torch.device:
+    return torch.device(os.environ.get("SCALESWEEP_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 class Trainer:
     """Holds the whole stacked state of one trial; ``run(report)`` trains and reports."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], device: torch.device | str | None = None) -> None:
         cfg = self.cfg = resolve(config)
+        dev = self.device = torch.device(device) if device is not None else default_device()
         self.task = task_of(cfg)
         self.symbolic = self.task.label_kind == "symbolic"
         self.vocab = Vocab.for_task(self.task, cfg["n_train"], cfg["val_alphabet"], cfg["test_alphabet"])
         S = self.S = cfg["seeds"]
         self.gens = [torch.Generator().manual_seed(cfg["seed"] + s) for s in range(S)]
         data = [self._member_data(g) for g in self.gens]
-        self.train_x, self.train_y, self.test_x, self.test_y = (torch.stack(d) for d in zip(*data))
+        self.train_x, self.train_y, self.test_x, self.test_y = (torch.stack(d).to(dev) for d in zip(*data))
         self.model = build_model(cfg, self.vocab.size, self.task.length, self.symbolic)
         self.layout = self.model.layout
-        self.params = self.layout.init(self.gens)
+        self.params = [p.detach().to(dev).requires_grad_() for p in self.layout.init(self.gens)]
         self.opt = Adam(self.params, lr=[cfg["lr"]] * S, weight_decay=[cfg["weight_decay"]] * S,
                         decoupled=cfg["optimizer"] == "adamw")
-        self.alive = torch.ones(S, dtype=torch.bool)
+        self.alive = torch.ones(S, dtype=torch.bool, device=dev)
         self.epoch = 0  # epochs completed
 
     def _member_data(self, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -73,8 +84,8 @@ class Trainer:
         n, bs = self.cfg["n_train"], self.cfg["batch_size"]
         order = None
         if n > bs:
-            order = torch.stack([torch.randperm(n, generator=g) for g in self.gens])
-        total = torch.zeros(self.S)
+            order = torch.stack([torch.randperm(n, generator=g) for g in self.gens]).to(self.device)
+        total = torch.zeros(self.S, device=self.device)
         for start in range(0, n, bs):
             if order is None:
                 x, y = self.train_x, self.train_y
@@ -96,8 +107,8 @@ class Trainer:
         """Per-member test metrics (S,), batched over members and chunks of the test set."""
         self.opt.quarantine(~self.alive)
         p = self.layout.named([t.detach() for t in self.params])
-        loss_sum = torch.zeros(self.S, dtype=torch.float64)
-        err_sum = torch.zeros(self.S, dtype=torch.float64)
+        loss_sum = torch.zeros(self.S, dtype=torch.float64, device=self.device)
+        err_sum = torch.zeros(self.S, dtype=torch.float64, device=self.device)
         n = self.test_x.shape[1]
         for start in range(0, n, EVAL_CHUNK):
             x, y = self.test_x[:, start:start + EVAL_CHUNK], self.test_y[:, start:start + EVAL_CHUNK]
@@ -112,9 +123,11 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Everything needed to continue exactly: parameters, optimizer, RNG streams, epoch."""
-        return {"epoch": self.epoch, "params": {s.name: p.detach().clone() for s, p in zip(self.layout.specs, self.params)},
-                "optimizer": self.opt.state_dict(), "alive": self.alive.clone(),
-                "rng": [g.get_state() for g in self.gens]}
+        opt = self.opt.state_dict()
+        return {"epoch": self.epoch,
+                "params": {s.name: p.detach().cpu().clone() for s, p in zip(self.layout.specs, self.params)},
+                "optimizer": {"step": opt["step"].cpu(), "m": [t.cpu() for t in opt["m"]], "v": [t.cpu() for t in opt["v"]]},
+                "alive": self.alive.cpu().clone(), "rng": [g.get_state() for g in self.gens]}
 
     def load_state(self, state: dict[str, Any]) -> None:
         saved = state["params"]
@@ -124,8 +137,10 @@ class Trainer:
         with torch.no_grad():
             for s, p in zip(self.layout.specs, self.params):
                 p.copy_(saved[s.name])
-        self.opt.load_state_dict(state["optimizer"])
-        self.alive = state["alive"].clone()
+        opt = state["optimizer"]
+        self.opt.load_state_dict({"step": opt["step"].to(self.device), "m": [t.to(self.device) for t in opt["m"]],
+                                  "v": [t.to(self.device) for t in opt["v"]]})
+        self.alive = state["alive"].to(self.device).clone()
         for g, s in zip(self.gens, state["rng"]):
             g.set_state(s)
         self.epoch = int(state["epoch"])
@@ -136,7 +151,7 @@ class Trainer:
         if restored is not None:
             self.load_state(restored)
         epochs, every = self.cfg["epochs"], self.cfg["eval_every"]
-        train_loss = torch.full((self.S,), math.nan)
+        train_loss = torch.full((self.S,), math.nan, device=self.device)
         if self.epoch >= epochs:  # restored from the final checkpoint: report the final state again
             report(self.metrics(train_loss), state=self.state)
             return
