@@ -5,9 +5,10 @@ Every model here is written with batched weights: each parameter is one leaf ten
 Members never mix: a member's loss depends only on its own slice of every parameter, so one
 backward of the summed member losses gives every member its own gradient.
 
-Why batched weights rather than ``torch.func.stack_module_state`` + ``vmap``: measured on 2 CPU
-cores (transformer, depth 2, 2 heads × 64, full batch), batched weights were as fast or faster
-at every size tried, and per-member hyper-parameters are plain per-member values (see ``Adam``).
+Why batched weights rather than ``torch.func.stack_module_state`` + ``vmap`` over an nn.Module:
+per train step (copy, depth 2, 2 heads × 64, S = 3, full batch, one CPU thread, both with a
+fused Adam) vmap took 1.57× / 0.97× the time at width 32, n = 16 / 256 and 1.43× / 1.27× at
+width 128; and batched weights make per-member hyper-parameters plain per-member values.
 """
 from __future__ import annotations
 
