@@ -153,6 +153,11 @@ def test_restore_mid_training_continues_to_identical_final_metrics(model: str) -
     train(config, resumed)
     assert [r["epoch"] for r in resumed.reports] == [6, 8]
     assert resumed.reports == full.reports[-2:]
+    final_state = _Checkpointing(save_at=8)
+    train(config, final_state)
+    again = _Checkpointing(restore=final_state.saved)  # restored after the last epoch: final report again
+    train(config, again)
+    assert again.reports == full.reports[-1:]
 
 
 def test_vocab_alphabets_are_disjoint_and_test_samples_use_only_test_symbols() -> None:

@@ -25,7 +25,7 @@ KEYS: dict[str, tuple[type, Any, str]] = {
     "length": (int, 4, "random task: template length"),
     "template_seed": (int, 0, "random task: seed of the template draw (shared by all members)"),
     "model": (str, "transformer", "named model"),
-    "embed_dim": (int, 128, "model width (transformer) / hidden width (mlp)"),
+    "embed_dim": (int, 128, "model width (transformer), hidden width (mlp, mlp_xxt), hidden size (rnn, lstm)"),
     "depth": (int, 2, "transformer blocks"),
     "heads": (int, 2, "attention heads (ours: 2)"),
     "dim_head": (int, 64, "width of each head (paper's code: 64)"),

@@ -4,6 +4,9 @@ Member s owns a ``torch.Generator`` seeded ``seed + s`` that draws, in order, it
 then test), its initial parameters, and its mini-batch shuffles; so a stack of seeds [0, 1, 2]
 trains each member exactly as three separate S = 1 runs would (up to float summation order).
 
+Mini-batches: a fresh permutation per member per epoch, the last partial batch kept; when
+n_train ≤ batch_size every step is one full batch (no shuffle drawn).
+
 Metrics per member: ``train_loss`` = mean mini-batch loss over the last epoch (free to compute;
 with full batches it is the loss before that epoch's step), ``test_loss`` (MSE or cross-entropy
 on the unseen-symbol test set), ``test_error`` (symbolic: 1 − accuracy; regression: the fraction
@@ -60,6 +63,7 @@ class Trainer:
                         decoupled=cfg["optimizer"] == "adamw")
         self.alive = torch.ones(S, dtype=torch.bool, device=dev)
         self.epoch = 0  # epochs completed
+        self.train_loss = torch.full((S,), math.nan, device=dev)  # of the last epoch
 
     def _member_data(self, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
         tx, ty = generate(self.task, self.vocab, self.cfg["n_train"], self.vocab.train_range, gen)
@@ -100,7 +104,8 @@ class Trainer:
             self.opt.step(list(grads), self.alive)
             total += loss.detach() * x.shape[1]
         self.epoch += 1
-        return total / n
+        self.train_loss = total / n
+        return self.train_loss
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, torch.Tensor]:
@@ -127,7 +132,8 @@ class Trainer:
         return {"epoch": self.epoch,
                 "params": {s.name: p.detach().cpu().clone() for s, p in zip(self.layout.specs, self.params)},
                 "optimizer": {"step": opt["step"].cpu(), "m": [t.cpu() for t in opt["m"]], "v": [t.cpu() for t in opt["v"]]},
-                "alive": self.alive.cpu().clone(), "rng": [g.get_state() for g in self.gens]}
+                "alive": self.alive.cpu().clone(), "rng": [g.get_state() for g in self.gens],
+                "train_loss": self.train_loss.cpu().clone()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         saved = state["params"]
@@ -141,6 +147,7 @@ class Trainer:
         self.opt.load_state_dict({"step": opt["step"].to(self.device), "m": [t.to(self.device) for t in opt["m"]],
                                   "v": [t.to(self.device) for t in opt["v"]]})
         self.alive = state["alive"].to(self.device).clone()
+        self.train_loss = state["train_loss"].to(self.device).clone()
         for g, s in zip(self.gens, state["rng"]):
             g.set_state(s)
         self.epoch = int(state["epoch"])
@@ -151,9 +158,8 @@ class Trainer:
         if restored is not None:
             self.load_state(restored)
         epochs, every = self.cfg["epochs"], self.cfg["eval_every"]
-        train_loss = torch.full((self.S,), math.nan, device=self.device)
         if self.epoch >= epochs:  # restored from the final checkpoint: report the final state again
-            report(self.metrics(train_loss), state=self.state)
+            report(self.metrics(self.train_loss), state=self.state)
             return
         while self.epoch < epochs:
             train_loss = self.train_epoch()
