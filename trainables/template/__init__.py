@@ -1,8 +1,11 @@
 """The ``template`` trainable: template tasks (RESEARCH.md §1) with stacked models.
 
-Modules: ``tasks`` (templates, vocabulary layout, sample generation), ``stacked`` (flat stacked
-parameters and the stacked Adam), ``transformer`` and ``baselines`` (models), ``models`` (models
-by name), ``config`` (keys, defaults, validation), ``training`` (the loop, evaluation, checkpoints).
+Modules: ``tasks`` (templates as data, vocabulary layout, sample generation, random templates),
+``stacked`` (stacked parameters and the stacked fused Adam), ``transformer``, ``baselines`` (mlp,
+mlp_xxt) and ``recurrent`` (rnn, lstm): the models; ``models`` (models by name), ``config`` (keys,
+defaults, coercion, validation), ``training`` (the loop, evaluation, divergence, checkpoints).
+
+Run one config: ``python -m trainables template task=copy embed_dim=64 n_train=64 seeds=3 --jsonl``.
 """
 from __future__ import annotations
 
