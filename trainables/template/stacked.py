@@ -94,16 +94,19 @@ class Adam:
         self.steps = torch.zeros((), device=params[0].device)
         self.m = [torch.zeros_like(p, requires_grad=False) for p in params]
         self.v = [torch.zeros_like(p, requires_grad=False) for p in params]
+        # Per-member views, made once: all updates are in place, so they stay valid.
+        self._members = [list(zip(*(t.detach().unbind(0) for t in ts))) for ts in (params, self.m, self.v)]
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor], alive: torch.Tensor) -> None:
         self.steps += 1
-        skip = (~alive).to(self.params[0].dtype)
-        for s in range(self.S):
-            self.kernel([p[s] for p in self.params], [g[s] for g in grads], [m[s] for m in self.m],
-                        [v[s] for v in self.v], [], [self.steps] * len(self.params), lr=self.lr[s],
-                        beta1=self.beta1, beta2=self.beta2, weight_decay=self.wd[s], eps=self.eps,
-                        amsgrad=False, maximize=False, grad_scale=None, found_inf=skip[s])
+        skip = (~alive).to(self.params[0].dtype).unbind(0)
+        member_grads = list(zip(*(g.unbind(0) for g in grads)))
+        steps = [self.steps] * len(self.params)
+        for s, (p, m, v) in enumerate(zip(*self._members)):
+            self.kernel(p, member_grads[s], m, v, [], steps, lr=self.lr[s], beta1=self.beta1, beta2=self.beta2,
+                        weight_decay=self.wd[s], eps=self.eps, amsgrad=False, maximize=False, grad_scale=None,
+                        found_inf=skip[s])
 
     @torch.no_grad()
     def quarantine(self, dead: torch.Tensor) -> None:
@@ -114,7 +117,8 @@ class Adam:
     def state_dict(self) -> dict[str, object]:
         return {"step": self.steps.clone(), "m": [t.clone() for t in self.m], "v": [t.clone() for t in self.v]}
 
+    @torch.no_grad()
     def load_state_dict(self, state: dict[str, object]) -> None:
-        self.steps = state["step"].clone()  # type: ignore[union-attr]
-        self.m = [t.clone() for t in state["m"]]  # type: ignore[union-attr]
-        self.v = [t.clone() for t in state["v"]]  # type: ignore[union-attr]
+        self.steps.copy_(state["step"])  # type: ignore[arg-type]
+        for mine, saved in zip((*self.m, *self.v), (*state["m"], *state["v"])):  # type: ignore[misc]
+            mine.copy_(saved)
