@@ -7,6 +7,7 @@ one driver process. So the callback pickles as a key, and each driver attaches i
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,6 +19,7 @@ from .cells import cell_key
 from .plan import SweepPlan
 from .progress import Progress
 from .results import ResultsWriter
+from .search import Studies
 from .tracking import Tracker, epoch_metrics
 
 
@@ -27,6 +29,7 @@ class DriverSinks:
     writer: ResultsWriter
     tracker: Tracker | None
     progress: Progress
+    studies: Studies
 
 
 def _error_line(trial: Trial) -> str:
@@ -61,11 +64,12 @@ class SweepCallback(Callback):
         if "seed_metrics" not in result:
             return
         s = self.sinks
-        s.writer.record_epoch(trial.trial_id, result)
-        if s.tracker:
-            base_seed = int(trial.config.get("seed", 0))
-            s.tracker.trial_epoch(trial.trial_id, int(result["epoch"]),
-                                  epoch_metrics(result, list(s.plan.modes), base_seed))
+        base_seed = int(trial.config.get("seed", 0))
+        for report in [*result.get("replayed", ()), result]:  # replayed: reports lost with a killed driver
+            s.writer.record_epoch(trial.trial_id, report)
+            if s.tracker:
+                s.tracker.trial_epoch(trial.trial_id, int(report["epoch"]),
+                                      epoch_metrics(report, list(s.plan.modes), base_seed))
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._finish(trial, self.sinks.plan.trial_status(trial.config, trial.last_result))
@@ -77,9 +81,9 @@ class SweepCallback(Callback):
         s = self.sinks
         seconds = float(trial.last_result.get("time_total_s", 0.0)) if trial.last_result else 0.0
         row = s.writer.finish_trial(trial.trial_id, trial.config, status, seconds, error)
+        s.studies.tell(row)  # after the Parquet write: a study never holds a result Parquet lacks
+        for checkpoint in Path(trial.local_path).glob("checkpoint_*"):  # recorded: no restore will need it
+            shutil.rmtree(checkpoint, ignore_errors=True)
         if s.tracker:
             s.tracker.trial_finished(trial.trial_id, status, error)
         s.progress.trial_finished(row)
-
-    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
-        self.sinks.writer.flush()

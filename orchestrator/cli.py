@@ -8,8 +8,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .spec import SpecError, load_spec
+
+if TYPE_CHECKING:
+    from .run import SweepOutcome
 
 
 def _plan(spec_path: str, overrides: list[str]):
@@ -30,13 +34,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .run import run_sweep
 
     plan = _plan(args.spec, args.set)
-    outcome = run_sweep(plan, args.results, args.tracking_uri, args.address)
+    outcome = run_sweep(plan, args.results, args.tracking_uri, args.address, resume=args.resume)
+    return _report(outcome, args.tracking_uri)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from .run import resume_sweep
+
+    return _report(resume_sweep(Path(args.dir), args.tracking_uri, args.address), args.tracking_uri)
+
+
+def _report(outcome: "SweepOutcome", tracking_uri: str | None) -> int:
+    plan = outcome.plan
     counts = ", ".join(f"{n} {s}" for s, n in outcome.counts.items() if n)
     print(f"\n{plan.spec.name}: {sum(outcome.counts.values())} trials ({counts}) in {outcome.seconds:.0f}s")
     print(f"  results: {outcome.results_dir}/trials.parquet, {outcome.results_dir}/metrics/")
     for path in outcome.curve_files:
         print(f"  curve:   {path}")
-    uri = args.tracking_uri or plan.spec.storage.tracking_uri
+    uri = tracking_uri or plan.spec.storage.tracking_uri
     if uri and not outcome.tracking_error:
         print(f"  MLflow:  mlflow ui --backend-store-uri {uri}   (experiment {plan.spec.name!r})")
     total = sum(outcome.counts.values())
@@ -78,7 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", metavar="ADDR", help="an existing Ray cluster: auto or ray://host:10001")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a spec field, e.g. --set fixed.epochs=50 (repeatable)")
+    p.add_argument("--resume", action="store_true",
+                   help="if the results directory already holds this sweep, continue it (for job retries)")
     p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("resume", help="continue a sweep whose driver stopped or was killed")
+    p.add_argument("dir")
+    p.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: the spec's)")
+    p.add_argument("--address", metavar="ADDR", help="an existing Ray cluster: auto or ray://host:10001")
+    p.set_defaults(fn=cmd_resume)
 
     p = sub.add_parser("status", help="trials per cell of a running or finished sweep")
     p.add_argument("dir")
@@ -104,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -3,13 +3,14 @@ per trial × epoch × seed), with column types from one pyarrow schema per sweep
 
 Writes are atomic (write a hidden temp file, then rename), and a trial's row is only written to
 ``trials.parquet`` after its metric rows are on disk, so a reader never sees a trial without its
-curve. Metric rows are buffered and written as a few large files, not one file per trial: reading
-10k small Parquet files is ~20× slower than one.
+curve. Per-trial metric files are compacted into one large file when a sweep ends: reading 10k
+small Parquet files is ~20× slower than one.
 """
 from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -27,7 +28,6 @@ from .plan import SweepPlan
 STATUSES = ("completed", "pruned", "errored", "diverged")
 TRIALS_FILE = "trials.parquet"
 METRICS_DIR = "metrics"
-ROWS_PER_PART = 200_000
 
 
 def arrow_type(values: Iterable[Any]) -> pa.DataType:
@@ -76,28 +76,34 @@ def _finite(value: Any) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-class ResultsWriter:
-    """Collects per-epoch results on the driver and writes them to the sweep's Parquet files.
+def failpoint(name: str) -> None:
+    """Kill this process here when ``SCALESWEEP_KILL_AT`` names this point: lets tests crash a driver
+    at the exact moments that matter (e.g. between a metrics write and the trials.parquet write)."""
+    if os.environ.get("SCALESWEEP_KILL_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
-    Epoch rows are keyed by epoch within a trial, so a trial restarted from a checkpoint that
-    reports some epochs again never produces duplicate (trial_id, epoch, seed) rows.
+
+class ResultsWriter:
+    """Writes each finished trial to the sweep's Parquet files before Tune can checkpoint it as done.
+
+    Exactly-once, however often the driver dies: a trial's metric rows go to ``metrics/part-<trial
+    id>.parquet`` (a retry overwrites the same name), its row to ``trials.parquet`` afterwards, and a
+    trial already recorded is never recorded again. Epoch rows are keyed by epoch, so epochs that a
+    trial restored from a checkpoint reports again replace rather than duplicate.
     """
 
-    def __init__(self, plan: SweepPlan, root: Path, flush_every_s: float = 5.0) -> None:
+    def __init__(self, plan: SweepPlan, root: Path) -> None:
         self._plan = plan
         self._root = root
         self._trials_schema = trials_schema(plan)
         self._metrics_schema = metrics_schema(plan)
-        self._flush_every_s = flush_every_s
-        self._last_flush = time.monotonic()
         self._epochs: dict[str, dict[int, dict[str, Any]]] = {}
-        self._pending_metrics: list[dict[str, list[Any]]] = []
-        self._pending_rows = 0
         (root / METRICS_DIR).mkdir(parents=True, exist_ok=True)
         existing = root / TRIALS_FILE
         self._trials: dict[str, dict[str, Any]] = (
             {r["trial_id"]: r for r in pq.read_table(existing).to_pylist()} if existing.exists() else {}
         )
+        self._drop_orphans()
 
     @property
     def finished(self) -> dict[str, dict[str, Any]]:
@@ -111,9 +117,10 @@ class ResultsWriter:
 
     def finish_trial(self, trial_id: str, config: Mapping[str, Any], status: str,
                      seconds: float, error: str | None = None) -> dict[str, Any]:
-        """Move a finished trial's epochs to the write buffer and record its trials.parquet row."""
+        """Write a finished trial's metric rows, then its trials.parquet row; returns the row."""
         epochs = self._epochs.pop(trial_id, {})
-        self._buffer_metrics(trial_id, config, epochs)
+        if trial_id in self._trials:  # finished before a driver crash and rerun after: keep the first
+            return self._trials[trial_id]
         row: dict[str, Any] = {"trial_id": trial_id, "cell": cell_key(config, self._plan.axes)}
         row.update({a: config[a] for a in self._plan.spec.axes})
         row.update({p: config.get(p) for p in self._plan.spec.search.space})
@@ -123,40 +130,67 @@ class ResultsWriter:
             series = [v for e in sorted(epochs) if (v := _finite(epochs[e]["means"].get(metric))) is not None]
             row[f"final_{metric}"] = _finite(last["means"].get(metric)) if last else None
             row[f"best_{metric}"] = (min(series) if mode == "min" else max(series)) if series else None
+        _atomic_write(self._metric_table(trial_id, config, epochs), self._part(trial_id))
+        failpoint("after-metrics-write")
         self._trials[trial_id] = row
-        self.flush(force=False)
+        _atomic_write(pa.Table.from_pylist(list(self._trials.values()), schema=self._trials_schema),
+                      self._root / TRIALS_FILE)
         return row
 
-    def _buffer_metrics(self, trial_id: str, config: Mapping[str, Any], epochs: dict[int, dict[str, Any]]) -> None:
+    def _part(self, trial_id: str) -> Path:
+        return self._root / METRICS_DIR / f"part-{trial_id}.parquet"
+
+    def _metric_table(self, trial_id: str, config: Mapping[str, Any], epochs: dict[int, dict[str, Any]]) -> pa.Table:
         base_seed = int(config.get("seed", 0))
         columns: dict[str, list[Any]] = {f.name: [] for f in self._metrics_schema}
         for epoch in sorted(epochs):
             per_seed = epochs[epoch]["seed_metrics"]
-            n_seeds = max((len(v) for v in per_seed.values()), default=0)
-            for s in range(n_seeds):
+            for s in range(max((len(v) for v in per_seed.values()), default=0)):
                 columns["trial_id"].append(trial_id)
                 columns["epoch"].append(epoch)
                 columns["seed"].append(base_seed + s)
                 for metric in self._plan.modes:
                     values = per_seed.get(metric)
                     columns[metric].append(float(values[s]) if values is not None else None)
-        self._pending_metrics.append(columns)
-        self._pending_rows += len(columns["trial_id"])
+        return pa.Table.from_pydict(columns, schema=self._metrics_schema)
 
-    def flush(self, force: bool = True) -> None:
-        """Write buffered metric rows, then trials.parquet; cheap no-op between intervals unless forced."""
-        due = time.monotonic() - self._last_flush >= self._flush_every_s or self._pending_rows >= ROWS_PER_PART
-        if not (force or due):
+    def _drop_orphans(self) -> None:
+        """Remove what a killed driver left half-done: temp files, parts absorbed by a compaction,
+        and metric parts of trials whose trials.parquet row was never written (they will rerun)."""
+        directory = self._root / METRICS_DIR
+        for tmp in list(directory.glob(".*.tmp")) + list(self._root.glob(".*.tmp")):
+            tmp.unlink(missing_ok=True)
+        absorbed = {name for f in directory.glob("compact-*.parquet") for name in _absorbed(f)}
+        for part in directory.glob("part-*.parquet"):
+            trial_id = part.stem.removeprefix("part-")
+            if part.name in absorbed or trial_id not in self._trials:
+                part.unlink()
+
+    def compact(self) -> None:
+        """Merge per-trial parts into one file with large row groups (many small files read ~20× slower).
+
+        The compacted file names the parts it absorbed in its metadata and is renamed into place
+        before they are deleted, so a crash in between leaves parts that the next start removes.
+        """
+        directory = self._root / METRICS_DIR
+        parts = sorted(directory.glob("part-*.parquet"))
+        if len(parts) < 2:
             return
-        if self._pending_rows:
-            merged = {f.name: [v for part in self._pending_metrics for v in part[f.name]] for f in self._metrics_schema}
-            name = f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
-            _atomic_write(pa.Table.from_pydict(merged, schema=self._metrics_schema), self._root / METRICS_DIR / name)
-            self._pending_metrics, self._pending_rows = [], 0
-        if self._trials:
-            _atomic_write(pa.Table.from_pylist(list(self._trials.values()), schema=self._trials_schema),
-                          self._root / TRIALS_FILE)
-        self._last_flush = time.monotonic()
+        table = pa.concat_tables(pq.read_table(p, schema=self._metrics_schema) for p in parts)
+        names = "\n".join(p.name for p in parts)
+        table = table.replace_schema_metadata({b"scalesweep.absorbed": names.encode()})
+        target = directory / f"compact-{time.time_ns()}.parquet"
+        tmp = target.with_name(f".{target.name}.tmp")
+        pq.write_table(table, tmp, row_group_size=1_000_000)
+        os.replace(tmp, target)
+        failpoint("after-compaction")
+        for part in parts:
+            part.unlink()
+
+
+def _absorbed(compacted: Path) -> list[str]:
+    metadata = pq.read_schema(compacted).metadata or {}
+    return metadata.get(b"scalesweep.absorbed", b"").decode().split("\n")
 
 
 def load_trials(root: str | Path) -> pd.DataFrame:

@@ -7,13 +7,16 @@ cluster's capacity, reuse actors, and turn the automatic loggers off (our callba
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cells import expand
 from .plan import SweepPlan
 from .spec import SpecError, dump_spec
 
@@ -24,6 +27,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 @dataclass
 class SweepOutcome:
+    plan: SweepPlan
     results_dir: Path
     counts: dict[str, int]
     seconds: float
@@ -58,67 +62,127 @@ def _max_concurrent(plan: SweepPlan) -> int:
     return max(1, min(plan.spec.total_trials, math.floor(fits + 1e-9)))
 
 
+FINGERPRINT_FILE = "sweep.json"
+# Spec fields that decide which trials run and how they are searched: a resume must not change them.
+SEARCH_FIELDS = ("trainable", "fixed", "axes", "search", "seeds", "metric", "scheduler")
+
+
+def _fingerprint(plan: SweepPlan) -> dict:
+    return plan.spec.model_dump(mode="json", include=set(SEARCH_FIELDS))  # axis order kept: it names cells
+
+
+def _check_unchanged(plan: SweepPlan, root: Path) -> None:
+    """Refuse to resume with a spec whose cells or search differ from the sweep's start (a restore
+    that silently changes the search would mix two experiments in one table)."""
+    stored = json.loads((root / FINGERPRINT_FILE).read_text())
+    now = _fingerprint(plan)
+    for field in SEARCH_FIELDS:
+        if stored.get(field) != now.get(field):
+            detail = ""
+            if field == "axes":
+                old, new = {c.key for c in expand(stored["axes"])}, {c.key for c in plan.cells}
+                detail = f" (cells added: {len(new - old)}, removed: {len(old - new)})"
+            raise SpecError(f"{root}/spec.yaml: {field} changed since the sweep started{detail}; "
+                            f"restore it, or start a new sweep under another name")
+
+
 def run_sweep(plan: SweepPlan, results_root: str | None = None, tracking_uri: str | None = None,
-              address: str | None = None) -> SweepOutcome:
-    """Run every trial of the plan; returns counts per status. Raises SpecError for unusable input."""
+              address: str | None = None, resume: bool = False) -> SweepOutcome:
+    """Start the plan's sweep; with ``resume``, continue it instead if its results directory holds it."""
+    root = results_dir_for(plan, results_root)
+    if (root / FINGERPRINT_FILE).exists():
+        if not resume:
+            raise SpecError(f"{root}: already holds a sweep; continue it with `scalesweep resume {root}`, "
+                            f"or remove it to start over")
+        _check_unchanged(plan, root)
+        return _execute(plan, root, tracking_uri, address)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "spec.yaml").write_text(dump_spec(plan.spec))
+    (root / FINGERPRINT_FILE).write_text(json.dumps(_fingerprint(plan), indent=1))
+    return _execute(plan, root, tracking_uri, address)
+
+
+def resume_sweep(root: Path, tracking_uri: str | None = None, address: str | None = None) -> SweepOutcome:
+    """Continue the sweep in ``root`` after its driver died: Tune's experiment state, the Optuna
+    studies, ASHA's rungs (replayed from Parquet) and the results written so far all carry on."""
+    from .plan import plan_sweep
+    from .spec import load_spec
+
+    if not (root / FINGERPRINT_FILE).exists():
+        raise SpecError(f"{root}: no sweep to resume here (expected {root / FINGERPRINT_FILE}); "
+                        f"pass a results/<sweep> directory")
+    plan = plan_sweep(load_spec(root / "spec.yaml"), str(root / "spec.yaml"))
+    _check_unchanged(plan, root)
+    return _execute(plan, root, tracking_uri, address)
+
+
+def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str | None) -> SweepOutcome:
     from ray import tune
 
     from trainables.tune_adapter import tune_function
 
     from .callback import DriverSinks, SweepCallback
+    from .lock import DriverLock
     from .progress import Progress
-    from .results import ResultsWriter
+    from .results import STATUSES, ResultsWriter
     from .scheduling import CellScheduler
-    from .search import CellSearcher
+    from .search import CellSearcher, Studies
     from .tracking import Tracker
 
     spec = plan.spec
-    root = results_dir_for(plan, results_root)
-    if (root / "tune").exists():
-        raise SpecError(f"{root}: already holds a sweep; remove it to start over, or run with --results DIR")
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "spec.yaml").write_text(dump_spec(spec))
-    uri = tracking_uri or spec.storage.tracking_uri
-    tracker = Tracker(uri, spec.name, root) if uri else None
-    if tracker:
-        tracker.start_sweep(root / "spec.yaml", {"trainable": spec.trainable, "cells": spec.n_cells,
-                                                 "trials": spec.total_trials, "seeds": spec.seeds})
-
-    _init_ray(address)
-    started = time.monotonic()
-    writer = ResultsWriter(plan, root)
-    progress = Progress(spec.total_trials, 0, plan.metric)
-    callback = SweepCallback.attach(str(root.resolve()), DriverSinks(plan, writer, tracker, progress))
-    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    tuner = tune.Tuner(
-        tune.with_resources(tune_function(spec.trainable, spec.resources.cpu), resources),
-        tune_config=tune.TuneConfig(
-            search_alg=CellSearcher(plan, root / "studies"), scheduler=CellScheduler(plan), num_samples=spec.total_trials,
-            max_concurrent_trials=_max_concurrent(plan), reuse_actors=True,
-            trial_dirname_creator=lambda trial: trial.trial_id,
-        ),
-        run_config=tune.RunConfig(
-            name="tune", storage_path=str(root.resolve()), verbose=0,
-            callbacks=[callback],
-            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        ),
-    )
+    lock = DriverLock(root).acquire()
     try:
-        tuner.fit()
+        writer = ResultsWriter(plan, root)
+        uri = tracking_uri or spec.storage.tracking_uri
+        tracker = Tracker(uri, spec.name, root) if uri else None
+        if tracker:
+            tracker.start_sweep(root / "spec.yaml", {"trainable": spec.trainable, "cells": spec.n_cells,
+                                                     "trials": spec.total_trials, "seeds": spec.seeds})
+        _init_ray(address)
+        started = time.monotonic()
+        progress = Progress(spec.total_trials, len(writer.finished), plan.metric)
+        callback = SweepCallback.attach(str(root.resolve()), DriverSinks(plan, writer, tracker, progress,
+                                                                             Studies(plan, root / "studies")))
+        trainable = tune.with_resources(tune_function(spec.trainable, spec.resources.cpu, spec.checkpoint_every_s),
+                                        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+        experiment = root.resolve() / "tune"
+        if tune.Tuner.can_restore(str(experiment)) and any(experiment.glob("experiment_state-*.json")):
+            tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=False)
+        else:  # a fresh sweep, or one killed before Tune saved any state: (re)start what Parquet lacks
+            shutil.rmtree(experiment, ignore_errors=True)
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    search_alg=CellSearcher(plan, root), scheduler=CellScheduler(plan, root),
+                    num_samples=spec.total_trials,
+                    max_concurrent_trials=_max_concurrent(plan), reuse_actors=True,
+                    trial_dirname_creator=lambda trial: trial.trial_id,
+                ),
+                run_config=tune.RunConfig(
+                    name="tune", storage_path=str(root.resolve()), verbose=0, callbacks=[callback],
+                    failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                    # Keep every checkpoint while a trial runs: with num_to_keep, Tune deletes the one its
+                    # last snapshot points to before the next snapshot, and a driver killed in between
+                    # cannot restore that trial. The callback deletes a trial's checkpoints once recorded.
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+                ),
+            )
+        try:
+            tuner.fit()
+        finally:
+            progress.close()
+        writer.compact()
+        curve_files = _curves(plan, root)
+        if tracker:
+            if curve_files:
+                tracker.log_artifacts(curve_files, "curves")
+            tracker.close()
     finally:
-        progress.close()
-        writer.flush()
-    curve_files = _curves(plan, root)
-    if tracker:
-        if curve_files:
-            tracker.log_artifacts(curve_files, "curves")
-        tracker.close()
-    counts = {s: 0 for s in ("completed", "pruned", "errored", "diverged")}
+        lock.release()
+    counts = {s: 0 for s in STATUSES}
     for row in writer.finished.values():
         counts[row["status"]] += 1
-    return SweepOutcome(root, counts, time.monotonic() - started, curve_files,
-                        tracker.failed if tracker else None)
+    return SweepOutcome(plan, root, counts, time.monotonic() - started, curve_files, tracker.failed if tracker else None)
 
 
 def _curves(plan: SweepPlan, root: Path) -> list[Path]:

@@ -6,6 +6,8 @@ every small-data trial; a scaling curve needs early stopping *within* a cell onl
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from ray.tune.experiment import Trial
@@ -13,6 +15,7 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialSch
 
 from .cells import cell_key
 from .plan import SweepPlan
+from .results import load_metrics, load_trials
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
@@ -21,11 +24,18 @@ TIME_ATTR = "epoch"
 
 
 class CellScheduler(FIFOScheduler):
-    """Routes each trial's results to its cell's ASHA; stops trials whose every seed diverged."""
+    """Routes each trial's results to its cell's ASHA; stops trials whose every seed diverged.
 
-    def __init__(self, plan: SweepPlan) -> None:
+    A resumed sweep gets a scheduler unpickled from its start, with empty rungs; each cell's ASHA
+    therefore replays the per-epoch results of the cell's finished trials from Parquet when it is
+    first needed, so early stopping after a resume compares against the same trials as before.
+    """
+
+    def __init__(self, plan: SweepPlan, results_dir: Path) -> None:
         super().__init__()
         self._plan = plan
+        self._results_dir = results_dir.resolve()
+        self._history: dict[str, list[tuple[str, list[tuple[int, float]]]]] | None = None
         self._by_cell: dict[str, AsyncHyperBandScheduler] = {}
         self._cell_of: dict[str, str] = {}
         self._in_asha: set[str] = set()  # trials added to an ASHA and not yet completed or removed
@@ -41,7 +51,33 @@ class CellScheduler(FIFOScheduler):
                 grace_period=asha.grace_period, reduction_factor=asha.reduction_factor,
                 stop_last_trials=False,  # a trial ends at its own last epoch as "completed", not pruned
             )
+            self._replay(key, self._by_cell[key])
         return self._by_cell[key]
+
+    def _replay(self, key: str, asha: AsyncHyperBandScheduler) -> None:
+        if self._history is None:
+            self._history = self._load_history()
+        for trial_id, series in self._history.get(key, []):
+            stub = SimpleNamespace(trial_id=trial_id)
+            asha.on_trial_add(None, stub)
+            for epoch, value in series:
+                if asha.on_trial_result(None, stub, {TIME_ATTR: epoch, self._plan.metric: value}) != self.CONTINUE:
+                    break
+            asha.on_trial_remove(None, stub)
+
+    def _load_history(self) -> dict[str, list[tuple[str, list[tuple[int, float]]]]]:
+        """Seed-mean metric per epoch of every finished trial, grouped by cell (empty on a fresh sweep)."""
+        trials, metrics = load_trials(self._results_dir), load_metrics(self._results_dir)
+        if trials.empty or metrics.empty:
+            return {}
+        means = metrics.groupby(["trial_id", "epoch"])[self._plan.metric].mean().dropna()
+        series = {tid: [(int(e), float(v)) for (_, e), v in s.items()] for tid, s in means.groupby(level=0)}
+        history: dict[str, list[tuple[str, list[tuple[int, float]]]]] = {}
+        finished = trials[trials.status.isin(["completed", "pruned"])]
+        for trial_id, cell in zip(finished.trial_id, finished.cell):
+            if trial_id in series:
+                history.setdefault(cell, []).append((trial_id, series[trial_id]))
+        return history
 
     def on_trial_add(self, tune_controller: "TuneController", trial: Trial) -> None:
         if asha := self._asha(trial):

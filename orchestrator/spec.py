@@ -127,6 +127,7 @@ class SweepSpec(_Strict):
     storage: StorageSpec = StorageSpec()
     curves: list[CurveSpec] = []
     max_failures: int = Field(2, ge=0)
+    checkpoint_every_s: float = Field(60.0, ge=0)  # at most one trial checkpoint per this many seconds
 
     @field_validator("axes")
     @classmethod

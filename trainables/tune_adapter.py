@@ -1,7 +1,9 @@
 """The one place the science meets Ray: wraps ``train(config, report)`` as a Tune function trainable.
 
 Checkpoints are time-based (at most one every ``checkpoint_every_s``): a 5-second trial never pays
-for serialisation, an hour-long one loses at most that much work when its worker dies.
+for serialisation, an hour-long one loses at most that much work when its worker dies. A checkpoint
+also holds the reports made so far; a trial restored from it sends them once more (``replayed``)
+with its first new report, so a driver that crashed and lost them in memory still records every epoch.
 """
 from __future__ import annotations
 
@@ -25,13 +27,18 @@ class TuneReporter(Reporter):
         super().__init__()
         self._every = checkpoint_every_s
         self._last = time.monotonic()
+        self._history: list[dict[str, Any]] = []
+        self._replay: list[dict[str, Any]] = []
 
     def __call__(self, metrics: dict[str, Any], state: StateFn | None = None) -> None:
+        self._history.append(metrics)
+        if self._replay:
+            metrics, self._replay = {**metrics, "replayed": self._replay}, []
         if state is None or time.monotonic() - self._last < self._every:
             tune.report(metrics)
             return
         with tempfile.TemporaryDirectory() as tmp:
-            torch.save(state(), os.path.join(tmp, STATE_FILE))
+            torch.save({"state": state(), "history": self._history}, os.path.join(tmp, STATE_FILE))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
         self._last = time.monotonic()
 
@@ -40,10 +47,13 @@ class TuneReporter(Reporter):
         if checkpoint is None:
             return None
         with checkpoint.as_directory() as directory:
-            return torch.load(os.path.join(directory, STATE_FILE), weights_only=False)
+            saved = torch.load(os.path.join(directory, STATE_FILE), weights_only=False)
+        self._history = list(saved["history"])
+        self._replay = list(saved["history"])
+        return saved["state"]
 
 
-def tune_function(name: str, cpus: float, checkpoint_every_s: float = 60.0) -> Callable[[dict[str, Any]], None]:
+def tune_function(name: str, cpus: float, checkpoint_every_s: float) -> Callable[[dict[str, Any]], None]:
     """A Tune function trainable running the registered trainable ``name`` with one torch thread per CPU."""
     threads = max(1, int(cpus))
 
