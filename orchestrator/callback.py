@@ -57,6 +57,7 @@ class SweepCallback(Callback):
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         s = self.sinks
+        s.writer.trial_running(trial.trial_id, trial.config)
         if s.tracker:
             s.tracker.trial_started(trial.trial_id, cell_key(trial.config, s.plan.axes), trial.config)
 

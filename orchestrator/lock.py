@@ -36,6 +36,21 @@ class DriverLock:
         self._fd = fd
         return self
 
+    @staticmethod
+    def held(root: Path) -> bool:
+        """Whether a live driver holds the sweep in ``root`` (probed without taking the lock)."""
+        path = root / LOCK_FILE
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock

@@ -8,6 +8,7 @@ small Parquet files is ~20× slower than one.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -27,6 +28,7 @@ from .plan import SweepPlan
 
 STATUSES = ("completed", "pruned", "errored", "diverged")
 TRIALS_FILE = "trials.parquet"
+RUNNING_FILE = "running.json"
 METRICS_DIR = "metrics"
 
 
@@ -98,6 +100,7 @@ class ResultsWriter:
         self._trials_schema = trials_schema(plan)
         self._metrics_schema = metrics_schema(plan)
         self._epochs: dict[str, dict[int, dict[str, Any]]] = {}
+        self._running: dict[str, str] = {}
         (root / METRICS_DIR).mkdir(parents=True, exist_ok=True)
         existing = root / TRIALS_FILE
         self._trials: dict[str, dict[str, Any]] = (
@@ -109,6 +112,16 @@ class ResultsWriter:
     def finished(self) -> dict[str, dict[str, Any]]:
         """Rows of the trials recorded so far, by trial id."""
         return self._trials
+
+    def trial_running(self, trial_id: str, config: Mapping[str, Any]) -> None:
+        """Note a started trial in ``running.json``, which ``scalesweep status`` reads from other shells."""
+        self._running[trial_id] = cell_key(config, self._plan.axes)
+        self._write_running()
+
+    def _write_running(self) -> None:
+        tmp = self._root / f".{RUNNING_FILE}.tmp"
+        tmp.write_text(json.dumps(self._running))
+        os.replace(tmp, self._root / RUNNING_FILE)
 
     def record_epoch(self, trial_id: str, result: Mapping[str, Any]) -> None:
         self._epochs.setdefault(trial_id, {})[int(result["epoch"])] = {
@@ -135,6 +148,8 @@ class ResultsWriter:
         self._trials[trial_id] = row
         _atomic_write(pa.Table.from_pylist(list(self._trials.values()), schema=self._trials_schema),
                       self._root / TRIALS_FILE)
+        if self._running.pop(trial_id, None) is not None:
+            self._write_running()
         return row
 
     def _part(self, trial_id: str) -> Path:

@@ -5,6 +5,7 @@ while a sweep runs, after it ends, and on a machine that only has the results di
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,13 @@ import pyarrow.parquet as pq
 import yaml
 
 from .cells import expand
-from .results import STATUSES, TRIALS_FILE
+from .lock import DriverLock
+from .results import RUNNING_FILE, STATUSES, TRIALS_FILE
 from .spec import SpecError, parse_spec
 
 
 def _empty() -> dict[str, Any]:
-    return {**{s: 0 for s in STATUSES}, "best": None}
+    return {**{s: 0 for s in STATUSES}, "running": 0, "best": None}
 
 
 def sweep_status(root: Path) -> dict[str, Any]:
@@ -37,17 +39,23 @@ def sweep_status(root: Path) -> dict[str, Any]:
             if value is not None and value == value and status != "errored":
                 best = entry["best"]
                 entry["best"] = value if best is None or (value < best if mode == "min" else value > best) else best
+    live = DriverLock.held(root)
+    if live and (root / RUNNING_FILE).exists():
+        for cell in json.loads((root / RUNNING_FILE).read_text()).values():
+            cells.setdefault(cell, _empty())["running"] += 1
     done = sum(entry[s] for entry in cells.values() for s in STATUSES)
     return {"sweep": spec.name, "metric": metric, "mode": mode, "total": spec.total_trials, "done": done,
-            "remaining": spec.total_trials - done, "cells": cells}
+            "running": sum(e["running"] for e in cells.values()), "remaining": spec.total_trials - done,
+            "driver": "running" if live else "stopped", "cells": cells}
 
 
 def format_status(report: dict[str, Any]) -> str:
-    lines = [f"{report['sweep']}: {report['done']}/{report['total']} trials done, {report['remaining']} to go "
-             f"(best {report['metric']}, {report['mode']})"]
+    lines = [f"{report['sweep']}: {report['done']}/{report['total']} trials done, {report['running']} running, "
+             f"{report['remaining']} to go; driver {report['driver']} (best {report['metric']}, {report['mode']})"]
+    columns = (*STATUSES, "running")
     width = max(len(k) for k in report["cells"])
-    lines.append(f"{'cell':{width}s}  " + "  ".join(f"{s:>9s}" for s in STATUSES) + "       best")
+    lines.append(f"{'cell':{width}s}  " + "  ".join(f"{s:>9s}" for s in columns) + "       best")
     for key, entry in report["cells"].items():
         best = f"{entry['best']:.4g}" if entry["best"] is not None else "-"
-        lines.append(f"{key:{width}s}  " + "  ".join(f"{entry[s]:9d}" for s in STATUSES) + f"  {best:>9s}")
+        lines.append(f"{key:{width}s}  " + "  ".join(f"{entry[s]:9d}" for s in columns) + f"  {best:>9s}")
     return "\n".join(lines)

@@ -4,6 +4,7 @@ Drivers here are real `scalesweep` processes in their own process group, killed 
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -84,6 +85,8 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path: Path, kill_a
         second = scalesweep("resume", str(root), cwd=tmp_path, timeout=120)  # the lock refuses a second driver
         assert second.returncode == 2 and "another driver is running this sweep" in second.stderr
         assert second.stderr.count("\n") == 1
+        status = json.loads(scalesweep("status", str(root), "--json", cwd=tmp_path, timeout=120).stdout)
+        assert status["driver"] == "running" and status["running"] >= 1 and 3 <= status["done"] < N_TRIALS
     if kill_at != "during-parquet-write":
         os.killpg(driver.pid, signal.SIGKILL)
     driver.wait(timeout=180)

@@ -111,4 +111,5 @@ def test_status_reads_the_finished_sweep(sweep) -> None:
     _, outcome, _ = sweep
     report = sweep_status(outcome.results_dir)
     assert report["done"] == report["total"] == 12
+    assert report["driver"] == "stopped" and report["running"] == 0
     assert all(c["completed"] + c["pruned"] == 3 for c in report["cells"].values())
