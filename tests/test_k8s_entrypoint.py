@@ -1,0 +1,163 @@
+"""The RayJob's exact entrypoint on a real two-node Ray on loopback: the closest honest stand-in for a
+KubeRay cluster here. A first attempt is cut off with its whole cluster (a lost head); the retry runs
+on a NEW cluster, as KubeRay's retries do, and resumes from the shared directory standing in for the
+/data volume. While the first attempt runs, a second driver is refused.
+
+What it maps: /spec and /data to directories here, the MLflow service to the MLflow server run from
+the cpu overlay's Deployment, and each Ray node's `ray start` flags from the RayJob's rayStartParams.
+What it cannot show: KubeRay itself (submission, retries, pod lifecycle), NFS semantics, images.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pyarrow.parquet as pq
+
+from helpers import write_spec
+from test_k8s import by_kind, free_port, needs_kubectl, start_mlflow_from_manifest, stop
+from orchestrator.k8s_render import build_overlay, render
+from orchestrator.spec import load_spec
+
+RAY = str(Path(sys.executable).with_name("ray"))
+N_TRIALS = 12
+SPEC = {
+    "name": "k8s-resume",
+    "trainable": "synthetic",
+    "fixed": {"epochs": 6, "sleep_s": 0.4},
+    "axes": {"size": [1, 4], "rate": [0.2, 0.6]},
+    "search": {"samples_per_cell": 3, "space": {"lr": {"loguniform": [1e-4, 1e-1]}}},
+    "seeds": 2,
+    "scheduler": {"asha": {"grace_period": 3}},
+    "checkpoint_every_s": 0,
+}
+# Pods have no Ray auth token (KubeRay leaves auth off unless authOptions asks for it); a token file
+# in this machine's home would otherwise switch `ray start` to token auth.
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def ray_start_flags(params: dict[str, str]) -> list[str]:
+    """rayStartParams as KubeRay passes them to `ray start`: --key=value."""
+    return [f"--{key}={value}" for key, value in params.items()]
+
+
+class LoopbackCluster:
+    """A head and one worker, each a `ray start --block` in its own process group, on 127.0.0.1."""
+
+    def __init__(self, rayjob: dict) -> None:
+        cluster = rayjob["spec"]["rayClusterSpec"]
+        self.temp = tempfile.mkdtemp(prefix="ssk8s", dir="/tmp")  # Ray's socket paths must stay short
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        env = {**os.environ, **RAY_ENV}
+        common = ["--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+        self.procs = [self._start([RAY, "start", "--head", f"--port={self.port}", f"--temp-dir={self.temp}",
+                                   "--include-dashboard=false", *common,
+                                   *ray_start_flags(cluster["headGroupSpec"]["rayStartParams"])], env, "head")]
+        self._wait_for(nodes=1)
+        group = cluster["workerGroupSpecs"][0]
+        self.procs.append(self._start([RAY, "start", f"--address={self.address}", *common,
+                                       *ray_start_flags(group["rayStartParams"])], env, "worker"))
+        self._wait_for(nodes=2)
+
+    def _start(self, argv: list[str], env: dict, name: str) -> subprocess.Popen:
+        return subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=open(Path(self.temp) / f"{name}.log", "w"))
+
+    def _wait_for(self, nodes: int, timeout: float = 120) -> None:
+        probe = ("import ray; ray.init(log_to_driver=False); "
+                 "print(sum(n['Alive'] for n in ray.nodes()), ray.cluster_resources().get('CPU', 0))")
+        deadline = time.monotonic() + timeout
+        while True:
+            proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                  env={**os.environ, **RAY_ENV, "RAY_ADDRESS": self.address}, timeout=120)
+            if proc.returncode == 0 and int(proc.stdout.split()[0]) >= nodes:
+                return
+            assert time.monotonic() < deadline, proc.stderr[-2000:]
+            time.sleep(1)
+
+    def kill(self) -> None:
+        """The whole cluster at once, as when a head pod is lost: no draining, no goodbyes."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def entrypoint_argv(rayjob: dict, spec_dir: Path, data_dir: Path, mlflow_port: int) -> list[str]:
+    """The RayJob's entrypoint, word for word, with the pod's paths and service mapped to local ones."""
+    words = shlex.split(rayjob["spec"]["entrypoint"])
+    assert words[0] == "scalesweep"
+    mapping = {"/spec/spec.yaml": str(spec_dir / "spec.yaml"), "/data/results": str(data_dir / "results"),
+               "http://scalesweep-mlflow:5000": f"http://127.0.0.1:{mlflow_port}"}
+    mapped = [mapping.get(w, w) for w in words[1:]]
+    assert len(set(mapped) & set(mapping.values())) == 3, "the entrypoint's paths or service changed"
+    return [sys.executable, "-m", "orchestrator", *mapped]
+
+
+def _rows(root: Path) -> int:
+    try:
+        return pq.read_table(root / "trials.parquet").num_rows
+    except (FileNotFoundError, OSError):
+        return 0
+
+
+@needs_kubectl
+def test_the_rayjob_entrypoint_resumes_on_a_new_cluster_and_never_runs_twice(tmp_path: Path) -> None:
+    (tmp_path / "spec").mkdir()
+    spec_path = write_spec(tmp_path / "spec" / "spec.yaml", SPEC)
+    objects, _ = render(load_spec(spec_path), spec_path.read_text(), build_overlay("cpu"))
+    rayjob = by_kind(objects, "RayJob")[0]
+    data = tmp_path / "data"  # the shared volume: results here, MLflow artifacts here too
+    server, mlflow_port = start_mlflow_from_manifest(tmp_path / "mlflow")
+    argv = entrypoint_argv(rayjob, spec_path.parent, data, mlflow_port)
+    root = data / "results" / SPEC["name"]
+    clusters: list[LoopbackCluster] = []
+    try:
+        clusters.append(LoopbackCluster(rayjob))  # attempt 1's RayCluster
+        env = {**os.environ, **RAY_ENV, "RAY_ADDRESS": clusters[0].address}
+        first = subprocess.Popen(argv, env=env, cwd=tmp_path, start_new_session=True,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while _rows(root) < 3:
+            assert first.poll() is None, first.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "attempt 1 made no progress"
+            time.sleep(0.2)
+
+        overlap = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert overlap.returncode == 2 and "another driver is running this sweep" in overlap.stderr, overlap.stderr
+
+        clusters[0].kill()  # the head is lost, the driver with it: the attempt fails
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        before = set(pd.read_parquet(root / "trials.parquet").trial_id)
+        assert 3 <= len(before) < N_TRIALS
+
+        clusters.append(LoopbackCluster(rayjob))  # the retry: a NEW RayCluster, same volume
+        env["RAY_ADDRESS"] = clusters[1].address
+        second = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert second.returncode == 0, second.stderr[-3000:]
+    finally:
+        for cluster in clusters:
+            cluster.kill()
+        stop(server)
+
+    trials = pd.read_parquet(root / "trials.parquet")
+    assert len(trials) == N_TRIALS and trials.trial_id.is_unique and before <= set(trials.trial_id)
+    assert set(trials.status) <= {"completed", "pruned"}
+    metrics = pd.read_parquet(root / "metrics")
+    assert not metrics.duplicated(["trial_id", "epoch", "seed"]).any()
+    assert set(metrics.trial_id) == set(trials.trial_id)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow' / 'db' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(SPEC["name"])
+    assert experiment is not None and client.search_runs([experiment.experiment_id])
