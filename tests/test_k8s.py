@@ -38,6 +38,11 @@ needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None,
                                    reason="kubectl (with its built-in kustomize) is not on PATH")
 needs_crds = pytest.mark.skipif(not CRDS.is_dir(), reason=f"KubeRay v1.7.0 CRDs not found at {CRDS}")
 
+CPU_SPEC = {"name": "copy-cpu", "trainable": "template",
+            "fixed": {"task": "copy", "model": "transformer", "depth": 1, "heads": 1, "epochs": 20},
+            "axes": {"embed_dim": [32, 64], "n_train": [8, 32, 128], "vo_identity": [False, True]},
+            "search": {"samples_per_cell": 2, "space": {"lr": {"loguniform": [1e-3, 1e-2]}}},
+            "resources": {"cpu": 1}}  # 24 trials of 1 CPU
 GPU_SPEC = {"name": "copy-gpu", "trainable": "template",
             "fixed": {"task": "copy", "model": "transformer", "depth": 1, "heads": 1, "epochs": 20},
             "axes": {"embed_dim": [32, 64], "n_train": [8, 32, 128]},
@@ -262,18 +267,19 @@ def test_job_names_are_valid_kuberay_names_and_distinct() -> None:
 
 @needs_kubectl
 def test_render_names_the_sweep_objects_and_sizes_workers_from_the_spec(tmp_path: Path) -> None:
-    objects = rendered(QUICKSTART, "cpu", max_workers=3)
+    spec = write_spec(tmp_path / "cpu.yaml", CPU_SPEC)
+    objects = rendered(spec, "cpu", max_workers=3)
     rayjob, = by_kind(objects, "RayJob")
-    assert rayjob["metadata"]["name"] == "quickstart"
-    configmap = next(o for o in by_kind(objects, "ConfigMap") if o["metadata"]["name"] == "quickstart-spec")
-    assert configmap["data"]["spec.yaml"] == QUICKSTART.read_text()
+    assert rayjob["metadata"]["name"] == "copy-cpu"
+    configmap = next(o for o in by_kind(objects, "ConfigMap") if o["metadata"]["name"] == "copy-cpu-spec")
+    assert configmap["data"]["spec.yaml"] == spec.read_text()
     for template in pod_templates(rayjob):
-        assert template["metadata"]["labels"]["scalesweep.io/sweep"] == "quickstart"
-        assert {"name": "spec", "configMap": {"name": "quickstart-spec"}} in template["spec"]["volumes"]
-    assert by_kind(objects, "PodDisruptionBudget")[0]["spec"]["selector"]["matchLabels"]["scalesweep.io/sweep"] == "quickstart"
+        assert template["metadata"]["labels"]["scalesweep.io/sweep"] == "copy-cpu"
+        assert {"name": "spec", "configMap": {"name": "copy-cpu-spec"}} in template["spec"]["volumes"]
+    assert by_kind(objects, "PodDisruptionBudget")[0]["spec"]["selector"]["matchLabels"]["scalesweep.io/sweep"] == "copy-cpu"
     assert "k8s-smoke" not in to_yaml(objects)
     group = rayjob["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
-    # quickstart: 56 trials of 1 CPU; cpu overlay workers have 2 CPUs, 3 GiB; capped at 3 workers; no autoscaler
+    # 24 trials of 1 CPU; cpu overlay workers have 2 CPUs, 3 GiB; capped at 3 workers; no autoscaler
     assert (group["replicas"], group["minReplicas"], group["maxReplicas"]) == (3, 3, 3)
     assert group["template"]["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "2", "memory": "3Gi"}
     assert group["rayStartParams"]["num-cpus"] == "2"
@@ -305,7 +311,7 @@ def test_render_refuses_a_spec_that_does_not_fit_the_overlay(tmp_path: Path) -> 
     with pytest.raises(SpecError, match=r"resources.gpu: 0.25, .* expected --overlay gpu"):
         rendered(write_spec(tmp_path / "gpu.yaml", GPU_SPEC), "cpu")
     with pytest.raises(SpecError, match=r"resources.gpu: 0, .*expected resources.gpu > 0"):
-        rendered(QUICKSTART, "gpu")
+        rendered(write_spec(tmp_path / "cpu.yaml", CPU_SPEC), "gpu")
 
 
 # --- the image ------------------------------------------------------------------------------------
@@ -366,16 +372,17 @@ def _recording_kubectl(bin_dir: Path, log: Path, script: str) -> str:
 
 @needs_kubectl
 def test_cli_render_writes_a_kustomization_that_builds(tmp_path: Path) -> None:
-    proc = _cli(["k8s", "render", str(QUICKSTART), "-o", str(tmp_path / "out")], cwd=tmp_path)
+    spec = str(write_spec(tmp_path / "cpu.yaml", CPU_SPEC))
+    proc = _cli(["k8s", "render", spec, "-o", str(tmp_path / "out")], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "quickstart: rayjob/quickstart, 1 worker(s) of 2 CPUs (2 trials each), up to 2 trials at once" in proc.stdout
+    assert "copy-cpu: rayjob/copy-cpu, 1 worker(s) of 2 CPUs (2 trials each), up to 2 trials at once" in proc.stdout
     built = subprocess.run(["kubectl", "kustomize", str(tmp_path / "out")], capture_output=True, text=True, check=True)
     objects = [d for d in yaml.safe_load_all(built.stdout) if d]
-    assert sorted(o["kind"] for o in objects) == sorted(o["kind"] for o in rendered(QUICKSTART, "cpu"))
-    for bad, message in [([str(QUICKSTART), "--overlay", "gpu"], "resources.gpu: 0, but this overlay's workers"),
+    assert objects == rendered(Path(spec), "cpu")
+    for bad, message in [([spec, "--overlay", "gpu"], "resources.gpu: 0, but this overlay's workers"),
                          (["nope.yaml"], "nope.yaml: no such file"),
-                         ([str(QUICKSTART), "--overlay", "tpu"], "--overlay tpu: expected cpu, gpu, or a directory"),
-                         ([str(QUICKSTART), "--max-workers", "0"], "--max-workers 0: expected a positive number")]:
+                         ([spec, "--overlay", "tpu"], "--overlay tpu: expected cpu, gpu, or a directory"),
+                         ([spec, "--max-workers", "0"], "--max-workers 0: expected a positive number")]:
         proc = _cli(["k8s", "render", *bad], cwd=tmp_path)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
 
@@ -385,20 +392,24 @@ def test_cli_submit_dry_run_prints_commands_and_manifests_and_applies_nothing(tm
     log = tmp_path / "kubectl.log"
     real = shutil.which("kubectl")
     path = _recording_kubectl(tmp_path / "bin", log, f'[ "$1" = kustomize ] && exec {real} "$@"; exit 99')
-    proc = _cli(["k8s", "submit", str(QUICKSTART), "--dry-run", "-n", "research"], cwd=tmp_path, path=path)
+    spec = str(write_spec(tmp_path / "cpu.yaml", CPU_SPEC))
+    proc = _cli(["k8s", "submit", spec, "--dry-run", "-n", "research"], cwd=tmp_path, path=path)
     assert proc.returncode == 0, proc.stderr
     assert [line.split()[0] for line in log.read_text().splitlines()] == ["kustomize"]  # nothing but the build
     out = proc.stdout
     assert "$ kubectl -n research apply -f - <<'EOF'" in out and "$ kubectl -n research create -f - <<'EOF'" in out
-    docs = [d for d in yaml.safe_load_all(out.split("<<'EOF'\n", 2)[2].split("\nEOF", 1)[0]) if d]
-    assert [d["kind"] for d in docs] == ["RayJob"] and docs[0]["metadata"]["name"] == "quickstart"
+    applied, created = (out.split("<<'EOF'\n")[i].split("\nEOF", 1)[0] for i in (1, 2))
+    objects = rendered(Path(spec), "cpu")
+    assert [d for d in yaml.safe_load_all(applied) if d] == [o for o in objects if o["kind"] != "RayJob"]
+    assert [d for d in yaml.safe_load_all(created) if d] == by_kind(objects, "RayJob")
     assert "kubectl -n research port-forward svc/scalesweep-mlflow 5000:5000" in out
-    assert "kubectl -n research port-forward svc/quickstart-head-svc 8265:8265" in out
-    assert "/data/results/quickstart" in out
+    assert "kubectl -n research port-forward svc/copy-cpu-head-svc 8265:8265" in out
+    assert "/data/results/copy-cpu" in out
 
 
 def test_cli_submit_without_kubectl_is_one_line(tmp_path: Path) -> None:
-    proc = _cli(["k8s", "submit", str(QUICKSTART)], cwd=tmp_path, path=str(tmp_path / "empty"))
+    spec = str(write_spec(tmp_path / "cpu.yaml", CPU_SPEC))
+    proc = _cli(["k8s", "submit", spec], cwd=tmp_path, path=str(tmp_path / "empty"))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("error: kubectl: not found on PATH")
 
@@ -415,20 +426,21 @@ case "$1" in
   get) cat {status};;
   apply|create) cat > /dev/null; echo "$1d";;
 esac""")
-    status.write_text("Running/quickstart-ab12c")
-    proc = _cli(["k8s", "submit", str(QUICKSTART)], cwd=tmp_path, path=path)
+    spec = str(write_spec(tmp_path / "cpu.yaml", CPU_SPEC))
+    status.write_text("Running/copy-cpu-ab12c")
+    proc = _cli(["k8s", "submit", spec], cwd=tmp_path, path=path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
-    assert "rayjob/quickstart is Running: a sweep runs one attempt at a time" in proc.stderr
+    assert "rayjob/copy-cpu is Running: a sweep runs one attempt at a time" in proc.stderr
     assert not [line for line in log.read_text().splitlines() if line.split()[0] in ("apply", "create", "delete")]
 
     log.unlink()
-    status.write_text("Failed/quickstart-ab12c")
-    proc = _cli(["k8s", "submit", str(QUICKSTART)], cwd=tmp_path, path=path)
+    status.write_text("Failed/copy-cpu-ab12c")
+    proc = _cli(["k8s", "submit", spec], cwd=tmp_path, path=path)
     assert proc.returncode == 0, proc.stderr
     calls = [line.split()[0] for line in log.read_text().splitlines()]
     assert calls == ["kustomize", "api-resources", "get", "delete", "wait", "apply", "create"]
-    assert "wait --for=delete pod -l ray.io/cluster=quickstart-ab12c" in log.read_text()
-    assert "kubectl get rayjob quickstart -w" in proc.stdout
+    assert "wait --for=delete pod -l ray.io/cluster=copy-cpu-ab12c" in log.read_text()
+    assert "kubectl get rayjob copy-cpu -w" in proc.stdout
 
 
 # --- the MLflow server as the manifest runs it ----------------------------------------------------
