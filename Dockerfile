@@ -25,6 +25,8 @@ ARG TORCH_VERSION=2.13.0
 USER 1000:100
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1
+# Created by the `ray` user (a WORKDIR of its own may be root's): pip builds in the source tree.
+RUN mkdir -p /home/ray/scalesweep
 WORKDIR /home/ray/scalesweep
 
 # torch first, in its own layer: the largest download, and it changes least. The CPU build comes

@@ -550,3 +550,20 @@ def test_the_validators_reject_what_a_cluster_would() -> None:
     for obj in broken:
         with pytest.raises(AssertionError):
             validate_all([obj])
+
+
+@needs_kubectl
+@needs_crds
+def test_render_accepts_your_own_overlay_on_top_of_ours(tmp_path: Path) -> None:
+    """docs/kubernetes.md's recipe: a cluster's details in a directory overlay, passed as --overlay DIR."""
+    mine = tmp_path / "my-cluster"
+    mine.mkdir()
+    (mine / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": [os.path.relpath(REPO / "k8s" / "overlays" / "gpu", mine)],
+        "patches": [{"target": {"kind": "PersistentVolumeClaim", "name": "scalesweep-data"},
+                     "patch": "- {op: add, path: /spec/storageClassName, value: nfs-client}"}]}))
+    objects = rendered(write_spec(tmp_path / "gpu.yaml", GPU_SPEC), str(mine))
+    validate_all(objects)
+    data = next(o for o in by_kind(objects, "PersistentVolumeClaim") if o["metadata"]["name"] == "scalesweep-data")
+    assert data["spec"]["storageClassName"] == "nfs-client"
+    assert by_kind(objects, "RayJob")[0]["metadata"]["name"] == "copy-gpu"
