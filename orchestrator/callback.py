@@ -61,6 +61,9 @@ class SweepCallback(Callback):
         if s.tracker:
             s.tracker.trial_started(trial.trial_id, cell_key(trial.config, s.plan.axes), trial.config)
 
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        self.sinks.writer.tick()  # trials.parquet and running.json lag by at most a second, even when idle
+
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:
         if "seed_metrics" not in result:
             return

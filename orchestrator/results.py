@@ -1,10 +1,13 @@
 """Parquet, the source of truth: ``trials.parquet`` (one row per trial) and ``metrics/`` (one row
 per trial × epoch × seed), with column types from one pyarrow schema per sweep.
 
-Writes are atomic (write a hidden temp file, then rename), and a trial's row is only written to
-``trials.parquet`` after its metric rows are on disk, so a reader never sees a trial without its
-curve. Per-trial metric files are compacted into one large file when a sweep ends: reading 10k
-small Parquet files is ~20× slower than one.
+Writes are atomic (write a hidden temp file, then rename). A finished trial is committed by one
+write: its metric part, which carries the trial's row in its metadata. ``trials.parquet`` is then
+rewritten at most once a second (rewriting it per trial made each trial cost O(trials so far)), so it
+may lag the parts by that long, never the other way round: a reader never sees a trial without its
+curve, and a driver that dies in between recovers the rows from the parts. Per-trial metric files
+are compacted into one large file when a sweep ends: reading 10k small Parquet files is ~20× slower
+than one.
 """
 from __future__ import annotations
 
@@ -16,20 +19,23 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .cells import cell_key
 from .plan import SweepPlan
 
+if TYPE_CHECKING:  # pandas (also pulled in by pyarrow.dataset) costs 0.3 s; `scalesweep status` needs neither
+    import pandas as pd
+
 STATUSES = ("completed", "pruned", "errored", "diverged")
 TRIALS_FILE = "trials.parquet"
 RUNNING_FILE = "running.json"
 METRICS_DIR = "metrics"
+FLUSH_S = 1.0  # the most often trials.parquet and running.json are rewritten
+_ROW_KEY = b"scalesweep.trial"  # a metric part's metadata: its trial's trials.parquet row, as JSON
 
 
 def arrow_type(values: Iterable[Any]) -> pa.DataType:
@@ -106,7 +112,10 @@ class ResultsWriter:
         self._trials: dict[str, dict[str, Any]] = (
             {r["trial_id"]: r for r in pq.read_table(existing).to_pylist()} if existing.exists() else {}
         )
-        self._drop_orphans()
+        self._dirty = {"trials": False, "running": False}
+        self._flushed = 0.0
+        self._recover()
+        self.flush()
 
     @property
     def finished(self) -> dict[str, dict[str, Any]]:
@@ -116,12 +125,25 @@ class ResultsWriter:
     def trial_running(self, trial_id: str, config: Mapping[str, Any]) -> None:
         """Note a started trial in ``running.json``, which ``scalesweep status`` reads from other shells."""
         self._running[trial_id] = cell_key(config, self._plan.axes)
-        self._write_running()
+        self._dirty["running"] = True
+        self.tick()
 
-    def _write_running(self) -> None:
-        tmp = self._root / f".{RUNNING_FILE}.tmp"
-        tmp.write_text(json.dumps(self._running))
-        os.replace(tmp, self._root / RUNNING_FILE)
+    def tick(self) -> None:
+        """Rewrite what changed if the last rewrite is ``FLUSH_S`` old; the driver calls this often."""
+        if any(self._dirty.values()) and time.monotonic() - self._flushed >= FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Rewrite ``trials.parquet`` and ``running.json`` if they changed (each atomically)."""
+        if self._dirty["trials"]:
+            _atomic_write(pa.Table.from_pylist(list(self._trials.values()), schema=self._trials_schema),
+                          self._root / TRIALS_FILE)
+        if self._dirty["running"]:
+            tmp = self._root / f".{RUNNING_FILE}.tmp"
+            tmp.write_text(json.dumps(self._running))
+            os.replace(tmp, self._root / RUNNING_FILE)
+        self._dirty = {"trials": False, "running": False}
+        self._flushed = time.monotonic()
 
     def record_epoch(self, trial_id: str, result: Mapping[str, Any]) -> None:
         self._epochs.setdefault(trial_id, {})[int(result["epoch"])] = {
@@ -143,13 +165,13 @@ class ResultsWriter:
             series = [v for e in sorted(epochs) if (v := _finite(epochs[e]["means"].get(metric))) is not None]
             row[f"final_{metric}"] = _finite(last["means"].get(metric)) if last else None
             row[f"best_{metric}"] = (min(series) if mode == "min" else max(series)) if series else None
-        _atomic_write(self._metric_table(trial_id, config, epochs), self._part(trial_id))
+        table = self._metric_table(trial_id, config, epochs)
+        _atomic_write(table.replace_schema_metadata({_ROW_KEY: json.dumps(row).encode()}), self._part(trial_id))
         failpoint("after-metrics-write")
         self._trials[trial_id] = row
-        _atomic_write(pa.Table.from_pylist(list(self._trials.values()), schema=self._trials_schema),
-                      self._root / TRIALS_FILE)
-        if self._running.pop(trial_id, None) is not None:
-            self._write_running()
+        self._running.pop(trial_id, None)
+        self._dirty = {"trials": True, "running": True}
+        self.tick()
         return row
 
     def _part(self, trial_id: str) -> Path:
@@ -169,17 +191,24 @@ class ResultsWriter:
                     columns[metric].append(float(values[s]) if values is not None else None)
         return pa.Table.from_pydict(columns, schema=self._metrics_schema)
 
-    def _drop_orphans(self) -> None:
-        """Remove what a killed driver left half-done: temp files, parts absorbed by a compaction,
-        and metric parts of trials whose trials.parquet row was never written (they will rerun)."""
+    def _recover(self) -> None:
+        """Make good what a killed driver left: remove temp files and parts absorbed by a compaction;
+        take the rows of trials committed (their part written) but not yet in trials.parquet."""
         directory = self._root / METRICS_DIR
         for tmp in list(directory.glob(".*.tmp")) + list(self._root.glob(".*.tmp")):
             tmp.unlink(missing_ok=True)
         absorbed = {name for f in directory.glob("compact-*.parquet") for name in _absorbed(f)}
         for part in directory.glob("part-*.parquet"):
             trial_id = part.stem.removeprefix("part-")
-            if part.name in absorbed or trial_id not in self._trials:
+            if part.name in absorbed:
                 part.unlink()
+            elif trial_id not in self._trials:
+                row = (pq.read_schema(part).metadata or {}).get(_ROW_KEY)
+                if row is None:  # written before parts carried their row: the trial reruns
+                    part.unlink()
+                    continue
+                self._trials[trial_id] = json.loads(row)
+                self._dirty["trials"] = True
 
     def compact(self) -> None:
         """Merge per-trial parts into one file with large row groups (many small files read ~20× slower).
@@ -187,6 +216,7 @@ class ResultsWriter:
         The compacted file names the parts it absorbed in its metadata and is renamed into place
         before they are deleted, so a crash in between leaves parts that the next start removes.
         """
+        self.flush()  # the parts' rows are in trials.parquet before the parts go
         directory = self._root / METRICS_DIR
         parts = sorted(directory.glob("part-*.parquet"))
         if len(parts) < 2:
@@ -208,14 +238,19 @@ def _absorbed(compacted: Path) -> list[str]:
     return metadata.get(b"scalesweep.absorbed", b"").decode().split("\n")
 
 
-def load_trials(root: str | Path) -> pd.DataFrame:
+def load_trials(root: str | Path) -> "pd.DataFrame":
     """``trials.parquet`` as a DataFrame (empty if the sweep has not finished a trial yet)."""
+    import pandas as pd
+
     path = Path(root) / TRIALS_FILE
     return pq.read_table(path).to_pandas() if path.exists() else pd.DataFrame()
 
 
-def load_metrics(root: str | Path) -> pd.DataFrame:
+def load_metrics(root: str | Path) -> "pd.DataFrame":
     """The ``metrics/`` dataset as a DataFrame: one row per trial × epoch × seed."""
+    import pandas as pd
+    import pyarrow.dataset as ds
+
     path = Path(root) / METRICS_DIR
     if not path.exists() or not any(path.glob("*.parquet")):
         return pd.DataFrame()

@@ -170,6 +170,7 @@ def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str
         try:
             tuner.fit()
         finally:
+            writer.flush()
             progress.close()
         writer.compact()
         curve_files = _curves(plan, root)

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,11 +22,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from helpers import write_spec
-from test_k8s import by_kind, free_port, needs_kubectl, start_mlflow_from_manifest, stop
+from loopback import LoopbackCluster
+from test_k8s import by_kind, needs_kubectl, start_mlflow_from_manifest, stop
 from orchestrator.k8s_render import build_overlay, render
 from orchestrator.spec import load_spec
 
-RAY = str(Path(sys.executable).with_name("ray"))
 N_TRIALS = 16
 SPEC = {  # 16 trials of 5 s, 2 at a time: long enough that attempt 1 is still running when it is cut off
     "name": "k8s-resume",
@@ -39,9 +37,6 @@ SPEC = {  # 16 trials of 5 s, 2 at a time: long enough that attempt 1 is still r
     "seeds": 2,
     "checkpoint_every_s": 0,
 }
-# Pods have no Ray auth token (KubeRay leaves auth off unless authOptions asks for it); a token file
-# in this machine's home would otherwise switch `ray start` to token auth.
-RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def ray_start_flags(params: dict[str, str]) -> list[str]:
@@ -49,48 +44,11 @@ def ray_start_flags(params: dict[str, str]) -> list[str]:
     return [f"--{key}={value}" for key, value in params.items()]
 
 
-class LoopbackCluster:
-    """A head and one worker, each a `ray start --block` in its own process group, on 127.0.0.1."""
-
-    def __init__(self, rayjob: dict) -> None:
-        cluster = rayjob["spec"]["rayClusterSpec"]
-        self.temp = tempfile.mkdtemp(prefix="ssk8s", dir="/tmp")  # Ray's socket paths must stay short
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        env = {**os.environ, **RAY_ENV}
-        common = ["--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
-        self.procs = [self._start([RAY, "start", "--head", f"--port={self.port}", f"--temp-dir={self.temp}",
-                                   "--include-dashboard=false", *common,
-                                   *ray_start_flags(cluster["headGroupSpec"]["rayStartParams"])], env, "head")]
-        self._wait_for(nodes=1)
-        group = cluster["workerGroupSpecs"][0]
-        self.procs.append(self._start([RAY, "start", f"--address={self.address}", *common,
-                                       *ray_start_flags(group["rayStartParams"])], env, "worker"))
-        self._wait_for(nodes=2)
-
-    def _start(self, argv: list[str], env: dict, name: str) -> subprocess.Popen:
-        return subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                                stderr=open(Path(self.temp) / f"{name}.log", "w"))
-
-    def _wait_for(self, nodes: int, timeout: float = 120) -> None:
-        probe = ("import ray; ray.init(log_to_driver=False); "
-                 "print(sum(n['Alive'] for n in ray.nodes()), ray.cluster_resources().get('CPU', 0))")
-        deadline = time.monotonic() + timeout
-        while True:
-            proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                                  env={**os.environ, **RAY_ENV, "RAY_ADDRESS": self.address}, timeout=120)
-            if proc.returncode == 0 and int(proc.stdout.split()[0]) >= nodes:
-                return
-            assert time.monotonic() < deadline, proc.stderr[-2000:]
-            time.sleep(1)
-
-    def kill(self) -> None:
-        """The whole cluster at once, as when a head pod is lost: no draining, no goodbyes."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        shutil.rmtree(self.temp, ignore_errors=True)
+def rayjob_cluster(rayjob: dict) -> LoopbackCluster:
+    """The RayJob's head and first worker group, one worker, with their rayStartParams."""
+    cluster = rayjob["spec"]["rayClusterSpec"]
+    return LoopbackCluster(ray_start_flags(cluster["headGroupSpec"]["rayStartParams"]),
+                           [ray_start_flags(cluster["workerGroupSpecs"][0]["rayStartParams"])])
 
 
 def entrypoint_argv(rayjob: dict, spec_dir: Path, data_dir: Path, mlflow_port: int) -> list[str]:
@@ -125,8 +83,8 @@ def test_the_rayjob_entrypoint_resumes_on_a_new_cluster_and_never_runs_twice(tmp
     drivers: list[subprocess.Popen] = []
     log = tmp_path / "attempt1.log"
     try:
-        clusters.append(LoopbackCluster(rayjob))  # attempt 1's RayCluster
-        env = {**os.environ, **RAY_ENV, "RAY_ADDRESS": clusters[0].address}
+        clusters.append(rayjob_cluster(rayjob))  # attempt 1's RayCluster
+        env = {**clusters[0].env, "RAY_ADDRESS": clusters[0].address}
         first = subprocess.Popen(argv, env=env, cwd=tmp_path, start_new_session=True,
                                  stdout=subprocess.DEVNULL, stderr=open(log, "w"))
         drivers.append(first)
@@ -146,7 +104,7 @@ def test_the_rayjob_entrypoint_resumes_on_a_new_cluster_and_never_runs_twice(tmp
         before = set(pd.read_parquet(root / "trials.parquet").trial_id)
         assert 3 <= len(before) < N_TRIALS
 
-        clusters.append(LoopbackCluster(rayjob))  # the retry: a NEW RayCluster, same volume
+        clusters.append(rayjob_cluster(rayjob))  # the retry: a NEW RayCluster, same volume
         env["RAY_ADDRESS"] = clusters[1].address
         second = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
         assert second.returncode == 0, second.stderr[-3000:]
