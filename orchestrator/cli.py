@@ -72,8 +72,21 @@ def cmd_curves(args: argparse.Namespace) -> int:
 
     root = Path(args.dir)
     plan = plan_sweep(load_spec(root / "spec.yaml"), str(root / "spec.yaml"))
-    for path in _curves(plan, root):
+    if args.from_mlflow:
+        from .mlflow_source import curves_from_mlflow
+
+        paths = curves_from_mlflow(plan, root, args.from_mlflow)
+    else:
+        paths = _curves(plan, root)
+    for path in paths:
         print(path)
+    return 0
+
+
+def cmd_sync_mlflow(args: argparse.Namespace) -> int:
+    from .mlflow_sync import sync_mlflow
+
+    print(sync_mlflow(Path(args.dir), args.tracking_uri))
     return 0
 
 
@@ -108,9 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_status)
 
-    p = sub.add_parser("curves", help="recompute a sweep's curves from its Parquet results")
+    p = sub.add_parser("curves", help="recompute a sweep's curves from its Parquet results (or MLflow runs)")
     p.add_argument("dir")
+    p.add_argument("--from-mlflow", metavar="URI", help="read the trials from this MLflow tracking server instead")
     p.set_defaults(fn=cmd_curves)
+
+    p = sub.add_parser("sync-mlflow", help="backfill MLflow with the runs and metrics it misses (idempotent)")
+    p.add_argument("dir")
+    p.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: the spec's)")
+    p.set_defaults(fn=cmd_sync_mlflow)
 
     from .k8s import add_k8s_commands
     add_k8s_commands(sub)

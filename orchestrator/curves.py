@@ -461,7 +461,8 @@ def write_curves(trials: pd.DataFrame, metrics: pd.DataFrame, curve_specs: Seque
             if _spec(spec, "threshold") is None:
                 raise ValueError(f"curves.{i}.threshold: required for sample_complexity")
             thr, mode = float(_spec(spec, "threshold")), "min" if _sign(modes, y) > 0 else "max"
-            table = sample_complexity(pts, x, y, by, thr, mode, n_boot=n_boot, seed=seed)
+            table = sample_complexity(pts, x, y, by, thr, mode, n_boot=n_boot, seed=seed,
+                                      chance=_spec(spec, "chance"))
             paths.append(plots.plot_sample_complexity(
                 pts, table, x, y, by, thr, mode, out / f"sample_complexity_{name}.png"))
             md += plots.sample_complexity_markdown(table, x, y, by, thr, mode, at)

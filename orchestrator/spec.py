@@ -106,11 +106,14 @@ class CurveSpec(_Strict):
     by: list[str] = []
     threshold: float | None = None
     at: Literal["final", "best"] = "final"
+    chance: float | None = None  # the sigmoid's small-x level fixed here (e.g. 1 - 1/vocab); None: fitted
 
     @model_validator(mode="after")
     def _threshold_for_sample_complexity(self) -> "CurveSpec":
         if self.kind == "sample_complexity" and self.threshold is None:
             raise ValueError("sample_complexity: expected a threshold")
+        if self.kind != "sample_complexity" and self.chance is not None:
+            raise ValueError("chance: only sample_complexity fits a sigmoid; remove it from a scaling_law curve")
         return self
 
 

@@ -8,23 +8,36 @@ server cannot be reached, the sweep goes on, we warn once, and the runs can be b
 Layout: experiment = sweep name; one parent run per sweep (tag ``scalesweep.sweep_dir``); one
 nested run per trial (tags ``trial_id``, ``cell``, ``status``; params = the trial's config;
 metrics per epoch: the mean over seeds as ``<metric>`` and each seed as ``<metric>/seed_<k>``).
+The module-level functions below write and find that layout; ``mlflow_sync`` and ``mlflow_source``
+reuse them, so the live tracker, the backfill and the reader agree by construction.
 """
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sys
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Run
 
 logger = logging.getLogger(__name__)
 
 BATCH = 1000  # MLflow's log_batch limit on metrics per call
 PARAMS_PER_BATCH = 100
 _RUN_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "errored": "FAILED", "diverged": "FAILED"}
+# MLflow's defaults retry a refused connection 7 times with exponential backoff (~4 min per call):
+# a dead server would stall the tracking thread, and the sweep's end by close()'s timeout. Parquet
+# holds everything and sync-mlflow backfills, so fail fast. And MLflow prints a "View run" line per
+# finished run to stdout, over the sweep's progress. Values the user has set win.
+CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+              "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 
 
 def epoch_metrics(result: Mapping[str, Any], metrics: list[str], base_seed: int) -> dict[str, float]:
@@ -35,6 +48,81 @@ def epoch_metrics(result: Mapping[str, Any], metrics: list[str], base_seed: int)
     return out
 
 
+def client_env() -> None:
+    """Apply :data:`CLIENT_ENV` to this process (MLflow reads it on every request)."""
+    for name, value in CLIENT_ENV.items():
+        os.environ.setdefault(name, value)
+
+
+def log_params(client: "MlflowClient", run_id: str, params: Mapping[str, Any]) -> None:
+    """Params as text in batches of :data:`PARAMS_PER_BATCH` (MLflow's limit per ``log_batch``)."""
+    from mlflow.entities import Param
+
+    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+    for i in range(0, len(items), PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=items[i:i + PARAMS_PER_BATCH])
+
+
+def log_metrics(client: "MlflowClient", run_id: str, metrics: list["Metric"]) -> None:
+    """Metrics in batches of :data:`BATCH`: one value per call is 30× slower."""
+    for i in range(0, len(metrics), BATCH):
+        client.log_batch(run_id, metrics=metrics[i:i + BATCH])
+
+
+def find_sweep_run(client: "MlflowClient", experiment_id: str, sweep_dir: str) -> "Run | None":
+    """The parent run of the sweep whose results are in ``sweep_dir`` (an absolute path)."""
+    found = client.search_runs([experiment_id], filter_string=f"tags.`scalesweep.sweep_dir` = '{sweep_dir}'",
+                               max_results=1)
+    return found[0] if found else None
+
+
+def open_sweep_run(client: "MlflowClient", experiment: str, sweep_dir: str, spec_file: Path,
+                   params: Mapping[str, Any]) -> tuple[str, str, bool]:
+    """(experiment id, parent run id, created): the sweep's parent run, created with its params and
+    spec artifact only if no run is tagged with this ``sweep_dir`` yet (a resume or a backfill)."""
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    if (existing := find_sweep_run(client, experiment_id, sweep_dir)) is not None:
+        return experiment_id, existing.info.run_id, False
+    run = client.create_run(experiment_id, run_name=experiment,
+                            tags={"scalesweep.sweep_dir": sweep_dir, "scalesweep.kind": "sweep"})
+    log_params(client, run.info.run_id, params)
+    client.log_artifact(run.info.run_id, str(spec_file))
+    return experiment_id, run.info.run_id, True
+
+
+def trial_runs(client: "MlflowClient", experiment_id: str, parent_run_id: str) -> dict[str, "Run"]:
+    """The parent's nested runs by their ``trial_id`` tag (every page of the search)."""
+    runs: dict[str, Run] = {}
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+                                  max_results=1000, page_token=token)
+        for run in page:
+            if "trial_id" in run.data.tags:
+                runs.setdefault(run.data.tags["trial_id"], run)
+        token = page.token
+        if not token:
+            return runs
+
+
+def start_trial_run(client: "MlflowClient", experiment_id: str, parent_run_id: str, trial_id: str,
+                    cell: str, config: Mapping[str, Any]) -> str:
+    """A trial's nested run, tagged and with its config as params; returns its run id."""
+    run = client.create_run(experiment_id, run_name=trial_id, tags={
+        "mlflow.parentRunId": parent_run_id, "trial_id": trial_id, "cell": cell, "status": "running"})
+    log_params(client, run.info.run_id, dict(sorted(config.items())))
+    return run.info.run_id
+
+
+def end_trial_run(client: "MlflowClient", run_id: str, status: str, error: str | None) -> None:
+    """Tag a trial's final status (after its metrics: a final status tag means they are all there)."""
+    client.set_tag(run_id, "status", status)
+    if error:
+        client.set_tag(run_id, "error", error[:5000])
+    client.set_terminated(run_id, _RUN_STATUS.get(status, "FINISHED"))
+
+
 class Tracker:
     """Enqueue-only API for the driver; one daemon thread owns the MLflow client."""
 
@@ -42,8 +130,10 @@ class Tracker:
         self.uri = uri
         self._experiment = experiment
         self._sweep_dir = str(sweep_dir.resolve())
+        client_env()
         self._queue: queue.Queue[tuple] = queue.Queue()
         self._runs: dict[str, str] = {}  # trial id -> MLflow run id
+        self._existing: dict[str, str] = {}  # runs of a resumed sweep's trials
         self._pending: dict[str, list] = {}
         self._failed: str | None = None
         self.parent_run_id: str | None = None
@@ -97,34 +187,18 @@ class Tracker:
 
     def _on_sweep(self, spec_file: Path, params: dict[str, Any]) -> None:
         from mlflow import MlflowClient
-        from mlflow.entities import Param
 
         self._client = MlflowClient(tracking_uri=self.uri)
-        found = self._client.get_experiment_by_name(self._experiment)
-        self._experiment_id = found.experiment_id if found else self._client.create_experiment(self._experiment)
-        existing = self._client.search_runs(
-            [self._experiment_id], filter_string=f"tags.`scalesweep.sweep_dir` = '{self._sweep_dir}'", max_results=1)
-        if existing:
-            self.parent_run_id = existing[0].info.run_id
+        self._experiment_id, self.parent_run_id, created = open_sweep_run(
+            self._client, self._experiment, self._sweep_dir, spec_file, params)
+        if not created:  # a resumed sweep: restored trials log into the runs they already have
             self._client.update_run(self.parent_run_id, status="RUNNING")
-            return
-        run = self._client.create_run(self._experiment_id, run_name=self._experiment,
-                                      tags={"scalesweep.sweep_dir": self._sweep_dir, "scalesweep.kind": "sweep"})
-        self.parent_run_id = run.info.run_id
-        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
-        for i in range(0, len(items), PARAMS_PER_BATCH):
-            self._client.log_batch(self.parent_run_id, params=items[i:i + PARAMS_PER_BATCH])
-        self._client.log_artifact(self.parent_run_id, str(spec_file))
+            self._existing = {t: r.info.run_id for t, r in
+                              trial_runs(self._client, self._experiment_id, self.parent_run_id).items()}
 
     def _on_start(self, trial_id: str, cell: str, config: dict[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        run = self._client.create_run(self._experiment_id, run_name=trial_id, tags={
-            "mlflow.parentRunId": self.parent_run_id, "trial_id": trial_id, "cell": cell, "status": "running"})
-        self._runs[trial_id] = run.info.run_id
-        items = [Param(k, str(v)[:6000]) for k, v in sorted(config.items())]
-        for i in range(0, len(items), PARAMS_PER_BATCH):
-            self._client.log_batch(run.info.run_id, params=items[i:i + PARAMS_PER_BATCH])
+        self._runs[trial_id] = self._existing.get(trial_id) or start_trial_run(
+            self._client, self._experiment_id, self.parent_run_id, trial_id, cell, config)
 
     def _on_epoch(self, trial_id: str, epoch: int, values: dict[str, float], timestamp: int) -> None:
         from mlflow.entities import Metric
@@ -136,19 +210,14 @@ class Tracker:
 
     def _flush(self, trial_id: str) -> None:
         pending = self._pending.pop(trial_id, [])
-        run_id = self._runs.get(trial_id)
-        for i in range(0, len(pending) if run_id else 0, BATCH):
-            self._client.log_batch(run_id, metrics=pending[i:i + BATCH])
+        if run_id := self._runs.get(trial_id):
+            log_metrics(self._client, run_id, pending)
 
     def _on_end(self, trial_id: str, status: str, error: str | None) -> None:
         self._flush(trial_id)
         run_id = self._runs.pop(trial_id, None)
-        if run_id is None:
-            return
-        self._client.set_tag(run_id, "status", status)
-        if error:
-            self._client.set_tag(run_id, "error", error[:5000])
-        self._client.set_terminated(run_id, _RUN_STATUS.get(status, "FINISHED"))
+        if run_id is not None:
+            end_trial_run(self._client, run_id, status, error)
 
     def _on_artifacts(self, paths: list[Path], artifact_path: str) -> None:
         for path in paths:

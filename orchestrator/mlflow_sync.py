@@ -1,0 +1,164 @@
+"""``scalesweep sync-mlflow DIR``: backfill MLflow from Parquet, the source of truth.
+
+When the tracking server was unreachable at the start of a sweep or died during it, the sweep went
+on and Parquet holds every trial; this writes what MLflow lacks in exactly the layout the live
+:class:`tracking.Tracker` writes (it reuses its functions): the parent run, one nested run per
+trial (keyed by the ``trial_id`` tag), the metric steps a run misses, the final status, the curves.
+
+Idempotent: a terminated trial run whose status tag equals the Parquet status is complete (the
+tracker and this sync tag the status after logging every metric, and terminate the run last); for
+any other run only the (key, step) pairs absent from its history are logged, so a second sync
+logs nothing.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from .cells import expand
+from .lock import DriverLock
+from .mlflow_source import connect, metric_histories
+from .plan import plan_config
+from .results import METRICS_DIR, TRIALS_FILE
+from .spec import SpecError, SweepSpec, load_spec
+from .tracking import (end_trial_run, epoch_metrics, log_metrics, log_params, open_sweep_run, start_trial_run,
+                       trial_runs)
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+_KEYS = ("trial_id", "epoch", "seed")
+
+
+@dataclass
+class SyncReport:
+    experiment: str
+    uri: str
+    trials: int
+    runs_created: int = 0
+    runs_completed: int = 0  # runs whose final status this sync wrote
+    metrics_logged: int = 0
+    artifacts_logged: int = 0
+
+    def __str__(self) -> str:
+        return (f"{self.uri}, experiment {self.experiment!r}: {self.trials} trials in Parquet; "
+                f"{self.runs_created} runs created, {self.runs_completed} completed, "
+                f"{self.metrics_logged} metric values and {self.artifacts_logged} artifacts logged")
+
+
+def sweep_params(spec: SweepSpec) -> dict[str, Any]:
+    """The parent run's params (what ``run._execute`` gives ``Tracker.start_sweep``)."""
+    return {"trainable": spec.trainable, "cells": spec.n_cells, "trials": spec.total_trials, "seeds": spec.seeds}
+
+
+def _seed_mean(values: list[float]) -> float:
+    """The seed mean as trainables report it: over finite (live) seeds, NaN when all diverged."""
+    live = [v for v in values if math.isfinite(v)]
+    return sum(live) / len(live) if live else math.nan
+
+
+def _reports(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A trial's metric rows (one per epoch × seed) as the per-epoch reports the trainable sent."""
+    by_epoch: dict[int, dict[int, dict[str, Any]]] = {}
+    for row in rows:
+        by_epoch.setdefault(row["epoch"], {})[row["seed"]] = row
+    reports = []
+    for epoch, seeds in sorted(by_epoch.items()):
+        order = sorted(seeds)
+        names = [k for k in seeds[order[0]] if k not in _KEYS]
+        per_seed = {m: [seeds[s][m] for s in order] for m in names
+                    if all(seeds[s][m] is not None for s in order)}  # null: not reported this epoch
+        reports.append({"epoch": epoch, **{m: _seed_mean(v) for m, v in per_seed.items()}, "seed_metrics": per_seed})
+    return reports
+
+
+def _wanted(rows: list[dict[str, Any]], base_seed: int) -> list["Metric"]:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    out = []
+    for report in _reports(rows):
+        values = epoch_metrics(report, list(report["seed_metrics"]), base_seed)
+        out += [Metric(k, v, now, report["epoch"]) for k, v in values.items()]
+    return out
+
+
+def _config(spec: SweepSpec, cells: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """The trial's config as Tune had it: axis values from the spec (Parquet may have widened an int
+    axis to float), choices as written in the spec, so params read exactly as the live tracker's."""
+    params = {}
+    for name, param in spec.search.space.items():
+        value = row[name]
+        if param.distribution == "choice":
+            value = next((c for c in param.choice if c == value and isinstance(c, bool) == isinstance(value, bool)),
+                         value)
+        params[name] = value
+    return plan_config(spec, cells[row["cell"]], params)
+
+
+def _metric_rows(root: Path) -> dict[str, list[dict[str, Any]]]:
+    """metrics/ grouped by trial, read with pyarrow: a null (not reported) stays apart from a NaN."""
+    path = root / METRICS_DIR
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    if path.exists() and any(path.glob("*.parquet")):
+        for row in ds.dataset(path, format="parquet").to_table().to_pylist():
+            grouped.setdefault(row["trial_id"], []).append(row)
+    return grouped
+
+
+def _finish_parent(client: "MlflowClient", run_id: str, root: Path, report: SyncReport) -> None:
+    """The curves as the parent's artifacts if it has none (the tracker logs them at the very end),
+    and the parent marked finished: no driver holds the sweep."""
+    curves = root / "curves"
+    if curves.is_dir() and not client.list_artifacts(run_id, "curves"):
+        for path in sorted(p for p in curves.iterdir() if p.is_file()):
+            client.log_artifact(run_id, str(path), "curves")
+            report.artifacts_logged += 1
+    if client.get_run(run_id).info.status != "FINISHED":
+        client.set_terminated(run_id, "FINISHED")
+
+
+def sync_mlflow(root: Path, tracking_uri: str | None = None) -> SyncReport:
+    """Write every run and metric that the sweep in ``root`` has in Parquet and MLflow lacks."""
+    spec_file = root / "spec.yaml"
+    if not spec_file.exists():
+        raise SpecError(f"{root}: no sweep here (expected {spec_file}); pass a results/<sweep> directory")
+    spec = load_spec(spec_file)
+    uri = tracking_uri or spec.storage.tracking_uri
+    if not uri:
+        raise SpecError(f"{spec_file}: storage.tracking_uri is null (tracking off); pass --tracking-uri URI")
+    if DriverLock.held(root):
+        raise SpecError(f"{root}: a driver is running this sweep and may still be logging; sync once it stops")
+    trials = pq.read_table(root / TRIALS_FILE).to_pylist() if (root / TRIALS_FILE).exists() else []
+    report = SyncReport(spec.name, uri, len(trials))
+    client, _ = connect(uri, spec.name)
+    experiment_id, parent, _ = open_sweep_run(client, spec.name, str(root.resolve()), spec_file, sweep_params(spec))
+    runs = trial_runs(client, experiment_id, parent)
+    metrics = _metric_rows(root)
+    cells = {c.key: c for c in expand(spec.axes)}
+    for row in trials:
+        run = runs.get(row["trial_id"])
+        if run is not None and run.data.tags.get("status") == row["status"] and run.info.status != "RUNNING":
+            continue
+        config = _config(spec, cells, row)
+        if run is None:
+            run_id, have = start_trial_run(client, experiment_id, parent, row["trial_id"], row["cell"], config), {}
+            report.runs_created += 1
+        else:  # the tracker may have died after creating the run, before its params or some metrics
+            run_id, have = run.info.run_id, metric_histories(client, run)
+            log_params(client, run_id, {k: v for k, v in sorted(config.items()) if k not in run.data.params})
+        missing = [m for m in _wanted(metrics.get(row["trial_id"], []), int(config.get("seed", 0)))
+                   if m.step not in have.get(m.key, {})]
+        log_metrics(client, run_id, missing)
+        report.metrics_logged += len(missing)
+        end_trial_run(client, run_id, row["status"], row["error"])
+        report.runs_completed += 1
+    _finish_parent(client, parent, root, report)
+    return report
