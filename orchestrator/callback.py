@@ -57,9 +57,11 @@ class SweepCallback(Callback):
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         s = self.sinks
+        cell = cell_key(trial.config, s.plan.axes)
         s.writer.trial_running(trial.trial_id, trial.config)
+        s.progress.trial_started(trial.trial_id, cell)
         if s.tracker:
-            s.tracker.trial_started(trial.trial_id, cell_key(trial.config, s.plan.axes), trial.config)
+            s.tracker.trial_started(trial.trial_id, cell, trial.config)
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         self.sinks.writer.tick()  # trials.parquet and running.json lag by at most a second, even when idle

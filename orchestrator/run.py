@@ -140,7 +140,7 @@ def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str
                                                      "trials": spec.total_trials, "seeds": spec.seeds})
         _init_ray(address)
         started = time.monotonic()
-        progress = Progress(spec.total_trials, len(writer.finished), plan.metric)
+        progress = Progress(spec.total_trials, spec.samples_per_cell, writer.finished.values(), plan.metric, plan.mode)
         callback = SweepCallback.attach(str(root.resolve()), DriverSinks(plan, writer, tracker, progress,
                                                                              Studies(plan, root / "studies")))
         trainable = tune.with_resources(tune_function(spec.trainable, spec.resources.cpu, spec.checkpoint_every_s),
