@@ -1,11 +1,19 @@
-"""Helpers for tests: write a spec, run the CLI as a user would."""
+"""Helpers for tests: write a spec, run the CLI as a user would, check a trainable's checkpoints."""
 from __future__ import annotations
 
+import io
+import math
 import subprocess
 import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
+
+from trainables import ConfigError, Reporter
 
 
 def write_spec(path: Path, spec: dict) -> Path:
@@ -17,3 +25,76 @@ def scalesweep(*args: str, cwd: Path, timeout: float = 600) -> subprocess.Comple
     """The CLI as a user runs it: a fresh process, captured stdout and stderr."""
     return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
+
+
+class Checkpointing(Reporter):
+    """Keeps the state of one chosen epoch, and can hand a saved state back as a restore."""
+
+    def __init__(self, save_at: int | None = None, restore: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.reports: list[dict[str, Any]] = []
+        self.save_at, self.restore, self.saved = save_at, restore, None
+
+    def __call__(self, metrics: dict[str, Any], state: Any = None) -> None:
+        self.reports.append(metrics)
+        if metrics["epoch"] == self.save_at:
+            self.saved = state()
+
+    def restored_state(self) -> dict[str, Any] | None:
+        return self.restore
+
+
+def assert_restore_continues_identically(train: Callable[[dict[str, Any], Reporter], None], config: dict[str, Any],
+                                         save_at: int, last: int) -> None:
+    """A run restored from its checkpoint at ``save_at`` makes exactly the reports the uninterrupted run made
+    after it; one restored from its last checkpoint (epoch ``last``) reports the final state again."""
+    import torch  # only the trainable tests need it
+
+    full = Checkpointing(save_at=save_at)
+    train(config, full)
+    buffer = io.BytesIO()
+    torch.save(full.saved, buffer)  # as the Tune adapter persists it
+    buffer.seek(0)
+    resumed = Checkpointing(restore=torch.load(buffer, weights_only=False))
+    train(config, resumed)
+    later = [r for r in full.reports if r["epoch"] > save_at]
+    assert later and resumed.reports == later
+    final_state = Checkpointing(save_at=last)
+    train(config, final_state)
+    again = Checkpointing(restore=final_state.saved)
+    train(config, again)
+    assert again.reports == full.reports[-1:] and again.reports[0]["epoch"] == last
+
+
+def assert_config_error(resolve: Callable[[Mapping[str, Any]], dict[str, Any]], config: dict[str, Any], key: str,
+                        fragment: str) -> None:
+    """``resolve(config)`` raises a ConfigError naming ``key``, whose message says what was expected."""
+    with pytest.raises(ConfigError) as info:
+        resolve(config)
+    assert info.value.key == key
+    assert "expected" in str(info.value) and fragment in str(info.value)
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread: on 2 shared, loaded cores two threads ran ~9× slower than one (DESIGN.md)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run_with_member_1_diverging(trainer: Any) -> dict[str, Any]:
+    """Runs a 2-member ``trainer`` whose member 1 has learning rate 1e30 (it blows up); the final report,
+    after checking that member 1 alone is reported as diverged, with NaN metrics."""
+    trainer.opt.lr = [trainer.opt.lr[0], 1e30]
+    reports: list[dict[str, Any]] = []
+    trainer.run(Reporter(reports.append))
+    final = reports[-1]
+    assert final["diverged"] == [False, True]
+    assert all(math.isnan(v[1]) and not math.isnan(v[0]) for v in final["seed_metrics"].values())
+    return final

@@ -6,12 +6,13 @@ when these settings were chosen are in the comments).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from statistics import mean
 from typing import Any
 
 import pytest
-import torch
 
+from helpers import one_torch_thread
 from trainables.template import train
 
 SMALL_TEST = dict(seeds=3, n_test=256, test_alphabet=256)
@@ -19,11 +20,9 @@ TRANSFORMER = dict(model="transformer", heads=1, dim_head=64, epochs=300, **SMAL
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
 
 
 def final(**config: Any) -> dict[str, list[float]]:

@@ -1,9 +1,7 @@
 """The template trainable: stacking, config, reports, checkpoints, template machinery, CLI."""
 from __future__ import annotations
 
-import io
 import json
-import math
 import os
 import subprocess
 import sys
@@ -13,7 +11,8 @@ from typing import Any
 import pytest
 import torch
 
-from trainables import ConfigError, Reporter, get_trainable
+from helpers import assert_config_error, assert_restore_continues_identically, run_with_member_1_diverging
+from trainables import ConfigError, get_trainable
 from trainables.template import Trainer, metrics, resolve, train
 from trainables.template.stacked import Adam
 from trainables.template.config import task_of
@@ -63,12 +62,7 @@ def test_stacked_adam_matches_torch(decoupled: bool, wd: float) -> None:
 def test_per_member_lr_and_diverged_member_does_not_poison_others() -> None:
     config = {**SMALL, "task": "same_different", "seeds": 2, "epochs": 4, "eval_every": 1}
     trainer = Trainer(config)
-    trainer.opt.lr = [1e-3, 1e30]  # member 1 blows up
-    reports: list[dict[str, Any]] = []
-    trainer.run(Reporter(reports.append))
-    final = reports[-1]
-    assert final["diverged"] == [False, True]
-    assert all(math.isnan(v[1]) for v in final["seed_metrics"].values())
+    final = run_with_member_1_diverging(trainer)
     alone = run({**config, "seeds": 1})[-1]
     assert final["test_loss"] == pytest.approx(alone["test_loss"], abs=1e-5)
     assert all(torch.isfinite(p).all() for p in trainer.params)  # quarantined: zeroed, not NaN
@@ -95,10 +89,7 @@ def test_resolve_fills_defaults_and_coerces_cli_strings() -> None:
     ({"task": "same_different", "n_train": 1}, "n_train", "at least 2"),
 ])
 def test_resolve_rejects_bad_configs(config: dict[str, Any], key: str, fragment: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        resolve(config)
-    assert info.value.key == key
-    assert "expected" in str(info.value) and fragment in str(info.value)
+    assert_config_error(resolve, config, key, fragment)
 
 
 def test_registered_definition_and_metric_directions() -> None:
@@ -124,40 +115,10 @@ def test_report_structure() -> None:
         assert r["test_acc"] == pytest.approx(1 - r["test_error"])
 
 
-class _Checkpointing(Reporter):
-    """Keeps the state of one chosen epoch, and can hand a saved state back as a restore."""
-
-    def __init__(self, save_at: int | None = None, restore: dict[str, Any] | None = None) -> None:
-        super().__init__()
-        self.reports: list[dict[str, Any]] = []
-        self.save_at, self.restore, self.saved = save_at, restore, None
-
-    def __call__(self, metrics: dict[str, Any], state: Any = None) -> None:
-        self.reports.append(metrics)
-        if metrics["epoch"] == self.save_at:
-            self.saved = state()
-
-    def restored_state(self) -> dict[str, Any] | None:
-        return self.restore
-
-
 @pytest.mark.parametrize("model", ["transformer", "mlp"])
 def test_restore_mid_training_continues_to_identical_final_metrics(model: str) -> None:
     config = {**SMALL, "model": model, "task": "same_different", "seeds": 2, "epochs": 8, "eval_every": 2}
-    full = _Checkpointing(save_at=4)
-    train(config, full)
-    buffer = io.BytesIO()
-    torch.save(full.saved, buffer)  # as the Tune adapter persists it
-    buffer.seek(0)
-    resumed = _Checkpointing(restore=torch.load(buffer, weights_only=False))
-    train(config, resumed)
-    assert [r["epoch"] for r in resumed.reports] == [6, 8]
-    assert resumed.reports == full.reports[-2:]
-    final_state = _Checkpointing(save_at=8)
-    train(config, final_state)
-    again = _Checkpointing(restore=final_state.saved)  # restored after the last epoch: final report again
-    train(config, again)
-    assert again.reports == full.reports[-1:]
+    assert_restore_continues_identically(train, config, save_at=4, last=8)
 
 
 def test_vocab_alphabets_are_disjoint_and_test_samples_use_only_test_symbols() -> None:

@@ -26,4 +26,4 @@ def trainable_names() -> list[str]:
 
 def _load_builtin() -> None:
     """Import the built-in trainables lazily so that importing the registry stays cheap."""
-    from . import synthetic, template  # noqa: F401  (each registers itself)
+    from . import incontext, synthetic, template  # noqa: F401  (each registers itself)

@@ -7,16 +7,16 @@ Defaults marked "ours" are choices RESEARCH.md leaves open.
 """
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..api import ConfigError, Mode
+from ..keys import Check, Keys, at_least, resolve_keys
 from .models import MODELS
 from .tasks import NAMED_TASKS, Task, make_task, parse_templates, random_templates
 
 # key: (type, default, one-line meaning). Types: int, float, bool, str (with CHOICES).
-KEYS: dict[str, tuple[type, Any, str]] = {
+KEYS: Keys = {
     "task": (str, "copy", "named task; random: random templates; custom: the templates key"),
     "templates": (list, None, "custom task: [{tokens: 'a b a', label: 1, prob: 0.5}, ...]"),
     "n_templates": (int, 4, "random task: number of templates r"),
@@ -63,71 +63,14 @@ CHOICES: dict[str, list[str]] = {
     "optimizer": ["adam", "adamw"],
 }
 
-_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
-
-
-def _coerce(key: str, kind: type, value: Any) -> Any:
-    """``value`` as ``kind``, accepting the string spellings a CLI produces."""
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        raise ConfigError(key, f"expected true or false, got {value!r}")
-    if kind is list:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                raise ConfigError(key, f"expected a JSON list, got {value!r}") from None
-        if value is not None and not isinstance(value, (list, tuple)):
-            raise ConfigError(key, f"expected a list, got {value!r}")
-        return value
-    if kind is int:
-        if isinstance(value, str):
-            try:
-                value = float(value.strip()) if any(c in value for c in ".eE") else int(value.strip())
-            except ValueError:
-                raise ConfigError(key, f"expected an integer, got {value!r}") from None
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(key, f"expected an integer, got {value!r}")
-        return value
-    if kind is float:
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                raise ConfigError(key, f"expected a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(key, f"expected a number, got {value!r}")
-        return float(value)
-    if not isinstance(value, str):
-        raise ConfigError(key, f"expected one of {CHOICES.get(key)}, got {value!r}")
-    value = value.strip()
-    if key in CHOICES and value not in CHOICES[key]:
-        raise ConfigError(key, f"expected one of {CHOICES[key]}, got {value!r}")
-    return value
-
-
-def _at_least(lo: float, strict: bool = False) -> Callable[[str, Any], None]:
-    def check(key: str, value: Any) -> None:
-        if value < lo or (strict and value == lo):
-            raise ConfigError(key, f"expected a value {'>' if strict else '≥'} {lo}, got {value!r}")
-    return check
-
-
-CHECKS: dict[str, Callable[[str, Any], None]] = {
-    **{k: _at_least(1) for k in ("n_templates", "n_wildcards", "length",
-                                 "embed_dim", "depth", "heads", "dim_head", "n_train", "n_test",
-                                 "test_alphabet", "epochs", "batch_size", "seeds", "eval_every")},
-    **{k: _at_least(0) for k in ("n_regular", "template_seed", "mlp_dim", "val_alphabet", "weight_decay", "seed",
-                                 "kq_identity_mult", "vo_identity_mult")},
-    "mlp_depth": _at_least(2),
-    "lr": _at_least(0, strict=True),
+CHECKS: dict[str, Check] = {
+    **{k: at_least(1) for k in ("n_templates", "n_wildcards", "length",
+                                "embed_dim", "depth", "heads", "dim_head", "n_train", "n_test",
+                                "test_alphabet", "epochs", "batch_size", "seeds", "eval_every")},
+    **{k: at_least(0) for k in ("n_regular", "template_seed", "mlp_dim", "val_alphabet", "weight_decay", "seed",
+                                "kq_identity_mult", "vo_identity_mult")},
+    "mlp_depth": at_least(2),
+    "lr": at_least(0, strict=True),
 }
 
 
@@ -145,17 +88,7 @@ def task_of(config: Mapping[str, Any]) -> Task:
 
 def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
     """The full, typed config; ConfigError on an unknown key or a bad value."""
-    if not isinstance(config, Mapping):
-        raise ConfigError("config", f"expected a mapping of keys to values, got {type(config).__name__}")
-    unknown = sorted(set(config) - set(KEYS))
-    if unknown:
-        raise ConfigError(unknown[0], f"expected one of {sorted(KEYS)} (unknown key)")
-    out: dict[str, Any] = {}
-    for key, (kind, default, _) in KEYS.items():
-        value = _coerce(key, kind, config[key]) if key in config and config[key] is not None else default
-        if key in CHECKS:
-            CHECKS[key](key, value)
-        out[key] = value
+    out = resolve_keys(config, KEYS, CHOICES, CHECKS)
     _check_task_keys(config, out)
     try:
         task = task_of(out)

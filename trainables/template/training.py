@@ -24,23 +24,19 @@ CPU tensors.
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from ..api import Reporter
+from ..members import default_device, load_state, member_report, optimizer_step, save_state
 from .config import resolve, task_of
 from .models import build_model
 from .stacked import Adam
 from .tasks import Vocab, generate
 
 EVAL_CHUNK = 2048
-
-
-def default_device() -> torch.device:
-    return torch.device(os.environ.get("SCALESWEEP_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 class Trainer:
@@ -99,9 +95,7 @@ class Trainer:
                 y = torch.gather(self.train_y, 1, idx)
             out = self.model.forward(self.layout.named(self.params), x)
             loss = self._losses(out, y).mean(dim=1)  # (S,)
-            self.alive &= torch.isfinite(loss.detach())
-            grads = torch.autograd.grad(torch.where(self.alive, loss, 0.0).sum(), self.params)
-            self.opt.step(list(grads), self.alive)
+            optimizer_step(loss, self.params, self.opt, self.alive)
             total += loss.detach() * x.shape[1]
         self.epoch += 1
         self.train_loss = total / n
@@ -128,28 +122,12 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Everything needed to continue exactly: parameters, optimizer, RNG streams, epoch."""
-        opt = self.opt.state_dict()
-        return {"epoch": self.epoch,
-                "params": {s.name: p.detach().cpu().clone() for s, p in zip(self.layout.specs, self.params)},
-                "optimizer": {"step": opt["step"].cpu(), "m": [t.cpu() for t in opt["m"]], "v": [t.cpu() for t in opt["v"]]},
-                "alive": self.alive.cpu().clone(), "rng": [g.get_state() for g in self.gens],
-                "train_loss": self.train_loss.cpu().clone()}
+        return {**save_state(self.layout, self.params, self.opt, self.alive, self.gens),
+                "epoch": self.epoch, "train_loss": self.train_loss.cpu().clone()}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        saved = state["params"]
-        expected = {s.name: tuple(p.shape) for s, p in zip(self.layout.specs, self.params)}
-        if {k: tuple(v.shape) for k, v in saved.items()} != expected:
-            raise ValueError("the checkpoint's parameters do not match the model this config builds")
-        with torch.no_grad():
-            for s, p in zip(self.layout.specs, self.params):
-                p.copy_(saved[s.name])
-        opt = state["optimizer"]
-        self.opt.load_state_dict({"step": opt["step"].to(self.device), "m": [t.to(self.device) for t in opt["m"]],
-                                  "v": [t.to(self.device) for t in opt["v"]]})
-        self.alive = state["alive"].to(self.device).clone()
+        self.alive = load_state(state, self.layout, self.params, self.opt, self.gens)
         self.train_loss = state["train_loss"].to(self.device).clone()
-        for g, s in zip(self.gens, state["rng"]):
-            g.set_state(s)
         self.epoch = int(state["epoch"])
 
     # -- the loop -----------------------------------------------------------------------------
@@ -168,15 +146,7 @@ class Trainer:
 
     def metrics(self, train_loss: torch.Tensor) -> dict[str, Any]:
         """The report for the current epoch: means over live members, per-member lists, flags."""
-        per_member = {k: v.double() for k, v in {"train_loss": train_loss, **self.evaluate()}.items()}
-        dead = ~self.alive
-        seed_metrics = {k: torch.where(dead, math.nan, v).tolist() for k, v in per_member.items()}
-        report: dict[str, Any] = {"epoch": self.epoch}
-        for k, v in per_member.items():
-            report[k] = float(v[self.alive].mean()) if self.alive.any() else math.nan
-        report["seed_metrics"] = seed_metrics
-        report["diverged"] = dead.tolist()
-        return report
+        return member_report(self.epoch, {"train_loss": train_loss, **self.evaluate()}, self.alive)
 
 
 def train(config: dict[str, Any], report: Reporter) -> None:

@@ -1,0 +1,20 @@
+"""The ``incontext`` trainable: in-context logistic regression (TART) and linear regression (Garg et al.).
+
+Modules: ``tasks`` (per-sequence samplers), ``model`` (stacked GPT-2 with read-in/read-out),
+``curriculum`` (on d and k), ``evaluation`` (fixed evaluation set; per-position model, oracle and
+baseline scores), ``config`` (keys, defaults, validation, metrics and curves), ``training`` (the loop,
+divergence, checkpoints). RESEARCH.md §2 has the science.
+
+Run one config: ``python -m trainables incontext task=logistic_regression d=16 k=64 alpha=10
+embed_dim=64 depth=4 heads=4 steps=2000 lr=1e-3 eval_every=500 seeds=2 --jsonl``.
+"""
+from __future__ import annotations
+
+from ..api import TrainableDef
+from ..registry import register
+from .config import KEYS, curves, metrics, resolve
+from .training import Trainer, train
+
+INCONTEXT = register(TrainableDef(name="incontext", train=train, resolve=resolve, metrics=metrics))
+
+__all__ = ["INCONTEXT", "KEYS", "Trainer", "curves", "metrics", "resolve", "train"]

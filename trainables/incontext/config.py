@@ -1,0 +1,79 @@
+"""Config keys of the ``incontext`` trainable: defaults, types, coercion and validation.
+
+Defaults are TART's reasoning module (RESEARCH.md §2: GPT-2 256/12/8, Adam lr 1e-4, batch 128,
+35,001 steps, d = 16, α = 10) except where marked "ours". ``resolve`` raises
+``ConfigError(key, "expected ...")`` on an unknown key or a bad value, before any work starts.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..api import ConfigError, Mode
+from ..keys import Check, Keys, at_least, resolve_keys
+from .curriculum import PRESETS
+from .tasks import TASKS
+
+KEYS: Keys = {
+    "task": (str, "logistic_regression", "logistic_regression (TART) or linear_regression (Garg et al.)"),
+    "d": (int, 16, "input dimension"),
+    "k": (int, 64, "in-context examples per sequence (ours; TART 258, Garg et al. 41)"),
+    "alpha": (float, 10.0, "logistic_regression: w = alpha·g, g ~ N(0, I)"),
+    "embed_dim": (int, 256, "model width"),
+    "depth": (int, 12, "transformer blocks"),
+    "heads": (int, 8, "attention heads (divide embed_dim)"),
+    "steps": (int, 35001, "optimizer steps, each on a fresh batch of sequences"),
+    "batch_size": (int, 128, "sequences per step"),
+    "lr": (float, 1e-4, "Adam learning rate (constant)"),
+    "curriculum": (str, "none", "none, tart or garg: d and k grow during training (ours: none)"),
+    "curriculum_every": (int, 0, "steps between curriculum increments; 0: the preset's"),
+    "seeds": (int, 1, "members trained as one stacked model"),
+    "seed": (int, 0, "member s uses seed + s for its init and training sequences"),
+    "eval_every": (int, 1000, "evaluate (and report) every this many steps, and at the last"),
+    "n_eval": (int, 256, "evaluation sequences (ours)"),
+    "eval_seed": (int, 1_000_003, "seed of the evaluation set, shared by all members (ours)"),
+    "baseline_l2": (float, 1.0, "logistic_regression: L2 strength of the baseline (sklearn's C = 1)"),
+}
+
+CHOICES: dict[str, list[str]] = {"task": sorted(TASKS), "curriculum": ["none", *sorted(PRESETS)]}
+
+CHECKS: dict[str, Check] = {
+    **{k: at_least(1) for k in ("d", "k", "embed_dim", "depth", "heads", "steps", "batch_size", "seeds",
+                                "eval_every", "n_eval")},
+    **{k: at_least(0) for k in ("curriculum_every", "seed", "eval_seed")},
+    **{k: at_least(0, strict=True) for k in ("lr", "alpha", "baseline_l2")},
+}
+
+LOGISTIC_ONLY = ("alpha", "baseline_l2")
+
+
+def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The full, typed config; ConfigError on an unknown key or a bad value."""
+    out = resolve_keys(config, KEYS, CHOICES, CHECKS)
+    if out["embed_dim"] % out["heads"]:
+        raise ConfigError("heads", f"expected a divisor of embed_dim ({out['embed_dim']}), got {out['heads']}")
+    if not TASKS[out["task"]].classification:
+        for key in LOGISTIC_ONLY:
+            if out[key] != KEYS[key][1]:
+                raise ConfigError(key, f"expected only with task=logistic_regression (task is {out['task']!r})")
+    if out["curriculum"] == "none" and out["curriculum_every"]:
+        raise ConfigError("curriculum_every", "expected only with a curriculum (curriculum is 'none')")
+    return out
+
+
+def metrics(config: Mapping[str, Any]) -> dict[str, Mode]:
+    """Scalar metrics (means over positions, then over members) and the direction each improves in."""
+    if TASKS[resolve(config)["task"]].classification:
+        return {"train_loss": "min", "test_loss": "min", "test_acc": "max", "oracle_acc": "max",
+                "baseline_acc": "max"}
+    return {"train_loss": "min", "test_loss": "min", "test_mse": "min", "baseline_mse": "min"}
+
+
+def curves(config: Mapping[str, Any]) -> dict[str, str]:
+    """Per-position curves on the final report, each with the scalar metric that is its mean.
+
+    A curve is a list of k values; index i is the query after i in-context examples.
+    """
+    if TASKS[resolve(config)["task"]].classification:
+        return {"acc_by_k": "test_acc", "oracle_acc_by_k": "oracle_acc", "baseline_acc_by_k": "baseline_acc"}
+    return {"mse_by_k": "test_mse", "baseline_mse_by_k": "baseline_mse"}

@@ -1,0 +1,90 @@
+"""Config keys shared by the trainables: coercion of CLI strings, range checks and the resolve loop.
+
+A trainable declares ``KEYS`` ({key: (type, default, one-line meaning)}), ``CHOICES`` for its string
+keys and ``CHECKS`` (range checks); ``resolve_keys`` turns a raw config into the typed one, with
+defaults filled in, or raises ``ConfigError(key, "expected ...")`` before any work starts. A CLI
+passes strings: "64" → 64, "true" → True, "1e-3" → 0.001.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .api import ConfigError
+
+Keys = dict[str, tuple[type, Any, str]]
+Check = Callable[[str, Any], None]
+
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+def coerce(key: str, kind: type, value: Any, choices: Mapping[str, list[str]]) -> Any:
+    """``value`` as ``kind``, accepting the string spellings a CLI produces."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ConfigError(key, f"expected true or false, got {value!r}")
+    if kind is list:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ConfigError(key, f"expected a JSON list, got {value!r}") from None
+        if value is not None and not isinstance(value, (list, tuple)):
+            raise ConfigError(key, f"expected a list, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, str):
+            try:
+                value = float(value.strip()) if any(c in value for c in ".eE") else int(value.strip())
+            except ValueError:
+                raise ConfigError(key, f"expected an integer, got {value!r}") from None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"expected an integer, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise ConfigError(key, f"expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(key, f"expected a number, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ConfigError(key, f"expected one of {choices.get(key)}, got {value!r}")
+    value = value.strip()
+    if key in choices and value not in choices[key]:
+        raise ConfigError(key, f"expected one of {choices[key]}, got {value!r}")
+    return value
+
+
+def at_least(lo: float, strict: bool = False) -> Check:
+    def check(key: str, value: Any) -> None:
+        if value < lo or (strict and value == lo):
+            raise ConfigError(key, f"expected a value {'>' if strict else '≥'} {lo}, got {value!r}")
+    return check
+
+
+def resolve_keys(config: Mapping[str, Any], keys: Keys, choices: Mapping[str, list[str]],
+                 checks: Mapping[str, Check]) -> dict[str, Any]:
+    """Every key of ``keys``, typed and checked; a missing or None value takes the default."""
+    if not isinstance(config, Mapping):
+        raise ConfigError("config", f"expected a mapping of keys to values, got {type(config).__name__}")
+    unknown = sorted(set(config) - set(keys))
+    if unknown:
+        raise ConfigError(unknown[0], f"expected one of {sorted(keys)} (unknown key)")
+    out: dict[str, Any] = {}
+    for key, (kind, default, _) in keys.items():
+        value = coerce(key, kind, config[key], choices) if key in config and config[key] is not None else default
+        if key in checks:
+            checks[key](key, value)
+        out[key] = value
+    return out
