@@ -119,6 +119,7 @@ class CurveSpec(_Strict):
 
 class SweepSpec(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = ""  # the question the sweep answers, in words: `scalesweep report` opens with it
     trainable: str
     fixed: dict[str, Any] = {}
     axes: dict[str, list[Scalar]]
