@@ -7,7 +7,6 @@ one driver process. So the callback pickles as a key, and each driver attaches i
 """
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,6 +19,7 @@ from .plan import SweepPlan
 from .progress import Progress
 from .results import ResultsWriter
 from .search import Studies
+from .storage import delete_checkpoints
 from .tracking import Tracker, epoch_metrics
 
 
@@ -88,8 +88,7 @@ class SweepCallback(Callback):
         seconds = float(trial.last_result.get("time_total_s", 0.0)) if trial.last_result else 0.0
         row = s.writer.finish_trial(trial.trial_id, trial.config, status, seconds, error)
         s.studies.tell(row)  # after the Parquet write: a study never holds a result Parquet lacks
-        for checkpoint in Path(trial.local_path).glob("checkpoint_*"):  # recorded: no restore will need it
-            shutil.rmtree(checkpoint, ignore_errors=True)
+        delete_checkpoints(trial)
         if s.tracker:
             s.tracker.trial_finished(trial.trial_id, status, error)
         s.progress.trial_finished(row)

@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,9 +126,11 @@ def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str
     from .results import STATUSES, ResultsWriter
     from .scheduling import CellScheduler
     from .search import CellSearcher, Studies
+    from .storage import EXPERIMENT, ExperimentStore
     from .tracking import Tracker
 
     spec = plan.spec
+    store = ExperimentStore.for_sweep(spec, root)
     lock = DriverLock(root).acquire()
     try:
         writer = ResultsWriter(plan, root)
@@ -145,11 +146,11 @@ def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str
                                                                              Studies(plan, root / "studies")))
         trainable = tune.with_resources(tune_function(spec.trainable, spec.resources.cpu, spec.checkpoint_every_s),
                                         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
-        experiment = root.resolve() / "tune"
-        if tune.Tuner.can_restore(str(experiment)) and any(experiment.glob("experiment_state-*.json")):
-            tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=False)
+        if store.has_state():
+            tuner = tune.Tuner.restore(store.path, trainable, resume_unfinished=True, resume_errored=False,
+                                       storage_filesystem=store.fs)
         else:  # a fresh sweep, or one killed before Tune saved any state: (re)start what Parquet lacks
-            shutil.rmtree(experiment, ignore_errors=True)
+            store.clear()
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(
@@ -159,7 +160,8 @@ def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str
                     trial_dirname_creator=lambda trial: trial.trial_id,
                 ),
                 run_config=tune.RunConfig(
-                    name="tune", storage_path=str(root.resolve()), verbose=0, callbacks=[callback],
+                    name=EXPERIMENT, storage_path=store.base, storage_filesystem=store.fs, verbose=0,
+                    callbacks=[callback],
                     failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                     # Keep every checkpoint while a trial runs: with num_to_keep, Tune deletes the one its
                     # last snapshot points to before the next snapshot, and a driver killed in between

@@ -57,16 +57,24 @@ class Studies:
         self._storage: JournalStorage | None = None
         self._studies: dict[str, optuna.Study] = {}
 
+    @property
+    def storage(self) -> JournalStorage:
+        if self._storage is None:
+            self._storage = JournalStorage(JournalFileBackend(self._journal))
+        return self._storage
+
+    def existing(self) -> set[str]:
+        """Cells whose study the journal holds (a driver may have died right after asking one)."""
+        return {study.study_name for study in self.storage.get_all_studies()}
+
     def get(self, cell_key: str) -> optuna.Study:
         if cell_key not in self._studies:
-            if self._storage is None:
-                self._storage = JournalStorage(JournalFileBackend(self._journal))
             search = self._plan.spec.search
             seed = search.seed * 100_003 + [c.key for c in self._plan.cells].index(cell_key)
             sampler = (optuna.samplers.TPESampler(seed=seed) if search.algorithm == "optuna"
                        else optuna.samplers.RandomSampler(seed=seed))
             self._studies[cell_key] = optuna.create_study(
-                storage=self._storage, study_name=cell_key, sampler=sampler, load_if_exists=True,
+                storage=self.storage, study_name=cell_key, sampler=sampler, load_if_exists=True,
                 direction="minimize" if self._plan.mode == "min" else "maximize")
         return self._studies[cell_key]
 
@@ -125,7 +133,7 @@ class CellSearcher(Searcher):
             for row in load_trials(self._results_dir).to_dict("records"):
                 recorded.setdefault(row["cell"], {})[row["trial_id"]] = row
             owned = set(self._live)
-            for cell in {*recorded, *self._live.values()}:
+            for cell in {*recorded, *self._live.values(), *self._studies.existing()}:
                 self._studies.reconcile(cell, recorded.get(cell, {}), owned)
             for cell in self._plan.cells:
                 live = {t for t, c in self._live.items() if c == cell.key}

@@ -97,6 +97,9 @@ class ResourcesSpec(_Strict):
 class StorageSpec(_Strict):
     results: str = "results"
     tracking_uri: str | None = "sqlite:///mlflow.db"  # null: no MLflow tracking
+    # Tune's experiment state and trial checkpoints; null: under the results directory. A path every
+    # node mounts, or a URI (s3://bucket/prefix, gs://...) when workers do not share the driver's disk.
+    checkpoints: str | None = None
 
 
 class CurveSpec(_Strict):
