@@ -1,0 +1,86 @@
+"""Orchestration overhead on short real trials: scalesweep against Ray Tune's defaults, same trials.
+
+    .venv/bin/python benchmarks/orchestration.py [--trials 40] [--epochs 40]
+
+Each trial trains the copy-task transformer (width 32, 16 samples, 2 stacked seeds) for --epochs
+epochs, about a second on an idle core. Both runs start their own local Ray in a fresh process; the
+wall is measured around the sweep itself (Ray's start excluded). Ratio = wall / (sum of the trials'
+own seconds / CPUs): 1.0 is a machine that only trains.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FIXED = {"task": "copy", "model": "transformer", "depth": 1, "heads": 1, "embed_dim": 32, "n_train": 16,
+         "n_test": 256, "eval_every": 10, "seeds": 2}
+
+TUNE_DEFAULTS = textwrap.dedent("""
+    import json, sys, time
+    import ray
+    from ray import tune
+    from trainables.tune_adapter import tune_function
+    fixed, lrs, work = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+    ray.init(num_cpus={cpus}, include_dashboard=False, log_to_driver=False)
+    trainable = tune.with_resources(tune_function("template", 1, 60), {{"cpu": 1}})
+    tuner = tune.Tuner(trainable, param_space={{**fixed, "lr": tune.grid_search(lrs)}},
+                       run_config=tune.RunConfig(storage_path=work, verbose=0))
+    start = time.monotonic()
+    grid = tuner.fit()
+    wall = time.monotonic() - start
+    print(json.dumps({{"wall": wall, "own": sum(r.metrics["time_total_s"] for r in grid)}}))
+""")
+
+SCALESWEEP = textwrap.dedent("""
+    import json, sys
+    import pyarrow.parquet as pq
+    from orchestrator.plan import plan_sweep
+    from orchestrator.run import run_sweep
+    from orchestrator.spec import parse_spec
+    spec, work = json.loads(sys.argv[1]), sys.argv[2]
+    outcome = run_sweep(plan_sweep(parse_spec(spec), "bench"), work, "sqlite:///" + work + "/mlflow.db")
+    own = sum(pq.read_table(outcome.results_dir / "trials.parquet", columns=["seconds"]).column(0).to_pylist())
+    print(json.dumps({"wall": outcome.seconds, "own": own}))
+""")
+
+
+def _run(code: str, *args: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=40)
+    args = parser.parse_args()
+    cpus = os.cpu_count() or 1
+    fixed = {**FIXED, "epochs": args.epochs}
+    lrs = [round(1e-3 * (1 + i / args.trials), 6) for i in range(args.trials)]  # distinct configs
+    spec = {"name": "orchestration", "trainable": "template", "fixed": {k: v for k, v in fixed.items() if k != "seeds"},
+            "axes": {"lr": lrs}, "search": {"algorithm": "grid-only"}, "seeds": fixed["seeds"],
+            "metric": {"name": "test_error", "mode": "min"}}
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"{args.trials} trials of {args.epochs} epochs on {cpus} CPUs", flush=True)
+        tune_run = _run(TUNE_DEFAULTS.format(cpus=cpus), json.dumps(fixed), json.dumps(lrs), str(Path(tmp) / "tune"))
+        print(f"  Ray Tune defaults: wall {tune_run['wall']:.1f}s, trials' own {tune_run['own']:.1f}s", flush=True)
+        ours = _run(SCALESWEEP, json.dumps(spec), str(Path(tmp) / "scalesweep"))
+        print(f"  scalesweep:        wall {ours['wall']:.1f}s, trials' own {ours['own']:.1f}s "
+              f"(Optuna-free grid, Parquet and MLflow on sqlite included)", flush=True)
+    for name, run in (("Ray Tune defaults", tune_run), ("scalesweep", ours)):
+        print(f"{name:18s} ratio wall / (own / {cpus}) = {run['wall'] / (run['own'] / cpus):.2f}")
+    print(f"scalesweep wall / Tune defaults wall = {ours['wall'] / tune_run['wall']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
