@@ -172,6 +172,13 @@ def test_stacked_members_equal_separate_runs(task: str) -> None:
             assert values[s] == pytest.approx(alone["seed_curves"][name][0], abs=1e-5), (name, s)
 
 
+def test_gradient_accumulation_takes_the_same_steps() -> None:
+    config = {**TINY, "seeds": 2, "batch_size": 8}
+    whole, accumulated = run(config)[-1], run({**config, "grad_accum": 4})[-1]
+    for name, values in whole["seed_metrics"].items():
+        assert accumulated["seed_metrics"][name] == pytest.approx(values, abs=1e-5), name
+
+
 def test_restore_mid_training_continues_to_identical_reports() -> None:
     config = {**TINY, "seeds": 2, "steps": 8, "eval_every": 2, "curriculum": "tart", "curriculum_every": 3}
     assert_restore_continues_identically(train, config, save_at=4, last=8)
@@ -195,6 +202,7 @@ def test_resolve_fills_defaults_and_coerces_cli_strings() -> None:
     ({"task": "sorting"}, "task", "'logistic_regression'"),
     ({"curriculum": "fast"}, "curriculum", "'tart'"),
     ({"embed_dim": 30, "heads": 4}, "heads", "divisor of embed_dim"),
+    ({"batch_size": 10, "grad_accum": 4}, "grad_accum", "divisor of batch_size"),
     ({"task": "linear_regression", "alpha": 3}, "alpha", "task=logistic_regression"),
     ({"curriculum_every": 100}, "curriculum_every", "with a curriculum"),
 ])

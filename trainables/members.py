@@ -1,5 +1,5 @@
 """What every stacked training loop does the same way: the device, one stacked optimizer step with
-divergence handling, the per-evaluation report, and the whole-state checkpoint.
+divergence handling (and gradient accumulation), the per-evaluation report, the whole-state checkpoint.
 
 A member whose loss becomes NaN/inf is *diverged*: its gradient is ignored from then on (the fused
 Adam skips it), and its metrics are reported as NaN; reports hold means over live members.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -22,11 +23,22 @@ def default_device() -> torch.device:
     return torch.device(os.environ.get("SCALESWEEP_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def optimizer_step(loss: torch.Tensor, params: list[torch.Tensor], opt: Adam, alive: torch.Tensor) -> None:
-    """One step on the members' losses (S,); marks (in place) members whose loss is not finite as dead."""
-    alive &= torch.isfinite(loss.detach())
-    grads = torch.autograd.grad(torch.where(alive, loss, 0.0).sum(), params)
-    opt.step(list(grads), alive)
+def optimizer_step(chunk_losses: Iterable[torch.Tensor], params: list[torch.Tensor], opt: Adam,
+                   alive: torch.Tensor) -> torch.Tensor:
+    """One step on the summed losses (S,) of the chunks of one batch, their gradients accumulated (one
+    backward per chunk bounds activation memory); marks members whose loss is not finite as dead (in
+    place). Returns the summed loss (S,)."""
+    total: torch.Tensor | None = None
+    grads: list[torch.Tensor] = []
+    for loss in chunk_losses:
+        alive &= torch.isfinite(loss.detach())
+        chunk = torch.autograd.grad(torch.where(alive, loss, 0.0).sum(), params)
+        grads = [a.add_(b) for a, b in zip(grads, chunk)] if grads else list(chunk)
+        total = loss.detach() if total is None else total + loss.detach()
+    if total is None:
+        raise ValueError("expected at least one chunk loss")
+    opt.step(grads, alive)
+    return total
 
 
 def member_report(epoch: int, per_member: dict[str, torch.Tensor], alive: torch.Tensor) -> dict[str, Any]:

@@ -24,6 +24,7 @@ KEYS: Keys = {
     "heads": (int, 8, "attention heads (divide embed_dim)"),
     "steps": (int, 35001, "optimizer steps, each on a fresh batch of sequences"),
     "batch_size": (int, 128, "sequences per step"),
+    "grad_accum": (int, 1, "micro-batches per step, gradients accumulated: less memory, same step (TART: 4)"),
     "lr": (float, 1e-4, "Adam learning rate (constant)"),
     "curriculum": (str, "none", "none, tart or garg: d and k grow during training (ours: none)"),
     "curriculum_every": (int, 0, "steps between curriculum increments; 0: the preset's"),
@@ -38,8 +39,8 @@ KEYS: Keys = {
 CHOICES: dict[str, list[str]] = {"task": sorted(TASKS), "curriculum": ["none", *sorted(PRESETS)]}
 
 CHECKS: dict[str, Check] = {
-    **{k: at_least(1) for k in ("d", "k", "embed_dim", "depth", "heads", "steps", "batch_size", "seeds",
-                                "eval_every", "n_eval")},
+    **{k: at_least(1) for k in ("d", "k", "embed_dim", "depth", "heads", "steps", "batch_size", "grad_accum",
+                                "seeds", "eval_every", "n_eval")},
     **{k: at_least(0) for k in ("curriculum_every", "seed", "eval_seed")},
     **{k: at_least(0, strict=True) for k in ("lr", "alpha", "baseline_l2")},
 }
@@ -52,6 +53,8 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
     out = resolve_keys(config, KEYS, CHOICES, CHECKS)
     if out["embed_dim"] % out["heads"]:
         raise ConfigError("heads", f"expected a divisor of embed_dim ({out['embed_dim']}), got {out['heads']}")
+    if out["batch_size"] % out["grad_accum"]:
+        raise ConfigError("grad_accum", f"expected a divisor of batch_size ({out['batch_size']}), got {out['grad_accum']}")
     if not TASKS[out["task"]].classification:
         for key in LOGISTIC_ONLY:
             if out[key] != KEYS[key][1]:

@@ -67,9 +67,9 @@ class Trainer:
         batches = [self.task.sample(cfg["batch_size"], k, cfg["d"], d_active, cfg["alpha"], g) for g in self.gens]
         x = torch.stack([b.x for b in batches]).to(self.device)  # (S, B, k, d)
         y = torch.stack([b.y for b in batches]).to(self.device)  # (S, B, k)
-        loss = self._loss(self.model.forward(self.layout.named(self.params), x, y), y)
-        optimizer_step(loss, self.params, self.opt, self.alive)
-        self.loss_sum += loss.detach()
+        p, n = self.layout.named(self.params), cfg["grad_accum"]
+        chunks = (self._loss(self.model.forward(p, xc, yc), yc) / n for xc, yc in zip(x.chunk(n, 1), y.chunk(n, 1)))
+        self.loss_sum += optimizer_step(chunks, self.params, self.opt, self.alive)
         self.loss_steps += 1
         self.step += 1
 

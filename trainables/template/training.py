@@ -95,7 +95,7 @@ class Trainer:
                 y = torch.gather(self.train_y, 1, idx)
             out = self.model.forward(self.layout.named(self.params), x)
             loss = self._losses(out, y).mean(dim=1)  # (S,)
-            optimizer_step(loss, self.params, self.opt, self.alive)
+            optimizer_step([loss], self.params, self.opt, self.alive)
             total += loss.detach() * x.shape[1]
         self.epoch += 1
         self.train_loss = total / n
