@@ -90,6 +90,14 @@ def cmd_sync_mlflow(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    for path in write_report([Path(d) for d in args.dirs], Path(args.output) if args.output else None):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scalesweep", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir")
     p.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: the spec's)")
     p.set_defaults(fn=cmd_sync_mlflow)
+
+    p = sub.add_parser("report", help="a markdown + self-contained HTML report per sweep: question, plots, n*, compute")
+    p.add_argument("dirs", nargs="+", metavar="DIR")
+    p.add_argument("-o", "--output", metavar="FILE.md",
+                   help="one document for all DIRs here (PNGs copied beside it); default: DIR/report.md")
+    p.set_defaults(fn=cmd_report)
 
     from .k8s import add_k8s_commands
     add_k8s_commands(sub)

@@ -102,7 +102,7 @@ def _values(sweep: Sweep) -> list[str]:
     out: list[str] = []
     done: set[tuple[str, str, str]] = set()
     for curve in plan.spec.curves:
-        if (curve.x, curve.y, curve.at) in done or metrics.empty:
+        if curve.x not in plan.axes or (curve.x, curve.y, curve.at) in done or metrics.empty:
             continue
         done.add((curve.x, curve.y, curve.at))
         pts = seed_points(sweep.trials, metrics, plan.axes, plan.metric, plan.modes, curve.at)
@@ -167,14 +167,14 @@ def write_report(dirs: list[Path], out: Path | None = None) -> list[Path]:
     With ``out`` the PNGs are copied beside it as ``<stem>-<png>`` (``<stem>-<k>-<png>`` for the
     k-th of several sweeps), so the markdown links stay valid wherever the folder goes.
     """
+    if out is not None and out.suffix != ".md":
+        raise SpecError(f"-o {out}: expected a markdown file name ending in .md")
     sweeps = [load_sweep(Path(d)) for d in dirs]
     if out is None:
         written = []
         for s in sweeps:
             written += _write(s.root / "report.md", sweep_markdown(s, lambda p, s=s: str(p.relative_to(s.root))))
         return written
-    if out.suffix != ".md":
-        raise SpecError(f"-o {out}: expected a markdown file name ending in .md")
     out.parent.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
     for k, s in enumerate(sweeps, 1):
