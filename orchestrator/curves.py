@@ -42,7 +42,7 @@ def _sign(modes: dict[str, str], metric: str) -> float:
 
 
 def seed_points(trials: pd.DataFrame, metrics: pd.DataFrame, axes: Sequence[str], select: str,
-                modes: dict[str, str], at: Literal["final", "best"] = "final") -> pd.DataFrame:
+                modes: dict[str, str], at: Literal["final", "best", "all"] = "final") -> pd.DataFrame:
     """Per cell, the best trial's per-seed metrics at its final (or best) epoch: what curves fit.
 
     A curve needs the best hyper-parameters per cell, judged at the budget the curve is read at,
@@ -50,11 +50,12 @@ def seed_points(trials: pd.DataFrame, metrics: pd.DataFrame, axes: Sequence[str]
     their value: a pruned trial's last value is from an earlier epoch (ASHA stopped it because it
     was behind at a rung), so mixing it in would mix training budgets along one curve. Diverged
     trials come last (a cell where all diverged still shows, as NaN = never reached); errored
-    trials are ignored. The best epoch is where the seed-mean of `select` is best.
+    trials are ignored. The best epoch is where the seed-mean of `select` is best; ``all`` keeps
+    every reported epoch of the best-at-final trial (curves over training time, x = epoch).
     """
-    if at not in ("final", "best"):
-        raise ValueError(f"at: expected 'final' or 'best', got {at!r}")
-    key = f"{at}_{select}" if f"{at}_{select}" in trials.columns else f"final_{select}"
+    if at not in ("final", "best", "all"):
+        raise ValueError(f"at: expected 'final', 'best' or 'all', got {at!r}")
+    key = f"{at}_{select}" if f"{at}_{select}" in trials.columns else f"final_{select}"  # all: ranked at final
     _require(trials, ["trial_id", "cell", "status", key, *axes], "trials")
     _require(metrics, [*_KEYS, select], "metrics")
     sign = _sign(modes, select)
@@ -66,7 +67,9 @@ def seed_points(trials: pd.DataFrame, metrics: pd.DataFrame, axes: Sequence[str]
     missing = sorted(set(best["trial_id"]) - set(m["trial_id"]))
     if missing:
         warnings.warn(f"no metric rows for best trials {missing[:5]}: their cells are left out")
-    if at == "final":
+    if at == "all":
+        epochs = m[["trial_id", "epoch"]].drop_duplicates()
+    elif at == "final":
         epochs = m.groupby("trial_id", as_index=False)["epoch"].max()
     else:
         per_epoch = m.groupby(["trial_id", "epoch"], as_index=False)[select].mean()
@@ -420,18 +423,21 @@ def _spec(spec: Any, name: str, default: Any = None) -> Any:
 
 def write_curves(trials: pd.DataFrame, metrics: pd.DataFrame, curve_specs: Sequence[Any],
                  axes: Sequence[str], select: str, modes: dict[str, str], out_dir: str | Path,
-                 n_boot: int = 500, seed: int = 0) -> list[Path]:
+                 n_boot: int = 500, seed: int = 0, positions: pd.DataFrame | None = None) -> list[Path]:
     """Fit every curve spec, write PNGs, `<kind>.parquet` tables and `summary.md`; return paths.
 
     Axes that vary but are neither x nor in `by` are added to `by`, so a line never mixes cells.
-    The `curve` column (also the PNG names' stem) tells the specs of one kind apart.
+    The `curve` column (also the PNG names' stem) tells the specs of one kind apart. ``x: epoch``
+    reads each cell's best trial along its training; ``position`` curves need ``positions``
+    (positions.load_positions) and are skipped, with a warning, without them.
     """
     from orchestrator import plots  # matplotlib only when writing
+    from orchestrator.positions import plot_positions, position_table, positions_markdown
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
-    tables: dict[str, list[pd.DataFrame]] = {"sample_complexity": [], "scaling_law": []}
+    tables: dict[str, list[pd.DataFrame]] = {"sample_complexity": [], "scaling_law": [], "position": []}
     slopes: list[pd.DataFrame] = []
     cache: dict[str, pd.DataFrame] = {}
     names: set[str] = set()
@@ -441,12 +447,26 @@ def write_curves(trials: pd.DataFrame, metrics: pd.DataFrame, curve_specs: Seque
         kind, x, y = _spec(spec, "kind"), _spec(spec, "x"), _spec(spec, "y")
         by, at = list(_spec(spec, "by", []) or []), _spec(spec, "at", "final")
         if kind not in tables:
-            raise ValueError(f"curves.{i}.kind: expected sample_complexity or scaling_law, "
+            raise ValueError(f"curves.{i}.kind: expected sample_complexity, scaling_law or position, "
                              f"got {kind!r}")
-        for field, axis in [("x", x), *[("by", b) for b in by]]:
+        for field, axis in [("x", x)] * (x not in (None, "epoch")) + [("by", b) for b in by]:
             if axis not in axes:
                 raise ValueError(f"curves.{i}.{field}: {axis!r} is not an axis; "
                                  f"expected one of {list(axes)}")
+        at = "all" if x == "epoch" else at
+        if kind == "position":
+            if positions is None or positions.empty:
+                warnings.warn(f"curves.{i}: no per-position results (positions/): {y} is not drawn")
+                continue
+            if at not in cache:
+                cache[at] = seed_points(trials, metrics, axes, select, modes, at)
+            by += [a for a in axes if a not in by and cache[at][a].nunique(dropna=False) > 1]
+            table = position_table(cache[at], positions, y, by)
+            name = f"{y}" + (f"_by_{'_'.join(by)}" if by else "")
+            paths.append(plot_positions(table, y, by, out / f"position_{name}.png"))
+            md += positions_markdown(table, y, by)
+            tables[kind].append(table.assign(curve=name)[["curve", *table.columns]])
+            continue
         if y not in metrics.columns:
             raise ValueError(f"curves.{i}.y: metric column {y!r} not in metrics; "
                              f"have {[c for c in metrics.columns if c not in _KEYS]}")

@@ -73,19 +73,24 @@ def plan_sweep(spec: SweepSpec, source: str = "spec") -> SweepPlan:
     probe = {name: p.representative() for name, p in spec.search.space.items()}
     modes: dict[str, Mode] = {}
     epochs = 0
+    curves: dict[str, str] = {}
     for cell in cells:
         try:
             resolved = trainable.resolve(plan_config(spec, cell, probe))
         except ConfigError as err:
             raise SpecError(f"{source}: {_where(spec, err.key)}: {err.expected}") from None
         modes.update(trainable.metrics(resolved))
+        curves.update(trainable.curves(resolved) if trainable.curves else {})
         epochs = max(epochs, int(resolved.get("epochs", 0)))
     if spec.metric.name not in modes:
         raise SpecError(f"{source}: metric.name: {spec.metric.name!r} is not reported by {spec.trainable}; "
                         f"expected one of {sorted(modes)}")
     for i, curve in enumerate(spec.curves):
-        if curve.y not in modes:
-            raise SpecError(f"{source}: curves.{i}.y: {curve.y!r} is not reported; expected one of {sorted(modes)}")
+        reported = curves if curve.kind == "position" else modes
+        if curve.y not in reported:
+            what = "per-position curve" if curve.kind == "position" else "metric"
+            raise SpecError(f"{source}: curves.{i}.y: {curve.y!r} is not a {what} {spec.trainable} reports; "
+                            f"expected one of {sorted(reported)}")
     if spec.metric.mode is None:  # written out in spec.yaml, so readers of results need no trainable
         spec = spec.model_copy(update={"metric": spec.metric.model_copy(update={"mode": modes[spec.metric.name]})})
     asha = spec.scheduler.asha

@@ -17,7 +17,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from .cells import cell_key
 from .plan import SweepPlan
+from .positions import POSITIONS_DIR, position_rows
 
 if TYPE_CHECKING:  # pandas (also pulled in by pyarrow.dataset) costs 0.3 s; `scalesweep status` needs neither
     import pandas as pd
@@ -148,6 +149,7 @@ class ResultsWriter:
     def record_epoch(self, trial_id: str, result: Mapping[str, Any]) -> None:
         self._epochs.setdefault(trial_id, {})[int(result["epoch"])] = {
             "seed_metrics": result["seed_metrics"], "means": {m: result.get(m) for m in self._plan.modes},
+            "seed_curves": result.get("seed_curves"),
         }
 
     def finish_trial(self, trial_id: str, config: Mapping[str, Any], status: str,
@@ -165,6 +167,10 @@ class ResultsWriter:
             series = [v for e in sorted(epochs) if (v := _finite(epochs[e]["means"].get(metric))) is not None]
             row[f"final_{metric}"] = _finite(last["means"].get(metric)) if last else None
             row[f"best_{metric}"] = (min(series) if mode == "min" else max(series)) if series else None
+        if last and last.get("seed_curves"):  # before the metric part, which commits the trial
+            (self._root / POSITIONS_DIR).mkdir(exist_ok=True)
+            _atomic_write(position_rows(trial_id, int(config.get("seed", 0)), last["seed_curves"]),
+                          self._root / POSITIONS_DIR / f"part-{trial_id}.parquet")
         table = self._metric_table(trial_id, config, epochs)
         _atomic_write(table.replace_schema_metadata({_ROW_KEY: json.dumps(row).encode()}), self._part(trial_id))
         failpoint("after-metrics-write")
@@ -193,22 +199,28 @@ class ResultsWriter:
 
     def _recover(self) -> None:
         """Make good what a killed driver left: remove temp files and parts absorbed by a compaction;
-        take the rows of trials committed (their part written) but not yet in trials.parquet."""
-        directory = self._root / METRICS_DIR
-        for tmp in list(directory.glob(".*.tmp")) + list(self._root.glob(".*.tmp")):
-            tmp.unlink(missing_ok=True)
-        absorbed = {name for f in directory.glob("compact-*.parquet") for name in _absorbed(f)}
-        for part in directory.glob("part-*.parquet"):
+        take the rows of trials committed (their metric part written) but not yet in trials.parquet;
+        drop position parts of trials never committed (they are written again when the trial reruns)."""
+        for directory in (self._root / METRICS_DIR, self._root / POSITIONS_DIR, self._root):
+            for tmp in directory.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+        for directory in (self._root / METRICS_DIR, self._root / POSITIONS_DIR):
+            absorbed = {name for f in directory.glob("compact-*.parquet") for name in _absorbed(f)}
+            for part in directory.glob("part-*.parquet"):
+                if part.name in absorbed:
+                    part.unlink()
+        for part in (self._root / METRICS_DIR).glob("part-*.parquet"):
             trial_id = part.stem.removeprefix("part-")
-            if part.name in absorbed:
-                part.unlink()
-            elif trial_id not in self._trials:
+            if trial_id not in self._trials:
                 row = (pq.read_schema(part).metadata or {}).get(_ROW_KEY)
                 if row is None:  # written before parts carried their row: the trial reruns
                     part.unlink()
                     continue
                 self._trials[trial_id] = json.loads(row)
                 self._dirty["trials"] = True
+        for part in (self._root / POSITIONS_DIR).glob("part-*.parquet"):
+            if part.stem.removeprefix("part-") not in self._trials:
+                part.unlink()
 
     def compact(self) -> None:
         """Merge per-trial parts into one file with large row groups (many small files read ~20× slower).
@@ -217,20 +229,24 @@ class ResultsWriter:
         before they are deleted, so a crash in between leaves parts that the next start removes.
         """
         self.flush()  # the parts' rows are in trials.parquet before the parts go
-        directory = self._root / METRICS_DIR
-        parts = sorted(directory.glob("part-*.parquet"))
-        if len(parts) < 2:
-            return
-        table = pa.concat_tables(pq.read_table(p, schema=self._metrics_schema) for p in parts)
-        names = "\n".join(p.name for p in parts)
-        table = table.replace_schema_metadata({b"scalesweep.absorbed": names.encode()})
-        target = directory / f"compact-{time.time_ns()}.parquet"
-        tmp = target.with_name(f".{target.name}.tmp")
-        pq.write_table(table, tmp, row_group_size=1_000_000)
-        os.replace(tmp, target)
-        failpoint("after-compaction")
-        for part in parts:
-            part.unlink()
+        _compact(self._root / METRICS_DIR, lambda p: pq.read_table(p, schema=self._metrics_schema))
+        _compact(self._root / POSITIONS_DIR, pq.read_table)
+
+
+def _compact(directory: Path, read: Callable[[Path], pa.Table]) -> None:
+    parts = sorted(directory.glob("part-*.parquet"))
+    if len(parts) < 2:
+        return
+    table = pa.concat_tables((read(p) for p in parts), promote_options="default")
+    names = "\n".join(p.name for p in parts)
+    table = table.replace_schema_metadata({b"scalesweep.absorbed": names.encode()})
+    target = directory / f"compact-{time.time_ns()}.parquet"
+    tmp = target.with_name(f".{target.name}.tmp")
+    pq.write_table(table, tmp, row_group_size=1_000_000)
+    os.replace(tmp, target)
+    failpoint("after-compaction")
+    for part in parts:
+        part.unlink()
 
 
 def _absorbed(compacted: Path) -> list[str]:

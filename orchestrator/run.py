@@ -193,10 +193,11 @@ def _curves(plan: SweepPlan, root: Path) -> list[Path]:
     if not plan.spec.curves:
         return []
     from .curves import write_curves
+    from .positions import load_positions
     from .results import load_metrics, load_trials
 
     trials = load_trials(root)
     if trials.empty:
         return []
     return write_curves(trials, load_metrics(root), plan.spec.curves, plan.axes, plan.metric, plan.modes,
-                        root / "curves")
+                        root / "curves", positions=load_positions(root))

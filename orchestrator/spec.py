@@ -103,9 +103,9 @@ class StorageSpec(_Strict):
 
 
 class CurveSpec(_Strict):
-    kind: Literal["sample_complexity", "scaling_law"]
-    x: str
-    y: str
+    kind: Literal["sample_complexity", "scaling_law", "position"]
+    x: str | None = None  # an axis, or "epoch" (the training time of each cell's best trial); none for position
+    y: str  # a metric; for position, a per-position curve the trainable reports (e.g. acc_by_k)
     by: list[str] = []
     threshold: float | None = None
     at: Literal["final", "best"] = "final"
@@ -115,6 +115,8 @@ class CurveSpec(_Strict):
     def _threshold_for_sample_complexity(self) -> "CurveSpec":
         if self.kind == "sample_complexity" and self.threshold is None:
             raise ValueError("sample_complexity: expected a threshold")
+        if (self.x is None) != (self.kind == "position"):
+            raise ValueError("x: expected an axis (or epoch) for sample_complexity and scaling_law, none for position")
         if self.kind != "sample_complexity" and self.chance is not None:
             raise ValueError("chance: only sample_complexity fits a sigmoid; remove it from a scaling_law curve")
         return self
@@ -160,7 +162,7 @@ class SweepSpec(_Strict):
         if "seeds" in self.fixed or "seeds" in self.axes:
             raise ValueError("seeds: expected at the top level of the spec, not in fixed/axes")
         for i, curve in enumerate(self.curves):
-            for field, name in [("x", curve.x)] + [("by", b) for b in curve.by]:
+            for field, name in [("x", curve.x)] * (curve.x not in (None, "epoch")) + [("by", b) for b in curve.by]:
                 if name not in self.axes:
                     raise ValueError(f"curves.{i}.{field}: {name!r} is not an axis; expected one of {list(self.axes)}")
         return self

@@ -15,6 +15,6 @@ from ..registry import register
 from .config import KEYS, curves, metrics, resolve
 from .training import Trainer, train
 
-INCONTEXT = register(TrainableDef(name="incontext", train=train, resolve=resolve, metrics=metrics))
+INCONTEXT = register(TrainableDef(name="incontext", train=train, resolve=resolve, metrics=metrics, curves=curves))
 
 __all__ = ["INCONTEXT", "KEYS", "Trainer", "curves", "metrics", "resolve", "train"]
