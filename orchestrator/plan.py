@@ -48,7 +48,7 @@ class SweepPlan:
         value = last.get(self.metric)
         if value is None or not math.isfinite(value):  # the seed mean is NaN only when every seed diverged
             return "diverged"
-        target = int(self.trainable.resolve(config).get("epochs", self.epochs))
+        target = int(self.trainable.resolve(config).get(self.trainable.horizon, self.epochs))
         return "pruned" if int(last.get("epoch", 0)) < target else "completed"
 
     def trial_config(self, cell: Cell, params: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def plan_sweep(spec: SweepSpec, source: str = "spec") -> SweepPlan:
             raise SpecError(f"{source}: {_where(spec, err.key)}: {err.expected}") from None
         modes.update(trainable.metrics(resolved))
         curves.update(trainable.curves(resolved) if trainable.curves else {})
-        epochs = max(epochs, int(resolved.get("epochs", 0)))
+        epochs = max(epochs, int(resolved.get(trainable.horizon, 0)))
     if spec.metric.name not in modes:
         raise SpecError(f"{source}: metric.name: {spec.metric.name!r} is not reported by {spec.trainable}; "
                         f"expected one of {sorted(modes)}")
@@ -98,7 +98,7 @@ def plan_sweep(spec: SweepSpec, source: str = "spec") -> SweepPlan:
         epochs = asha.max_t or epochs
         if epochs < 1:
             raise SpecError(f"{source}: scheduler.asha.max_t: expected an integer ≥ 1 "
-                            f"({spec.trainable} has no 'epochs' to default it to)")
+                            f"({spec.trainable} has no {trainable.horizon!r} to default it to)")
         if asha.grace_period > epochs:
             raise SpecError(f"{source}: scheduler.asha.grace_period: expected ≤ max_t ({epochs})")
     return SweepPlan(spec, trainable, cells, modes, epochs)

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    epochs = int(resolved.get("epochs", 0)) or None
+    epochs = int(resolved.get(trainable.horizon, 0)) or None
     started = time.perf_counter()
     last_printed = [0]
 

@@ -54,6 +54,9 @@ class TrainableDef:
     """Returns the full config (defaults filled in); raises ConfigError on an unknown key or bad value."""
     metrics: Callable[[Mapping[str, Any]], dict[str, Mode]]
     """The metrics a resolved config reports, each with the direction in which it improves."""
+    horizon: str = "epochs"
+    """The config key holding a trial's length in the units of its reports' ``epoch`` (ASHA's time):
+    ``epochs`` for the template trainable, ``steps`` for incontext."""
     curves: Callable[[Mapping[str, Any]], dict[str, str]] | None = None
     """Per-position curves a resolved config adds to its final report (``seed_curves``), each with
     the scalar metric that is its mean; None for trainables without any."""

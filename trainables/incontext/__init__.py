@@ -15,6 +15,7 @@ from ..registry import register
 from .config import KEYS, curves, metrics, resolve
 from .training import Trainer, train
 
-INCONTEXT = register(TrainableDef(name="incontext", train=train, resolve=resolve, metrics=metrics, curves=curves))
+INCONTEXT = register(TrainableDef(name="incontext", train=train, resolve=resolve, metrics=metrics, curves=curves,
+                                      horizon="steps"))
 
 __all__ = ["INCONTEXT", "KEYS", "Trainer", "curves", "metrics", "resolve", "train"]
