@@ -175,6 +175,7 @@ def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str
             writer.flush()
             progress.close()
         writer.compact()
+        store.drop_checkpoints(set(writer.finished))
         curve_files = _curves(plan, root)
         if tracker:
             if curve_files:

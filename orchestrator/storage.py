@@ -60,6 +60,13 @@ class ExperimentStore:
         if self._listing(self.base, EXPERIMENT):
             self.fs.delete_dir(self.path)
 
+    def drop_checkpoints(self, recorded: set[str]) -> None:
+        """At a sweep's end: remove what is left of recorded trials' checkpoints (a driver killed
+        between recording a trial and deleting them leaves them, and a restore may not rerun it)."""
+        for info in self._listing(self.path):
+            if info.type == pafs.FileType.Directory and Path(info.path).name in recorded:
+                _delete_checkpoints(self.fs, info.path)
+
     def _listing(self, directory: str, name: str | None = None) -> list[pafs.FileInfo]:
         try:
             infos = self.fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
@@ -70,7 +77,10 @@ class ExperimentStore:
 
 def delete_checkpoints(trial: "Trial") -> None:
     """Remove a recorded trial's checkpoints wherever Tune put them: no restore will need them."""
-    fs, directory = trial.storage.storage_filesystem, trial.storage.trial_fs_path
+    _delete_checkpoints(trial.storage.storage_filesystem, trial.storage.trial_fs_path)
+
+
+def _delete_checkpoints(fs: pafs.FileSystem, directory: str) -> None:
     for info in fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True)):
         if info.type == pafs.FileType.Directory and Path(info.path).name.startswith("checkpoint_"):
             fs.delete_dir(info.path)

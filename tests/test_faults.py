@@ -54,9 +54,9 @@ def _wait(condition, timeout: float = 180) -> None:
         time.sleep(0.1)
 
 
-def _assert_complete_exactly_once(root: Path) -> None:
+def _assert_complete_exactly_once(root: Path, n_trials: int = N_TRIALS) -> None:
     trials = pd.read_parquet(root / "trials.parquet")
-    assert len(trials) == N_TRIALS and trials.trial_id.is_unique
+    assert len(trials) == n_trials and trials.trial_id.is_unique
     assert set(trials.status) <= {"completed", "pruned"}
     metrics = pd.read_parquet(root / "metrics")
     assert not metrics.duplicated(["trial_id", "epoch", "seed"]).any()

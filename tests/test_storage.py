@@ -53,7 +53,8 @@ def test_checkpoints_on_s3_survive_a_killed_driver(tmp_path: Path, s3_server, mo
     fs, uri = s3_server
     for key, value in S3_ENV.items():
         monkeypatch.setenv(key, value)  # the driver and its Ray workers inherit these
-    spec = write_spec(tmp_path / "spec.yaml", {**SPEC, "storage": {**SPEC["storage"], "checkpoints": uri}})
+    spec = write_spec(tmp_path / "spec.yaml", {**SPEC, "search": {**SPEC["search"], "samples_per_cell": 2},
+                                               "storage": {**SPEC["storage"], "checkpoints": uri}})
     root = tmp_path / "results" / SPEC["name"]
     experiment = f"sweeps/checkpoints/{SPEC['name']}/tune"
     driver = _start(spec, tmp_path)
@@ -73,7 +74,7 @@ def test_checkpoints_on_s3_survive_a_killed_driver(tmp_path: Path, s3_server, mo
 
     resumed = scalesweep("resume", str(root), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    _assert_complete_exactly_once(root)
+    _assert_complete_exactly_once(root, n_trials=8)
     assert _checkpoints(fs, experiment) == [], "a recorded trial's checkpoints are deleted"
 
 
