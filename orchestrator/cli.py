@@ -1,4 +1,4 @@
-"""``scalesweep``: validate | run | status | curves.
+"""``scalesweep``: validate | run | resume | status | curves | sync-mlflow | report | k8s.
 
 Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 a sweep that ran but failed.
 """
