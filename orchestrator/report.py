@@ -75,7 +75,7 @@ def _compute(sweep: Sweep) -> list[str]:
     seconds = float(t["seconds"].sum())
     resources = spec.resources
     billed = f"{seconds * resources.cpu:,.0f} CPU-s" + (f", {seconds * resources.gpu:,.0f} GPU-s"
-                                                        if resources.gpu else "")
+                                                        if resources.gpu else "") + " reserved"
     lines = ["## Trials and compute", "",
              f"{spec.n_cells} cells × {spec.samples_per_cell} sample(s) = {spec.total_trials} trials "
              f"of {spec.seeds} stacked seed(s); {len(t)} recorded.", "",
