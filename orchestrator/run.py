@@ -175,7 +175,8 @@ def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str
             writer.flush()
             progress.close()
         writer.compact()
-        store.drop_checkpoints(set(writer.finished))
+        complete = len(writer.finished) >= spec.total_trials  # else fit was interrupted: keep the unrecorded
+        store.drop_checkpoints(lambda trial_id: complete or trial_id in writer.finished)
         curve_files = _curves(plan, root)
         if tracker:
             if curve_files:

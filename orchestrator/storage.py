@@ -11,6 +11,7 @@ driver's disk: only the driver writes them.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,11 +61,13 @@ class ExperimentStore:
         if self._listing(self.base, EXPERIMENT):
             self.fs.delete_dir(self.path)
 
-    def drop_checkpoints(self, recorded: set[str]) -> None:
-        """At a sweep's end: remove what is left of recorded trials' checkpoints (a driver killed
-        between recording a trial and deleting them leaves them, and a restore may not rerun it)."""
+    def drop_checkpoints(self, done: Callable[[str], bool]) -> None:
+        """When ``fit`` returns: remove the checkpoints of trials ``done`` says no restore will need.
+        A driver killed between recording a trial and deleting them leaves them, and so does one
+        killed after a trial checkpointed but before Tune's next snapshot (the trial is lost and its
+        slot rerun under a new id)."""
         for info in self._listing(self.path):
-            if info.type == pafs.FileType.Directory and Path(info.path).name in recorded:
+            if info.type == pafs.FileType.Directory and done(Path(info.path).name):
                 _delete_checkpoints(self.fs, info.path)
 
     def _listing(self, directory: str, name: str | None = None) -> list[pafs.FileInfo]:
