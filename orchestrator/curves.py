@@ -454,30 +454,24 @@ def write_curves(trials: pd.DataFrame, metrics: pd.DataFrame, curve_specs: Seque
                 raise ValueError(f"curves.{i}.{field}: {axis!r} is not an axis; "
                                  f"expected one of {list(axes)}")
         at = "all" if x == "epoch" else at
-        if kind == "position":
-            if positions is None or positions.empty:
-                warnings.warn(f"curves.{i}: no per-position results (positions/): {y} is not drawn")
-                continue
-            if at not in cache:
-                cache[at] = seed_points(trials, metrics, axes, select, modes, at)
-            by += [a for a in axes if a not in by and cache[at][a].nunique(dropna=False) > 1]
-            table = position_table(cache[at], positions, y, by)
-            name = f"{y}" + (f"_by_{'_'.join(by)}" if by else "")
-            paths.append(plot_positions(table, y, by, out / f"position_{name}.png"))
-            md += positions_markdown(table, y, by)
-            tables[kind].append(table.assign(curve=name)[["curve", *table.columns]])
+        if kind == "position" and (positions is None or positions.empty):
+            warnings.warn(f"curves.{i}: no per-position results (positions/): {y} is not drawn")
             continue
-        if y not in metrics.columns:
+        if kind != "position" and y not in metrics.columns:
             raise ValueError(f"curves.{i}.y: metric column {y!r} not in metrics; "
                              f"have {[c for c in metrics.columns if c not in _KEYS]}")
         if at not in cache:
             cache[at] = seed_points(trials, metrics, axes, select, modes, at)
         pts = cache[at]
         by += [a for a in axes if a != x and a not in by and pts[a].nunique(dropna=False) > 1]
-        name = f"{y}_vs_{x}" + (f"_by_{'_'.join(by)}" if by else "")
+        name = y + (f"_vs_{x}" if x else "") + (f"_by_{'_'.join(by)}" if by else "")
         name = name if name not in names else f"{name}_{i}"
         names.add(name)
-        if kind == "sample_complexity":
+        if kind == "position":
+            table = position_table(pts, positions, y, by)
+            paths.append(plot_positions(table, y, by, out / f"position_{name}.png"))
+            md += positions_markdown(table, y, by)
+        elif kind == "sample_complexity":
             if _spec(spec, "threshold") is None:
                 raise ValueError(f"curves.{i}.threshold: required for sample_complexity")
             thr, mode = float(_spec(spec, "threshold")), "min" if _sign(modes, y) > 0 else "max"

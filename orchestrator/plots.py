@@ -99,7 +99,7 @@ def _log10_y(ax: Any) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-def _save(fig: Figure, ax: Any, path: Path, extra: Sequence[Line2D] = ()) -> Path:
+def save_png(fig: Figure, ax: Any, path: Path, extra: Sequence[Line2D] = ()) -> Path:
     """Light grid, legend outside on the right (long group labels never hide data), small PNG."""
     ax.grid(True, which="major", alpha=0.3, linewidth=0.6)
     for side in ("top", "right"):
@@ -168,7 +168,7 @@ def plot_sample_complexity(points: pd.DataFrame, table: pd.DataFrame, x: str, y:
                     linestyle="none", label="n* on the grid"),
              Line2D([], [], color="0.2", marker="x", markersize=7, linestyle="none",
                     label="n* from sigmoid fit")]
-    return _save(fig, ax, path, extra)
+    return save_png(fig, ax, path, extra)
 
 
 def plot_n_star(fit: Any, table: pd.DataFrame, axis: str, y: str, path: Path) -> Path:
@@ -208,7 +208,7 @@ def plot_n_star(fit: Any, table: pd.DataFrame, axis: str, y: str, path: Path) ->
                  "error bars and slope: 90% bootstrap CI over seeds", fontsize=9)
     extra = [Line2D([], [], color="0.3", marker="^", markerfacecolor="none", linestyle="none",
                     label="never reached (> max)")] if (~table["reached"]).any() else []
-    return _save(fig, ax, path, extra)
+    return save_png(fig, ax, path, extra)
 
 
 def plot_scaling_law(points: pd.DataFrame, table: pd.DataFrame, boots: list[np.ndarray], x: str,
@@ -246,12 +246,12 @@ def plot_scaling_law(points: pd.DataFrame, table: pd.DataFrame, boots: list[np.n
     ax.set_ylabel(y)
     ax.set_title(f"Scaling law: {y} = A·{x}^(-α) + E\nmarkers = seed means (dots: seeds), "
                  "band = 90% bootstrap over seeds", fontsize=9)
-    return _save(fig, ax, path, handles)
+    return save_png(fig, ax, path, handles)
 
 
 # ------------------------------------------------------------------------ markdown tables
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
             *["| " + " | ".join(r) + " |" for r in rows], ""]
 
@@ -273,7 +273,7 @@ def sample_complexity_markdown(table: pd.DataFrame, x: str, y: str, by: Sequence
     return [f"## Sample complexity: {y} {op} {threshold:g} vs {x} ({at} epoch)", "",
             f"n* = smallest {x} on the grid where the seed-mean {y} {op} {threshold:g} at it and "
             f"at every larger {x}; smooth n* = where a sigmoid in log2 {x} crosses it.", "",
-            *_table([*by, "n* [CI]", "smooth n* [CI]", "seeds"], rows)]
+            *markdown_table([*by, "n* [CI]", "smooth n* [CI]", "seeds"], rows)]
 
 
 def slope_markdown(fit: Any, axis: str) -> list[str]:
@@ -286,7 +286,7 @@ def slope_markdown(fit: Any, axis: str) -> list[str]:
             for _, r in fit.fits.iterrows()]
     est = "smooth n*" if len(fit.fits) and fit.fits["estimate"].iloc[0] == "n_star_smooth" else "n*"
     return [f"{est} ∝ {axis}^slope (log-log fit over reached groups):", "",
-            *_table([*others, "slope [CI]", f"{axis} values"], rows)]
+            *markdown_table([*others, "slope [CI]", f"{axis} values"], rows)]
 
 
 def _at_bound(row: pd.Series) -> bool:
@@ -304,7 +304,7 @@ def scaling_law_markdown(table: pd.DataFrame, x: str, y: str, by: Sequence[str],
              ci(r, "E", ".3g"), f"{r['rmse_log']:.3f}", str(int(r["n_points"]))]
             for _, r in table.iterrows()]
     return [f"## Scaling law: {y} = A·{x}^(-α) + E ({at} epoch)", "",
-            *_table([*by, "α [CI]", "A [CI]", "E [CI]", "rms log resid.", "points"], rows),
+            *markdown_table([*by, "α [CI]", "A [CI]", "E [CI]", "rms log resid.", "points"], rows),
             *([f"† α at its bound (0 or {ALPHA_MAX:g}): not a power law plus a constant on this "
                "range; read α as 'flat' or 'faster than any power' and check the plot.", ""]
               if any(_at_bound(r) for _, r in table.iterrows() if np.isfinite(r["alpha"]))

@@ -67,18 +67,18 @@ def position_table(points: "pd.DataFrame", positions: "pd.DataFrame", y: str, by
 
 def plot_positions(table: "pd.DataFrame", y: str, by: Sequence[str], path: Path) -> Path:
     """One panel per value of the first ``by`` axis (when there are two or more), a line per group,
-    the reference curves dashed."""
-    import matplotlib
+    the reference curves in black (dashed, dotted)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import save_png
 
     panel_axis = by[0] if len(by) > 1 else None
     panels = list(table[panel_axis].drop_duplicates()) if panel_axis else [None]
     line_axes = [a for a in by if a != panel_axis]
-    others = [c for c in table.columns if c not in (*by, "position", y, f"{y}_se", "n_seeds")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False, sharey=True)
-    for ax, panel in zip(axes[0], panels):
+    others = _references(table, y, by)
+    fig = Figure(figsize=(4.2 * len(panels), 3.4))
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    for ax, panel in zip(axes, panels):
         sub = table if panel_axis is None else table[table[panel_axis] == panel]
         groups = sub.groupby(line_axes, sort=True) if line_axes else [((), sub)]
         for key, g in groups:
@@ -86,30 +86,31 @@ def plot_positions(table: "pd.DataFrame", y: str, by: Sequence[str], path: Path)
             label = ", ".join(f"{a}={v}" for a, v in zip(line_axes, key)) or y
             ax.plot(g["position"], g[y], marker=".", label=label)
             ax.fill_between(g["position"], g[y] - g[f"{y}_se"], g[y] + g[f"{y}_se"], alpha=0.2)
-        reference = sub.groupby("position")[others].mean() if others else None
+        reference = sub.groupby("position")[others].mean()
         for style, curve in zip(("--", ":", "-."), others):
             ax.plot(reference.index, reference[curve], "k" + style, label=curve.removesuffix("_by_k"))
         ax.set_title(f"{panel_axis}={panel}" if panel_axis else y)
         ax.set_xlabel("in-context examples before the query (k)")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(y)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        ax.grid(True, alpha=0.3, linewidth=0.6)
+    axes[0].set_ylabel(y)
+    return save_png(fig, axes[-1], path)
+
+
+def _references(table: "pd.DataFrame", y: str, by: Sequence[str]) -> list[str]:
+    """The trainable's other curves in a position table (oracle, baseline): drawn as references."""
+    return [c for c in table.columns if c not in (*by, "position", y, f"{y}_se", "n_seeds")]
 
 
 def positions_markdown(table: "pd.DataFrame", y: str, by: Sequence[str]) -> list[str]:
     """Per group: ``y`` averaged over positions and at the last position, beside the references."""
-    others = [c for c in table.columns if c not in (*by, "position", y, f"{y}_se", "n_seeds")]
+    from .plots import markdown_table
+
+    others = _references(table, y, by)
     header = [*by, f"{y} (mean over k)", f"{y} (last k)", *[f"{c} (mean over k)" for c in others]]
-    lines = [f"## {y} by context position", "", "| " + " | ".join(header) + " |",
-             "|" + "---|" * len(header)]
+    rows = []
     groups = table.groupby(list(by), sort=True) if by else [((), table)]
     for key, g in groups:
         key = key if isinstance(key, tuple) else (key,)
         last = g.sort_values("position").iloc[-1]
-        cells = [*map(str, key), f"{g[y].mean():.3f}", f"{last[y]:.3f}", *[f"{g[c].mean():.3f}" for c in others]]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines + [""]
+        rows.append([*map(str, key), f"{g[y].mean():.3f}", f"{last[y]:.3f}", *[f"{g[c].mean():.3f}" for c in others]])
+    return [f"## {y} by context position", "", *markdown_table(header, rows)]
