@@ -58,7 +58,7 @@ class SweepCallback(Callback):
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         s = self.sinks
         cell = cell_key(trial.config, s.plan.axes)
-        s.writer.trial_running(trial.trial_id, trial.config)
+        s.writer.trial_running(trial.trial_id, cell)
         s.progress.trial_started(trial.trial_id, cell)
         if s.tracker:
             s.tracker.trial_started(trial.trial_id, cell, trial.config)

@@ -28,7 +28,7 @@ from .plan import plan_config
 from .results import METRICS_DIR, TRIALS_FILE
 from .spec import SpecError, SweepSpec, load_spec
 from .tracking import (end_trial_run, epoch_metrics, log_metrics, log_params, open_sweep_run, start_trial_run,
-                       trial_runs)
+                       sweep_params, trial_runs)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -51,11 +51,6 @@ class SyncReport:
         return (f"{self.uri}, experiment {self.experiment!r}: {self.trials} trials in Parquet; "
                 f"{self.runs_created} runs created, {self.runs_completed} completed, "
                 f"{self.metrics_logged} metric values and {self.artifacts_logged} artifacts logged")
-
-
-def sweep_params(spec: SweepSpec) -> dict[str, Any]:
-    """The parent run's params (what ``run._execute`` gives ``Tracker.start_sweep``)."""
-    return {"trainable": spec.trainable, "cells": spec.n_cells, "trials": spec.total_trials, "seeds": spec.seeds}
 
 
 def _seed_mean(values: list[float]) -> float:

@@ -123,9 +123,9 @@ class ResultsWriter:
         """Rows of the trials recorded so far, by trial id."""
         return self._trials
 
-    def trial_running(self, trial_id: str, config: Mapping[str, Any]) -> None:
+    def trial_running(self, trial_id: str, cell: str) -> None:
         """Note a started trial in ``running.json``, which ``scalesweep status`` reads from other shells."""
-        self._running[trial_id] = cell_key(config, self._plan.axes)
+        self._running[trial_id] = cell
         self._dirty["running"] = True
         self.tick()
 

@@ -127,7 +127,7 @@ def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str
     from .scheduling import CellScheduler
     from .search import CellSearcher, Studies
     from .storage import EXPERIMENT, ExperimentStore
-    from .tracking import Tracker
+    from .tracking import Tracker, sweep_params
 
     spec = plan.spec
     store = ExperimentStore.for_sweep(spec, root)
@@ -137,8 +137,7 @@ def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str
         uri = tracking_uri or spec.storage.tracking_uri
         tracker = Tracker(uri, spec.name, root) if uri else None
         if tracker:
-            tracker.start_sweep(root / "spec.yaml", {"trainable": spec.trainable, "cells": spec.n_cells,
-                                                     "trials": spec.total_trials, "seeds": spec.seeds})
+            tracker.start_sweep(root / "spec.yaml", sweep_params(spec))
         _init_ray(address)
         started = time.monotonic()
         progress = Progress(spec.total_trials, spec.samples_per_cell, writer.finished.values(), plan.metric, plan.mode)

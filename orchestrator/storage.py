@@ -58,7 +58,7 @@ class ExperimentStore:
         return "tuner.pkl" in names and any(n.startswith("experiment_state-") for n in names)
 
     def clear(self) -> None:
-        if self._listing(self.base, EXPERIMENT):
+        if self.fs.get_file_info(self.path).type != pafs.FileType.NotFound:
             self.fs.delete_dir(self.path)
 
     def drop_checkpoints(self, done: Callable[[str], bool]) -> None:
@@ -70,12 +70,11 @@ class ExperimentStore:
             if info.type == pafs.FileType.Directory and done(Path(info.path).name):
                 _delete_checkpoints(self.fs, info.path)
 
-    def _listing(self, directory: str, name: str | None = None) -> list[pafs.FileInfo]:
+    def _listing(self, directory: str) -> list[pafs.FileInfo]:
         try:
-            infos = self.fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
+            return self.fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
         except OSError as err:
             raise SpecError(f"storage.checkpoints: cannot list {directory!r} ({str(err).splitlines()[0]})") from None
-        return [i for i in infos if name is None or Path(i.path).name == name]
 
 
 def delete_checkpoints(trial: "Trial") -> None:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Run
 
+    from .spec import SweepSpec
+
 logger = logging.getLogger(__name__)
 
 BATCH = 1000  # MLflow's log_batch limit on metrics per call
@@ -38,6 +40,11 @@ _RUN_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "errored": "FAILED",
 # finished run to stdout, over the sweep's progress. Values the user has set win.
 CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
               "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+
+
+def sweep_params(spec: "SweepSpec") -> dict[str, Any]:
+    """The parent run's params: what the sweep is, at a glance in MLflow's run list."""
+    return {"trainable": spec.trainable, "cells": spec.n_cells, "trials": spec.total_trials, "seeds": spec.seeds}
 
 
 def epoch_metrics(result: Mapping[str, Any], metrics: list[str], base_seed: int) -> dict[str, float]:
