@@ -1,4 +1,5 @@
-"""The driver-side Tune Callback: every trial result goes to Parquet, MLflow and the progress display.
+"""The driver-side Tune Callback: every trial result goes to Parquet, MLflow and the progress display,
+split into the results of its members when the Tune trial is a pack (packing.py).
 
 Tune pickles its callbacks into ``tuner.pkl`` so that an experiment can be restored, but the
 objects a callback feeds (a writer buffering rows, a tracking thread, a live progress bar) belong to
@@ -7,14 +8,17 @@ one driver process. So the callback pickles as a key, and each driver attaches i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
+from trainables import MEMBERS
+
 from .cells import cell_key
+from .packing import Member, MemberStops, member_reports, members_of
 from .plan import SweepPlan
 from .progress import Progress
 from .results import ResultsWriter
@@ -30,6 +34,7 @@ class DriverSinks:
     tracker: Tracker | None
     progress: Progress
     studies: Studies
+    packs: dict[str, list[Member]] = field(default_factory=dict)  # members of the Tune trials seen
 
 
 def _error_line(trial: Trial) -> str:
@@ -58,10 +63,12 @@ class SweepCallback(Callback):
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         s = self.sinks
         cell = cell_key(trial.config, s.plan.axes)
-        s.writer.trial_running(trial.trial_id, cell)
-        s.progress.trial_started(trial.trial_id, cell)
-        if s.tracker:
-            s.tracker.trial_started(trial.trial_id, cell, trial.config)
+        for member in self._members(trial):
+            if member.trial_id not in s.writer.finished:  # a pack restored after some members were recorded
+                s.writer.trial_running(member.trial_id, cell)
+                s.progress.trial_started(member.trial_id, cell)
+                if s.tracker:
+                    s.tracker.trial_started(member.trial_id, cell, member.config)
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         self.sinks.writer.tick()  # trials.parquet and running.json lag by at most a second, even when idle
@@ -70,25 +77,54 @@ class SweepCallback(Callback):
         if "seed_metrics" not in result:
             return
         s = self.sinks
+        members, packed = self._members(trial), MEMBERS in trial.config
         base_seed = int(trial.config.get("seed", 0))
         for report in [*result.get("replayed", ()), result]:  # replayed: reports lost with a killed driver
-            s.writer.record_epoch(trial.trial_id, report)
-            if s.tracker:
-                s.tracker.trial_epoch(trial.trial_id, int(report["epoch"]),
-                                      epoch_metrics(report, list(s.plan.modes), base_seed))
+            for index, own in member_reports(report, packed).items():
+                member = members[index]
+                if member.trial_id in s.writer.finished:
+                    continue
+                s.writer.record_epoch(member.trial_id, own)
+                if s.tracker:
+                    s.tracker.trial_epoch(member.trial_id, int(own["epoch"]),
+                                          epoch_metrics(own, list(s.plan.modes), base_seed))
+        stopped = MemberStops.of(self._key).take(trial.trial_id)  # by the scheduler, at this very report
+        if stopped:
+            reports = member_reports(result, packed)
+            for index in sorted(stopped):
+                self._finish(trial, members[index], s.plan.trial_status(members[index].config, reports.get(index)))
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self._finish(trial, self.sinks.plan.trial_status(trial.config, trial.last_result))
+        reports = member_reports(trial.last_result, MEMBERS in trial.config) if trial.last_result else {}
+        for member in self._members(trial):
+            self._finish(trial, member, self.sinks.plan.trial_status(member.config, reports.get(member.index)))
+        self._end(trial)
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self._finish(trial, "errored", _error_line(trial))
+        error = _error_line(trial)
+        for member in self._members(trial):
+            self._finish(trial, member, "errored", error)
+        self._end(trial)
 
-    def _finish(self, trial: Trial, status: str, error: str | None = None) -> None:
+    def _members(self, trial: Trial) -> list[Member]:
+        packs = self.sinks.packs
+        if trial.trial_id not in packs:
+            packs[trial.trial_id] = members_of(trial.trial_id, trial.config)
+        return packs[trial.trial_id]
+
+    def _finish(self, trial: Trial, member: Member, status: str, error: str | None = None) -> None:
+        """Record a member once: Parquet first, then its study, MLflow and the display. A packed member's
+        seconds are its share of its pack's."""
         s = self.sinks
+        if member.trial_id in s.writer.finished:
+            return
         seconds = float(trial.last_result.get("time_total_s", 0.0)) if trial.last_result else 0.0
-        row = s.writer.finish_trial(trial.trial_id, trial.config, status, seconds, error)
+        row = s.writer.finish_trial(member.trial_id, member.config, status, seconds / len(self._members(trial)), error)
         s.studies.tell(row)  # after the Parquet write: a study never holds a result Parquet lacks
-        delete_checkpoints(trial)
         if s.tracker:
-            s.tracker.trial_finished(trial.trial_id, status, error)
+            s.tracker.trial_finished(member.trial_id, status, error)
         s.progress.trial_finished(row)
+
+    def _end(self, trial: Trial) -> None:
+        delete_checkpoints(trial)
+        self.sinks.packs.pop(trial.trial_id, None)

@@ -12,6 +12,7 @@ from typing import Any
 from trainables import ConfigError, Mode, TrainableDef, get_trainable
 
 from .cells import Cell, expand
+from .packing import pack_config, pack_size
 from .spec import SpecError, SweepSpec
 
 
@@ -24,6 +25,8 @@ class SweepPlan:
     """Every metric the trainable reports, with the direction in which it improves."""
     epochs: int
     """The longest a trial runs, in reported epochs: ASHA's max_t."""
+    pack_sizes: dict[str, int]
+    """Members per Tune trial, by cell key (1: unpacked)."""
 
     @property
     def axes(self) -> list[str]:
@@ -51,9 +54,13 @@ class SweepPlan:
         target = int(self.trainable.resolve(config).get(self.trainable.horizon, self.epochs))
         return "pruned" if int(last.get("epoch", 0)) < target else "completed"
 
-    def trial_config(self, cell: Cell, params: dict[str, Any]) -> dict[str, Any]:
-        """The config one trial trains: fixed values, its cell's values, sampled hyper-parameters."""
-        return plan_config(self.spec, cell, params)
+    def trial_config(self, cell: Cell, params: list[dict[str, Any]]) -> dict[str, Any]:
+        """The config one Tune trial trains: fixed values, its cell's values, the sampled hyper-parameters of
+        its member (unpacked) or of each of its members (packed)."""
+        if self.pack_sizes[cell.key] == 1:
+            (only,) = params
+            return plan_config(self.spec, cell, only)
+        return pack_config(plan_config(self.spec, cell, {}), params)
 
 
 def _where(spec: SweepSpec, key: str) -> str:
@@ -74,11 +81,15 @@ def plan_sweep(spec: SweepSpec, source: str = "spec") -> SweepPlan:
     modes: dict[str, Mode] = {}
     epochs = 0
     curves: dict[str, str] = {}
+    pack_sizes: dict[str, int] = {}
+    requested = _requested_pack(spec, trainable, source)
     for cell in cells:
         try:
             resolved = trainable.resolve(plan_config(spec, cell, probe))
         except ConfigError as err:
             raise SpecError(f"{source}: {_where(spec, err.key)}: {err.expected}") from None
+        pack_sizes[cell.key] = pack_size(trainable, resolved, spec.seeds, spec.samples_per_cell, requested,
+                                         gpu=spec.resources.gpu > 0)
         modes.update(trainable.metrics(resolved))
         curves.update(trainable.curves(resolved) if trainable.curves else {})
         epochs = max(epochs, int(resolved.get(trainable.horizon, 0)))
@@ -101,7 +112,20 @@ def plan_sweep(spec: SweepSpec, source: str = "spec") -> SweepPlan:
                             f"({spec.trainable} has no {trainable.horizon!r} to default it to)")
         if asha.grace_period > epochs:
             raise SpecError(f"{source}: scheduler.asha.grace_period: expected ≤ max_t ({epochs})")
-    return SweepPlan(spec, trainable, cells, modes, epochs)
+    return SweepPlan(spec, trainable, cells, modes, epochs, pack_sizes)
+
+
+def _requested_pack(spec: SweepSpec, trainable: TrainableDef, source: str) -> int | str:
+    """The spec's members per trial, or 1 where members would differ in a key the trainable cannot stack."""
+    unstackable = sorted(set(spec.search.space) - trainable.stackable)
+    requested = spec.resources.members_per_trial
+    if not unstackable:
+        return requested
+    if requested not in ("auto", 1):
+        raise SpecError(f"{source}: resources.members_per_trial: expected 1 or auto: the members of one trial may "
+                        f"differ only in {sorted(trainable.stackable) or 'nothing'} for {spec.trainable}, "
+                        f"and search.space has {unstackable[0]!r}")
+    return 1
 
 
 def plan_config(spec: SweepSpec, cell: Cell, params: dict[str, Any]) -> dict[str, Any]:

@@ -122,6 +122,7 @@ def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str
 
     from .callback import DriverSinks, SweepCallback
     from .lock import DriverLock
+    from .packing import MemberStops
     from .progress import Progress
     from .results import STATUSES, ResultsWriter
     from .scheduling import CellScheduler
@@ -143,8 +144,12 @@ def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str
         progress = Progress(spec.total_trials, spec.samples_per_cell, writer.finished.values(), plan.metric, plan.mode)
         callback = SweepCallback.attach(str(root.resolve()), DriverSinks(plan, writer, tracker, progress,
                                                                              Studies(plan, root / "studies")))
-        trainable = tune.with_resources(tune_function(spec.trainable, spec.resources.cpu, spec.checkpoint_every_s),
-                                        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+        stops = MemberStops.of(str(root.resolve()))
+        if max(plan.pack_sizes.values()) > 1:
+            stops.start_actor()
+        trainable = tune.with_resources(
+            tune_function(spec.trainable, spec.resources.cpu, spec.checkpoint_every_s, stops.actor_name),
+            {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
         if store.has_state():
             tuner = tune.Tuner.restore(store.path, trainable, resume_unfinished=True, resume_errored=False,
                                        storage_filesystem=store.fs)
@@ -154,7 +159,7 @@ def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str
                 trainable,
                 tune_config=tune.TuneConfig(
                     search_alg=CellSearcher(plan, root), scheduler=CellScheduler(plan, root),
-                    num_samples=spec.total_trials,
+                    num_samples=spec.total_trials,  # at most; the searcher ends sooner when trials are packed
                     max_concurrent_trials=_max_concurrent(plan), reuse_actors=True,
                     trial_dirname_creator=lambda trial: trial.trial_id,
                 ),

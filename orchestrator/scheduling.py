@@ -11,9 +11,12 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
+
+from trainables import MEMBERS
 
 from .cells import cell_key
+from .packing import Member, MemberStops, member_reports, members_of
 from .plan import SweepPlan
 from .results import load_metrics, load_trials
 
@@ -24,8 +27,10 @@ TIME_ATTR = "epoch"
 
 
 class CellScheduler(FIFOScheduler):
-    """Routes each trial's results to its cell's ASHA; stops trials whose every seed diverged.
+    """Routes each member's results to its cell's ASHA; stops members whose every seed diverged.
 
+    The rungs hold members (packing.py), not Tune trials: a member that ASHA stops leaves its pack (told
+    to the callback and the trial through :class:`MemberStops`), and the pack stops once none is left.
     A resumed sweep gets a scheduler unpickled from its start, with empty rungs; each cell's ASHA
     therefore replays the per-epoch results of the cell's finished trials from Parquet when it is
     first needed, so early stopping after a resume compares against the same trials as before.
@@ -36,28 +41,31 @@ class CellScheduler(FIFOScheduler):
         self._plan = plan
         self._results_dir = results_dir.resolve()
         self._history: dict[str, list[tuple[str, list[tuple[int, float]]]]] | None = None
+        self._done: set[str] = set()  # members recorded in Parquet or stopped by this scheduler
         self._by_cell: dict[str, AsyncHyperBandScheduler] = {}
-        self._cell_of: dict[str, str] = {}
-        self._in_asha: set[str] = set()  # trials added to an ASHA and not yet completed or removed
+        self._members: dict[str, list[Member]] = {}
+        self._in_asha: set[str] = set()  # members added to an ASHA and not yet completed or removed
 
-    def _asha(self, trial: Trial) -> AsyncHyperBandScheduler | None:
+    def _members_of(self, trial: Trial) -> list[Member]:
+        if trial.trial_id not in self._members:
+            self._members[trial.trial_id] = members_of(trial.trial_id, trial.config)
+        return self._members[trial.trial_id]
+
+    def _asha(self, cell: str) -> AsyncHyperBandScheduler | None:
         asha = self._plan.spec.scheduler.asha
         if asha is None:
             return None
-        key = self._cell_of.setdefault(trial.trial_id, cell_key(trial.config, self._plan.axes))
-        if key not in self._by_cell:
-            self._by_cell[key] = AsyncHyperBandScheduler(
+        if cell not in self._by_cell:
+            self._by_cell[cell] = AsyncHyperBandScheduler(
                 time_attr=TIME_ATTR, metric=self._plan.metric, mode=self._plan.mode, max_t=self._plan.epochs,
                 grace_period=asha.grace_period, reduction_factor=asha.reduction_factor,
                 stop_last_trials=False,  # a trial ends at its own last epoch as "completed", not pruned
             )
-            self._replay(key, self._by_cell[key])
-        return self._by_cell[key]
+            self._replay(cell, self._by_cell[cell])
+        return self._by_cell[cell]
 
     def _replay(self, key: str, asha: AsyncHyperBandScheduler) -> None:
-        if self._history is None:
-            self._history = self._load_history()
-        for trial_id, series in self._history.get(key, []):
+        for trial_id, series in self._load()[0].get(key, []):
             stub = SimpleNamespace(trial_id=trial_id)
             asha.on_trial_add(None, stub)
             for epoch, value in series:
@@ -65,42 +73,76 @@ class CellScheduler(FIFOScheduler):
                     break
             asha.on_trial_remove(None, stub)
 
-    def _load_history(self) -> dict[str, list[tuple[str, list[tuple[int, float]]]]]:
-        """Seed-mean metric per epoch of every finished trial, grouped by cell (empty on a fresh sweep)."""
-        trials, metrics = load_trials(self._results_dir), load_metrics(self._results_dir)
-        if trials.empty or metrics.empty:
-            return {}
-        means = metrics.groupby(["trial_id", "epoch"])[self._plan.metric].mean().dropna()
-        series = {tid: [(int(e), float(v)) for (_, e), v in s.items()] for tid, s in means.groupby(level=0)}
-        history: dict[str, list[tuple[str, list[tuple[int, float]]]]] = {}
-        finished = trials[trials.status.isin(["completed", "pruned"])]
-        for trial_id, cell in zip(finished.trial_id, finished.cell):
-            if trial_id in series:
-                history.setdefault(cell, []).append((trial_id, series[trial_id]))
-        return history
+    def _load(self) -> tuple[dict[str, list[tuple[str, list[tuple[int, float]]]]], set[str]]:
+        """Once per driver: the seed-mean metric per epoch of every finished trial, grouped by cell, and
+        the ids of every recorded trial (both empty on a fresh sweep)."""
+        if self._history is None:
+            self._history = {}
+            trials, metrics = load_trials(self._results_dir), load_metrics(self._results_dir)
+            if not trials.empty:
+                self._done |= set(trials.trial_id)
+            if not trials.empty and not metrics.empty:
+                means = metrics.groupby(["trial_id", "epoch"])[self._plan.metric].mean().dropna()
+                series = {t: [(int(e), float(v)) for (_, e), v in s.items()] for t, s in means.groupby(level=0)}
+                finished = trials[trials.status.isin(["completed", "pruned"])]
+                for trial_id, cell in zip(finished.trial_id, finished.cell):
+                    if trial_id in series:
+                        self._history.setdefault(cell, []).append((trial_id, series[trial_id]))
+        return self._history, self._done
+
+    def _cell(self, trial: Trial) -> str:
+        return cell_key(trial.config, self._plan.axes)
 
     def on_trial_add(self, tune_controller: "TuneController", trial: Trial) -> None:
-        if asha := self._asha(trial):
-            asha.on_trial_add(tune_controller, trial)
-            self._in_asha.add(trial.trial_id)
+        done = self._load()[1]
+        asha = self._asha(self._cell(trial))
+        for member in self._members_of(trial):
+            if asha and member.trial_id not in done:
+                asha.on_trial_add(tune_controller, SimpleNamespace(trial_id=member.trial_id))
+                self._in_asha.add(member.trial_id)
 
     def on_trial_result(self, tune_controller: "TuneController", trial: Trial, result: dict) -> str:
-        value = result.get(self._plan.metric)
+        done = self._load()[1]
+        members, packed = self._members_of(trial), MEMBERS in trial.config
+        stops = MemberStops.of(str(self._results_dir))
+        for index, report in member_reports(result, packed).items():
+            member = members[index]
+            if member.trial_id in done or self._decide(tune_controller, trial, member, report) == self.STOP:
+                done.add(member.trial_id)
+                if packed:
+                    stops.stop(trial.trial_id, index)
+        return self.STOP if all(m.trial_id in done for m in members) else self.CONTINUE
+
+    def _decide(self, tune_controller: "TuneController", trial: Trial, member: Member, report: dict) -> str:
+        value = report.get(self._plan.metric)
         if value is None or not math.isfinite(value):
-            return TrialScheduler.STOP
-        if trial.trial_id not in self._in_asha:
-            return TrialScheduler.CONTINUE
-        return self._asha(trial).on_trial_result(tune_controller, trial, result)
+            decision = self.STOP
+        elif member.trial_id not in self._in_asha:
+            return self.CONTINUE
+        else:
+            asha = self._asha(self._cell(trial))
+            decision = asha.on_trial_result(tune_controller, SimpleNamespace(trial_id=member.trial_id), report)
+        if decision == self.STOP and member.trial_id in self._in_asha:
+            self._in_asha.discard(member.trial_id)
+            self._asha(self._cell(trial)).on_trial_remove(tune_controller, SimpleNamespace(trial_id=member.trial_id))
+        return decision
 
     def on_trial_complete(self, tune_controller: "TuneController", trial: Trial, result: dict) -> None:
-        if trial.trial_id in self._in_asha:
-            self._in_asha.discard(trial.trial_id)
-            self._asha(trial).on_trial_complete(tune_controller, trial, result)
+        reports = member_reports(result, MEMBERS in trial.config) if result else {}
+        for member in self._members_of(trial):
+            if member.trial_id in self._in_asha:
+                self._in_asha.discard(member.trial_id)
+                self._asha(self._cell(trial)).on_trial_complete(
+                    tune_controller, SimpleNamespace(trial_id=member.trial_id), reports.get(member.index, {}))
+        self._members.pop(trial.trial_id, None)
 
     def on_trial_remove(self, tune_controller: "TuneController", trial: Trial) -> None:
-        if trial.trial_id in self._in_asha:
-            self._in_asha.discard(trial.trial_id)
-            self._asha(trial).on_trial_remove(tune_controller, trial)
+        for member in self._members_of(trial):
+            if member.trial_id in self._in_asha:
+                self._in_asha.discard(member.trial_id)
+                self._asha(self._cell(trial)).on_trial_remove(tune_controller,
+                                                              SimpleNamespace(trial_id=member.trial_id))
+        self._members.pop(trial.trial_id, None)
 
     def debug_string(self) -> str:
         return f"CellScheduler: ASHA in {len(self._by_cell)} cells"

@@ -23,6 +23,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from .packing import member_id
 from .plan import SweepPlan
 from .results import load_trials
 from .spec import Param
@@ -110,20 +111,21 @@ class Studies:
 class CellSearcher(Searcher):
     """Suggests ``samples_per_cell`` configs for every cell, asking each from its cell's study.
 
-    Slots are handed out round-robin (round r of every cell before round r+1). A slot (r, cell) is
-    taken once the cell has more than r trials recorded in Parquet or owned by live Tune trials, so a
-    driver restarted from an older Tune snapshot neither reruns nor double-counts any trial.
+    A Tune trial carries a pack of up to ``plan.pack_sizes[cell]`` members of one cell (packing.py), each
+    asked from the study as its own trial. Packs are handed out round-robin (round r of every cell before
+    round r+1); in round r a cell is filled up to (r + 1) × its pack size members, counting the members
+    recorded in Parquet and those owned by live Tune trials, so a driver restarted from an older Tune
+    snapshot neither reruns nor double-counts any trial.
     """
 
     def __init__(self, plan: SweepPlan, results_dir: Path) -> None:
         super().__init__(metric=plan.metric, mode=plan.mode)
         self._plan = plan
         self._results_dir = results_dir.resolve()
-        self._order = [c for _ in range(plan.spec.samples_per_cell) for c in range(len(plan.cells))]
-        self._next = 0
-        self._live: dict[str, str] = {}  # Tune trial id -> cell key, for trials Tune may still finish
+        self._next = 0  # position in the endless sequence (round 0: every cell, round 1: every cell, ...)
+        self._live: dict[str, tuple[str, list[str]]] = {}  # Tune trial id -> (cell key, member ids)
         self._studies: Studies | None = None
-        self._taken: dict[str, int] = {}  # cell key -> trials recorded, live or handed out by this driver
+        self._taken: dict[str, int] = {}  # cell key -> members recorded, live or handed out by this driver
 
     def _open(self) -> Studies:
         """First use in this driver: reconcile every study with Parquet and count taken slots."""
@@ -132,38 +134,47 @@ class CellSearcher(Searcher):
             recorded: dict[str, dict[str, dict[str, Any]]] = {}
             for row in load_trials(self._results_dir).to_dict("records"):
                 recorded.setdefault(row["cell"], {})[row["trial_id"]] = row
-            owned = set(self._live)
-            for cell in {*recorded, *self._live.values(), *self._studies.existing()}:
+            owned = {m for _, members in self._live.values() for m in members}
+            cells_live = {cell for cell, _ in self._live.values()}
+            for cell in {*recorded, *cells_live, *self._studies.existing()}:
                 self._studies.reconcile(cell, recorded.get(cell, {}), owned)
             for cell in self._plan.cells:
-                live = {t for t, c in self._live.items() if c == cell.key}
+                live = {m for c, members in self._live.values() if c == cell.key for m in members}
                 self._taken[cell.key] = len(live | set(recorded.get(cell.key, {})))
         return self._studies
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         studies = self._open()
-        while self._next < len(self._order):
+        cells, wanted = self._plan.cells, self._plan.spec.samples_per_cell
+        while any(self._taken[c.key] < wanted for c in cells):
             slot = self._next
             self._next += 1
-            cell = self._plan.cells[self._order[slot]]
-            if self._taken[cell.key] > slot // len(self._plan.cells):
-                continue  # filled by a trial the last driver ran after Tune's last snapshot
-            self._taken[cell.key] += 1
-            trial = studies.get(cell.key).ask()
-            trial.set_user_attr("trial_id", trial_id)
-            params = {name: _suggest(trial, name, p) for name, p in self._plan.spec.search.space.items()}
-            self._live[trial_id] = cell.key
+            cell = cells[slot % len(cells)]
+            size = self._plan.pack_sizes[cell.key]
+            need = min(size, min((slot // len(cells) + 1) * size, wanted) - self._taken[cell.key])
+            if need <= 0:
+                continue  # filled, e.g. by trials the last driver ran after Tune's last snapshot
+            self._taken[cell.key] += need
+            ids = [trial_id] if size == 1 else [member_id(trial_id, i) for i in range(need)]
+            params = [self._ask(studies.get(cell.key), member) for member in ids]
+            self._live[trial_id] = (cell.key, ids)
             return self._plan.trial_config(cell, params)
         return Searcher.FINISHED
+
+    def _ask(self, study: optuna.Study, member: str) -> dict[str, Any]:
+        trial = study.ask()
+        trial.set_user_attr("trial_id", member)
+        return {name: _suggest(trial, name, p) for name, p in self._plan.spec.search.space.items()}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self._live.pop(trial_id, None)  # the outcome is told by the driver's callback once recorded
 
     def get_state(self) -> dict:
-        return {"next": self._next, "live": dict(self._live)}
+        return {"next": self._next, "live": {t: [c, list(m)] for t, (c, m) in self._live.items()}}
 
     def set_state(self, state: dict) -> None:
-        self._next, self._live = state["next"], dict(state["live"])
+        self._next = state["next"]
+        self._live = {t: (c, list(m)) for t, (c, m) in state["live"].items()}
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:

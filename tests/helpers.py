@@ -88,13 +88,14 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def run_with_member_1_diverging(trainer: Any) -> dict[str, Any]:
-    """Runs a 2-member ``trainer`` whose member 1 has learning rate 1e30 (it blows up); the final report,
-    after checking that member 1 alone is reported as diverged, with NaN metrics."""
-    trainer.opt.lr = [trainer.opt.lr[0], 1e30]
+def run_with_member_1_diverging(trainer_cls: Any, config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Trains ``config`` as a pack of two one-seed members, member 1 with learning rate 1e30 (it blows up);
+    returns the trainer and its final report, after checking that member 1 alone is reported as diverged,
+    with NaN metrics."""
+    trainer = trainer_cls({**config, "seeds": 1, "members": [{}, {"lr": 1e30}]})
     reports: list[dict[str, Any]] = []
     trainer.run(Reporter(reports.append))
     final = reports[-1]
-    assert final["diverged"] == [False, True]
+    assert final["diverged"] == [False, True] and final["members"] == [0, 1]
     assert all(math.isnan(v[1]) and not math.isnan(v[0]) for v in final["seed_metrics"].values())
-    return final
+    return trainer, final

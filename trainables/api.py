@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Mode = Literal["min", "max"]
+MEMBERS = "members"
+"""The config key of a packed trial: [{key: value}, ...], one entry per member (see members.py)."""
 StateFn = Callable[[], dict[str, Any]]
 
 
@@ -26,8 +28,9 @@ class ConfigError(ValueError):
 class Reporter:
     """Receives one report per evaluation and may persist checkpoints.
 
-    ``report(metrics, state)``: ``metrics`` holds ``epoch``, the mean over members of every declared
-    metric, ``seed_metrics`` ({metric: [value per member]}) and ``diverged`` ([bool per member]);
+    ``report(metrics, state)``: ``metrics`` holds ``epoch``, the mean over live rows of every declared
+    metric, ``seed_metrics`` ({metric: [value per row]}), ``diverged`` ([bool per row]) and, for a packed
+    config, ``members`` (the pack member of each group of ``seeds`` rows, in order; see members.py);
     ``state`` is a zero-argument callable returning the whole training state, called only when the
     runner decides to checkpoint (so trainables never pay for serialisation they do not need).
     """
@@ -42,6 +45,11 @@ class Reporter:
     def restored_state(self) -> dict[str, Any] | None:
         """The state saved by the last checkpoint of this trial, or None on a fresh start."""
         return None
+
+    def stopped(self) -> set[int]:
+        """Pack members the runner has stopped early (e.g. by ASHA): the trainable drops them from its stack
+        and ends once none is left. Asked after each report; may lag the runner's decision by a report."""
+        return set()
 
 
 @dataclass(frozen=True)
@@ -60,3 +68,9 @@ class TrainableDef:
     curves: Callable[[Mapping[str, Any]], dict[str, str]] | None = None
     """Per-position curves a resolved config adds to its final report (``seed_curves``), each with
     the scalar metric that is its mean; None for trainables without any."""
+    stackable: frozenset[str] = frozenset()
+    """Keys that the members of one packed trial (``members: [{key: value}, ...]``) may set differently:
+    hyper-parameters that change no tensor shape. Empty: the trainable does not pack."""
+    step_cost: Callable[[Mapping[str, Any]], float] | None = None
+    """Multiply-adds of one training step of one member of a resolved config: how the orchestrator sizes
+    packs (small models gain most from stacking many members). None: packs of one."""

@@ -1,21 +1,29 @@
-"""What every stacked training loop does the same way: the device, one stacked optimizer step with
-divergence handling (and gradient accumulation), the per-evaluation report, the whole-state checkpoint.
+"""What every stacked training loop does the same way: the stack of members (rows), one stacked optimizer
+step with divergence handling (and gradient accumulation), the per-evaluation report, the checkpoint.
 
-A member whose loss becomes NaN/inf is *diverged*: its gradient is ignored from then on (the fused
-Adam skips it), and its metrics are reported as NaN; reports hold means over live members.
+A trial's stack has one row per (pack member, seed): a config with ``members: [{lr: ...}, ...]`` trains
+those K configs × ``seeds`` seeds as one model (only keys the trainable declares ``stackable`` may differ
+between members); a config without it is one member. Member k's seed s row draws from a generator seeded
+``seed + s``, so a packed member trains exactly as the same config alone (up to float summation order).
+Members that the runner stops early are dropped: their rows are sliced out of every tensor.
+
+A row whose loss becomes NaN/inf is *diverged*: its gradient is ignored from then on (the fused Adam
+skips it), and its metrics are reported as NaN; reports hold means over live rows.
 Checkpoints hold CPU tensors, so a trial can be restored on another device.
 """
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .api import MEMBERS, ConfigError
+
 if TYPE_CHECKING:  # types only: importing trainables.template here would be circular
-    from .template.stacked import Adam, Layout
+    from .template.stacked import Layout
 
 
 def default_device() -> torch.device:
@@ -23,60 +31,140 @@ def default_device() -> torch.device:
     return torch.device(os.environ.get("SCALESWEEP_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def optimizer_step(chunk_losses: Iterable[torch.Tensor], params: list[torch.Tensor], opt: Adam,
-                   alive: torch.Tensor) -> torch.Tensor:
-    """One step on the summed losses (S,) of the chunks of one batch, their gradients accumulated (one
-    backward per chunk bounds activation memory); marks members whose loss is not finite as dead (in
-    place). Returns the summed loss (S,)."""
-    total: torch.Tensor | None = None
-    grads: list[torch.Tensor] = []
-    for loss in chunk_losses:
-        alive &= torch.isfinite(loss.detach())
-        chunk = torch.autograd.grad(torch.where(alive, loss, 0.0).sum(), params)
-        grads = [a.add_(b) for a, b in zip(grads, chunk)] if grads else list(chunk)
-        total = loss.detach() if total is None else total + loss.detach()
-    if total is None:
-        raise ValueError("expected at least one chunk loss")
-    opt.step(grads, alive)
-    return total
+def resolve_pack(config: Mapping[str, Any], resolve_one: Callable[[Mapping[str, Any]], dict[str, Any]],
+                 stackable: Iterable[str]) -> dict[str, Any]:
+    """``resolve_one`` for a config that may carry ``members``: [{key: value}] with stackable keys only."""
+    if not isinstance(config, Mapping) or config.get(MEMBERS) is None:
+        return resolve_one(config)
+    members, allowed = config[MEMBERS], set(stackable)
+    if not isinstance(members, Sequence) or isinstance(members, str) or not members:
+        raise ConfigError(MEMBERS, f"expected a non-empty list of {{key: value}} overrides, got {members!r}")
+    base = resolve_one({k: v for k, v in config.items() if k != MEMBERS})
+    typed = []
+    for member in members:
+        if not isinstance(member, Mapping):
+            raise ConfigError(MEMBERS, f"expected a mapping per member, got {member!r}")
+        if unknown := sorted(set(member) - allowed):
+            raise ConfigError(f"{MEMBERS}.{unknown[0]}", f"expected only keys members of one stack may vary: "
+                                                         f"{sorted(allowed)}")
+        resolved = resolve_one({**base, **member})
+        typed.append({k: resolved[k] for k in member})
+    return {**base, MEMBERS: typed}
 
 
-def member_report(epoch: int, per_member: dict[str, torch.Tensor], alive: torch.Tensor) -> dict[str, Any]:
-    """The report for one evaluation: means over live members, per-member lists (NaN when diverged), flags."""
-    per_member = {k: v.double() for k, v in per_member.items()}
-    dead = ~alive
-    report: dict[str, Any] = {"epoch": epoch}
-    for k, v in per_member.items():
-        report[k] = float(v[alive].mean()) if alive.any() else math.nan
-    report["seed_metrics"] = {k: torch.where(dead, math.nan, v).tolist() for k, v in per_member.items()}
-    report["diverged"] = dead.tolist()
-    return report
+def member_configs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The config each member of a resolved (possibly packed) config trains with alone."""
+    base = {k: v for k, v in config.items() if k != MEMBERS}
+    return [{**base, **member} for member in config.get(MEMBERS) or [{}]]
 
 
-def save_state(layout: Layout, params: list[torch.Tensor], opt: Adam, alive: torch.Tensor,
-               gens: list[torch.Generator]) -> dict[str, Any]:
-    """Parameters, optimizer moments, live members and RNG streams, as CPU tensors."""
-    state = opt.state_dict()
-    return {"params": {s.name: p.detach().cpu().clone() for s, p in zip(layout.specs, params)},
-            "optimizer": {"step": state["step"].cpu(), "m": [t.cpu() for t in state["m"]],
-                          "v": [t.cpu() for t in state["v"]]},
-            "alive": alive.cpu().clone(), "rng": [g.get_state() for g in gens]}
+def member_gens(configs: list[dict[str, Any]], seeds: int) -> list[torch.Generator]:
+    """One generator per row: member k's seed s row is seeded ``seed + s``, as the member alone would be."""
+    return [torch.Generator().manual_seed(c["seed"] + s) for c in configs for s in range(seeds)]
 
 
-def load_state(state: dict[str, Any], layout: Layout, params: list[torch.Tensor], opt: Adam,
-               gens: list[torch.Generator]) -> torch.Tensor:
-    """Restore what ``save_state`` saved into ``params``, ``opt`` and ``gens``; returns the live-member mask."""
-    saved = state["params"]
-    expected = {s.name: tuple(p.shape) for s, p in zip(layout.specs, params)}
-    if {k: tuple(v.shape) for k, v in saved.items()} != expected:
-        raise ValueError("the checkpoint's parameters do not match the model this config builds")
-    device = params[0].device
-    with torch.no_grad():
-        for s, p in zip(layout.specs, params):
-            p.copy_(saved[s.name])
-    o = state["optimizer"]
-    opt.load_state_dict({"step": o["step"].to(device), "m": [t.to(device) for t in o["m"]],
-                         "v": [t.to(device) for t in o["v"]]})
-    for g, s in zip(gens, state["rng"]):
-        g.set_state(s)
-    return state["alive"].to(device).clone()
+class Stack:
+    """The trained state of one trial: parameters, optimizer moments, RNG streams and live rows, one row per
+    (member, seed), with ``members`` naming the pack members whose rows are still in the stack, in order."""
+
+    def __init__(self, layout: Layout, configs: list[dict[str, Any]], gens: list[torch.Generator],
+                 seeds: int, device: torch.device, decoupled: bool, packed: bool) -> None:
+        from .template.stacked import Adam
+
+        self._adam = Adam
+        self.layout, self.gens, self.seeds, self.device = layout, gens, seeds, device
+        self.decoupled, self.packed = decoupled, packed
+        self.members = list(range(len(configs)))
+        self.lr = [float(c["lr"]) for c in configs for _ in range(seeds)]
+        self.weight_decay = [float(c.get("weight_decay", 0.0)) for c in configs for _ in range(seeds)]
+        self.params = [p.detach().to(device).requires_grad_() for p in layout.init(gens)]
+        self.opt = Adam(self.params, lr=self.lr, weight_decay=self.weight_decay, decoupled=decoupled)
+        self.alive = torch.ones(len(gens), dtype=torch.bool, device=device)
+
+    @property
+    def rows(self) -> int:
+        return len(self.gens)
+
+    def named(self, detach: bool = False) -> dict[str, torch.Tensor]:
+        return self.layout.named([p.detach() for p in self.params] if detach else self.params)
+
+    def step(self, chunk_losses: Iterable[torch.Tensor]) -> torch.Tensor:
+        """One optimizer step on the summed losses (rows,) of the chunks of one batch, their gradients
+        accumulated (one backward per chunk bounds activation memory); rows whose loss is not finite are
+        marked dead. Returns the summed loss (rows,)."""
+        total: torch.Tensor | None = None
+        grads: list[torch.Tensor] = []
+        for loss in chunk_losses:
+            self.alive &= torch.isfinite(loss.detach())
+            chunk = torch.autograd.grad(torch.where(self.alive, loss, 0.0).sum(), self.params)
+            grads = [a.add_(b) for a, b in zip(grads, chunk)] if grads else list(chunk)
+            total = loss.detach() if total is None else total + loss.detach()
+        if total is None:
+            raise ValueError("expected at least one chunk loss")
+        self.opt.step(grads, self.alive)
+        return total
+
+    def quarantine(self) -> None:
+        """Zero diverged rows' parameters and moments so no NaN/inf survives in them."""
+        self.opt.quarantine(~self.alive)
+
+    def report(self, epoch: int, per_row: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """The report for one evaluation: means over live rows, per-row lists (NaN when diverged), flags;
+        a packed stack adds which member each group of ``seeds`` rows belongs to."""
+        per_row = {k: v.double() for k, v in per_row.items()}
+        dead = ~self.alive
+        report: dict[str, Any] = {"epoch": epoch}
+        for k, v in per_row.items():
+            report[k] = float(v[self.alive].mean()) if self.alive.any() else math.nan
+        report["seed_metrics"] = {k: torch.where(dead, math.nan, v).tolist() for k, v in per_row.items()}
+        report["diverged"] = dead.tolist()
+        if self.packed:
+            report[MEMBERS] = list(self.members)
+        return report
+
+    def drop(self, members: Iterable[int]) -> torch.Tensor | None:
+        """Slice the rows of ``members`` out of the stack; returns the kept rows' indices (for the trainer's
+        own per-row tensors), or None when none of them is in the stack."""
+        gone = set(members) & set(self.members)
+        if not gone:
+            return None
+        rows = [j * self.seeds + s for j, m in enumerate(self.members) if m not in gone for s in range(self.seeds)]
+        index = torch.tensor(rows, dtype=torch.long, device=self.device)
+        state = self.opt.state_dict()
+        self.members = [m for m in self.members if m not in gone]
+        self.gens = [self.gens[r] for r in rows]
+        self.lr, self.weight_decay = [self.lr[r] for r in rows], [self.weight_decay[r] for r in rows]
+        self.params = [p.detach()[index].requires_grad_() for p in self.params]
+        self.alive = self.alive[index]
+        self.opt = self._adam(self.params, lr=self.lr, weight_decay=self.weight_decay, decoupled=self.decoupled)
+        if rows:
+            self.opt.load_state_dict({"step": state["step"], "m": [t[index] for t in state["m"]],
+                                      "v": [t[index] for t in state["v"]]})
+        return index
+
+    def state(self) -> dict[str, Any]:
+        """Parameters, optimizer moments, live rows, RNG streams and members, as CPU tensors."""
+        state = self.opt.state_dict()
+        return {"params": {s.name: p.detach().cpu().clone() for s, p in zip(self.layout.specs, self.params)},
+                "optimizer": {"step": state["step"].cpu(), "m": [t.cpu() for t in state["m"]],
+                              "v": [t.cpu() for t in state["v"]]},
+                "alive": self.alive.cpu().clone(), "rng": [g.get_state() for g in self.gens],
+                "members": list(self.members)}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Restore what ``state`` saved; the stack must already hold the saved members (``drop`` first)."""
+        if state.get("members", self.members) != self.members:
+            raise ValueError("the checkpoint's members differ from the stack's; drop the missing ones first")
+        saved = state["params"]
+        expected = {s.name: tuple(p.shape) for s, p in zip(self.layout.specs, self.params)}
+        if {k: tuple(v.shape) for k, v in saved.items()} != expected:
+            raise ValueError("the checkpoint's parameters do not match the model this config builds")
+        with torch.no_grad():
+            for s, p in zip(self.layout.specs, self.params):
+                p.copy_(saved[s.name])
+        o = state["optimizer"]
+        self.opt.load_state_dict({"step": o["step"].to(self.device), "m": [t.to(self.device) for t in o["m"]],
+                                  "v": [t.to(self.device) for t in o["v"]]})
+        for g, s in zip(self.gens, state["rng"]):
+            g.set_state(s)
+        self.alive = state["alive"].to(self.device).clone()

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .api import ConfigError, Mode, Reporter, TrainableDef
+from .members import MEMBERS, member_configs, resolve_pack
 from .registry import register
 
 DEFAULTS: dict[str, Any] = {
@@ -22,7 +23,14 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+STACKABLE = frozenset({"lr", "size", "rate", "noise", "diverge"})  # what the members of one pack may vary
+
+
 def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
+    return resolve_pack(config, _resolve_one, STACKABLE)
+
+
+def _resolve_one(config: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(DEFAULTS)
     for key, value in config.items():
         if key not in DEFAULTS:
@@ -41,22 +49,35 @@ def metrics(config: Mapping[str, Any]) -> dict[str, Mode]:
     return {"train_loss": "min", "test_loss": "min"}
 
 
+def _member_values(c: Mapping[str, Any], epoch: int) -> dict[str, list[float]]:
+    """One member's per-seed losses at ``epoch``."""
+    floor = (math.log10(c["lr"]) + 2.5) ** 2 / (1.0 + c["size"])
+    curve = floor + (1 - floor) * math.exp(-c["rate"] * epoch)
+    noise = [c["noise"] * random.Random(hash((c["seed"] + s, epoch))).gauss(0, 1) for s in range(c["seeds"])]
+    return {"train_loss": [math.nan if c["diverge"] else curve * 0.9] * c["seeds"],
+            "test_loss": [math.nan if c["diverge"] else curve + n for n in noise]}
+
+
 def train(config: dict[str, Any], report: Reporter) -> None:
-    state = report.restored_state() or {"epoch": 0}
-    floor = (math.log10(config["lr"]) + 2.5) ** 2 / (1.0 + config["size"])
+    """Rows = members × seeds, as the stacked trainables; one sleep per epoch for the whole stack."""
+    configs = member_configs(config)
+    state = report.restored_state() or {"epoch": 0, "members": list(range(len(configs)))}
+    members = list(state["members"])
     for epoch in range(state["epoch"] + 1, config["epochs"] + 1):
+        if not members:
+            return
         if config["fail_epoch"] and epoch >= config["fail_epoch"]:
             raise RuntimeError(f"synthetic failure at epoch {epoch} (fail_epoch={config['fail_epoch']})")
         time.sleep(config["sleep_s"])
-        per_seed: dict[str, list[float]] = {"train_loss": [], "test_loss": []}
-        for s in range(config["seeds"]):
-            rng = random.Random(hash((config["seed"] + s, epoch)))
-            curve = floor + (1 - floor) * math.exp(-config["rate"] * epoch)
-            per_seed["train_loss"].append(math.nan if config["diverge"] else curve * 0.9)
-            per_seed["test_loss"].append(math.nan if config["diverge"] else curve + config["noise"] * rng.gauss(0, 1))
-        means = {m: (sum(v) / len(v)) for m, v in per_seed.items()}
-        report({"epoch": epoch, **means, "seed_metrics": per_seed,
-                "diverged": [config["diverge"]] * config["seeds"]}, lambda e=epoch: {"epoch": e})
+        per_member = [_member_values(configs[m], epoch) for m in members]
+        per_seed = {k: [v for values in per_member for v in values[k]] for k in ("train_loss", "test_loss")}
+        diverged = [configs[m]["diverge"] for m in members for _ in range(config["seeds"])]
+        live = [i for i, d in enumerate(diverged) if not d]
+        means = {k: sum(v[i] for i in live) / len(live) if live else math.nan for k, v in per_seed.items()}
+        packed = {"members": list(members)} if MEMBERS in config else {}
+        report({"epoch": epoch, **means, "seed_metrics": per_seed, "diverged": diverged, **packed},
+               lambda e=epoch, kept=list(members): {"epoch": e, "members": kept})
+        members = [m for m in members if m not in report.stopped()]
 
 
-register(TrainableDef("synthetic", train, resolve, metrics))
+register(TrainableDef("synthetic", train, resolve, metrics, stackable=STACKABLE))

@@ -13,22 +13,41 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
-from .api import Reporter, StateFn
+from .api import MEMBERS, Reporter, StateFn
 from .registry import get_trainable
 
 STATE_FILE = "state.pt"
 
 
+@ray.remote(num_cpus=0)
+class StopBoard:
+    """Pack members the driver's scheduler stopped, per Tune trial: the driver writes, packed trials poll."""
+
+    def __init__(self) -> None:
+        self._stopped: dict[str, set[int]] = {}
+
+    def stop(self, trial_id: str, index: int) -> None:
+        self._stopped.setdefault(trial_id, set()).add(index)
+
+    def stopped(self, trial_id: str) -> set[int]:
+        return self._stopped.get(trial_id, set())
+
+
 class TuneReporter(Reporter):
-    def __init__(self, checkpoint_every_s: float) -> None:
+    def __init__(self, checkpoint_every_s: float, board: str | None = None) -> None:
         super().__init__()
         self._every = checkpoint_every_s
         self._last = time.monotonic()
         self._history: list[dict[str, Any]] = []
         self._replay: list[dict[str, Any]] = []
+        self._board = board
+        self._handle: Any = None
+        self._asked: ray.ObjectRef | None = None
+        self._stopped: set[int] = set()
 
     def __call__(self, metrics: dict[str, Any], state: StateFn | None = None) -> None:
         self._history.append(metrics)
@@ -42,6 +61,20 @@ class TuneReporter(Reporter):
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
         self._last = time.monotonic()
 
+    def stopped(self) -> set[int]:
+        """Polled without waiting: the answer to the previous call's question, and a new question. The
+        driver decides before this trial's report returns, so the answer lags by at most one report."""
+        if self._board is None:
+            return set()
+        if self._asked is not None and ray.wait([self._asked], timeout=0)[0]:
+            self._stopped |= ray.get(self._asked)
+            self._asked = None
+        if self._asked is None:
+            if self._handle is None:
+                self._handle = ray.get_actor(self._board)
+            self._asked = self._handle.stopped.remote(tune.get_context().get_trial_id())
+        return self._stopped
+
     def restored_state(self) -> dict[str, Any] | None:
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
@@ -53,14 +86,17 @@ class TuneReporter(Reporter):
         return saved["state"]
 
 
-def tune_function(name: str, cpus: float, checkpoint_every_s: float) -> Callable[[dict[str, Any]], None]:
-    """A Tune function trainable running the registered trainable ``name`` with one torch thread per CPU."""
+def tune_function(name: str, cpus: float, checkpoint_every_s: float,
+                  stop_board: str | None = None) -> Callable[[dict[str, Any]], None]:
+    """A Tune function trainable running the registered trainable ``name`` with one torch thread per CPU;
+    packed trials learn which of their members were stopped from the named :class:`StopBoard` actor."""
     threads = max(1, int(cpus))
 
     def run_trial(config: dict[str, Any]) -> None:
         torch.set_num_threads(threads)
         definition = get_trainable(name)
-        definition.train(definition.resolve(config), TuneReporter(checkpoint_every_s))
+        board = stop_board if MEMBERS in config else None
+        definition.train(definition.resolve(config), TuneReporter(checkpoint_every_s, board))
 
     run_trial.__name__ = name
     return run_trial

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from ..api import TrainableDef
 from ..registry import register
-from .config import KEYS, curves, metrics, resolve
+from .config import KEYS, STACKABLE, curves, metrics, resolve, step_cost
 from .training import Trainer, train
 
 INCONTEXT = register(TrainableDef(name="incontext", train=train, resolve=resolve, metrics=metrics, curves=curves,
-                                      horizon="steps"))
+                                      horizon="steps", stackable=STACKABLE, step_cost=step_cost))
 
 __all__ = ["INCONTEXT", "KEYS", "Trainer", "curves", "metrics", "resolve", "train"]

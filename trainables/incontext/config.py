@@ -11,6 +11,7 @@ from typing import Any
 
 from ..api import ConfigError, Mode
 from ..keys import Check, Keys, at_least, resolve_keys
+from ..members import resolve_pack
 from .curriculum import PRESETS
 from .tasks import TASKS
 
@@ -28,7 +29,7 @@ KEYS: Keys = {
     "lr": (float, 1e-4, "Adam learning rate (constant)"),
     "curriculum": (str, "none", "none, tart or garg: d and k grow during training (ours: none)"),
     "curriculum_every": (int, 0, "steps between curriculum increments; 0: the preset's"),
-    "seeds": (int, 1, "members trained as one stacked model"),
+    "seeds": (int, 1, "seeds per member, all trained as one stacked model"),
     "seed": (int, 0, "member s uses seed + s for its init and training sequences"),
     "eval_every": (int, 1000, "evaluate (and report) every this many steps, and at the last"),
     "n_eval": (int, 256, "evaluation sequences (ours)"),
@@ -48,8 +49,15 @@ CHECKS: dict[str, Check] = {
 LOGISTIC_ONLY = ("alpha", "baseline_l2")
 
 
+STACKABLE = frozenset({"lr"})  # what the members of one pack may vary (members.py)
+
+
 def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The full, typed config; ConfigError on an unknown key or a bad value."""
+    """The full, typed config (with its pack's ``members``, if any); ConfigError on an unknown key or a bad value."""
+    return resolve_pack(config, _resolve_one, STACKABLE)
+
+
+def _resolve_one(config: Mapping[str, Any]) -> dict[str, Any]:
     out = resolve_keys(config, KEYS, CHOICES, CHECKS)
     if out["embed_dim"] % out["heads"]:
         raise ConfigError("heads", f"expected a divisor of embed_dim ({out['embed_dim']}), got {out['heads']}")
@@ -80,3 +88,12 @@ def curves(config: Mapping[str, Any]) -> dict[str, str]:
     if TASKS[resolve(config)["task"]].classification:
         return {"acc_by_k": "test_acc", "oracle_acc_by_k": "oracle_acc", "baseline_acc_by_k": "baseline_acc"}
     return {"mse_by_k": "test_mse", "baseline_mse_by_k": "baseline_mse"}
+
+
+def step_cost(config: Mapping[str, Any]) -> float:
+    """Multiply-adds of one training step of one member: forward + backward ≈ 3 × parameters × tokens."""
+    from .model import GPT2
+
+    cfg = resolve(config)
+    size = GPT2(d=cfg["d"], k=cfg["k"], embed_dim=cfg["embed_dim"], depth=cfg["depth"], heads=cfg["heads"]).layout.size
+    return 3.0 * size * cfg["batch_size"] * 2 * cfg["k"]

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from ..api import TrainableDef
 from ..registry import register
-from .config import KEYS, metrics, resolve
+from .config import KEYS, STACKABLE, metrics, resolve, step_cost
 from .training import Trainer, train
 
-TEMPLATE = register(TrainableDef(name="template", train=train, resolve=resolve, metrics=metrics))
+TEMPLATE = register(TrainableDef(name="template", train=train, resolve=resolve, metrics=metrics,
+                                 stackable=STACKABLE, step_cost=step_cost))
 
 __all__ = ["KEYS", "TEMPLATE", "Trainer", "metrics", "resolve", "train"]

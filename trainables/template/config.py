@@ -12,6 +12,7 @@ from typing import Any
 
 from ..api import ConfigError, Mode
 from ..keys import Check, Keys, at_least, resolve_keys
+from ..members import resolve_pack
 from .models import MODELS
 from .tasks import NAMED_TASKS, Task, make_task, parse_templates, random_templates
 
@@ -41,7 +42,7 @@ KEYS: Keys = {
     "lr": (float, 1e-3, "learning rate"),
     "weight_decay": (float, 0.0, "weight decay (L2 for adam, decoupled for adamw)"),
     "optimizer": (str, "adam", "adam or adamw"),
-    "seeds": (int, 1, "members trained as one stacked model"),
+    "seeds": (int, 1, "seeds per member, all trained as one stacked model"),
     "seed": (int, 0, "member s uses seed + s for its init, data and shuffles"),
     "eval_every": (int, 1, "evaluate (and report) every k epochs, and at the last"),
     "kq_identity": (bool, False, "trainable per-head scalar times X Xᵀ in the attention logits"),
@@ -86,8 +87,15 @@ def task_of(config: Mapping[str, Any]) -> Task:
     return make_task(list(NAMED_TASKS[config["task"]]))
 
 
+STACKABLE = frozenset({"lr", "weight_decay"})  # what the members of one pack may vary (members.py)
+
+
 def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The full, typed config; ConfigError on an unknown key or a bad value."""
+    """The full, typed config (with its pack's ``members``, if any); ConfigError on an unknown key or a bad value."""
+    return resolve_pack(config, _resolve_one, STACKABLE)
+
+
+def _resolve_one(config: Mapping[str, Any]) -> dict[str, Any]:
     out = resolve_keys(config, KEYS, CHOICES, CHECKS)
     _check_task_keys(config, out)
     try:
@@ -125,3 +133,15 @@ def metrics(config: Mapping[str, Any]) -> dict[str, Mode]:
     if task_of(resolve(config)).label_kind == "symbolic":
         out["test_acc"] = "max"
     return out
+
+
+def step_cost(config: Mapping[str, Any]) -> float:
+    """Multiply-adds of one training step of one member: forward + backward ≈ 3 × parameters × tokens."""
+    from .models import build_model
+    from .tasks import Vocab
+
+    cfg = resolve(config)
+    task = task_of(cfg)
+    vocab = Vocab.for_task(task, cfg["n_train"], cfg["val_alphabet"], cfg["test_alphabet"])
+    size = build_model(cfg, vocab.size, task.length, task.label_kind == "symbolic").layout.size
+    return 3.0 * size * min(cfg["n_train"], cfg["batch_size"]) * (task.length + 1)

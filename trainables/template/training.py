@@ -1,6 +1,7 @@
-"""The stacked training loop: S members, one model, one optimizer, one report per evaluation.
+"""The stacked training loop: one row per (pack member, seed) (members.py), one model, one optimizer,
+one report per evaluation.
 
-Member s owns a ``torch.Generator`` seeded ``seed + s`` that draws, in order, its data (train
+The row of seed s owns a ``torch.Generator`` seeded ``seed + s`` that draws, in order, its data (train
 then test), its initial parameters, and its mini-batch shuffles; so a stack of seeds [0, 1, 2]
 trains each member exactly as three separate S = 1 runs would (up to float summation order).
 
@@ -30,10 +31,9 @@ import torch
 import torch.nn.functional as F
 
 from ..api import Reporter
-from ..members import default_device, load_state, member_report, optimizer_step, save_state
+from ..members import MEMBERS, Stack, default_device, member_configs, member_gens
 from .config import resolve, task_of
 from .models import build_model
-from .stacked import Adam
 from .tasks import Vocab, generate
 
 EVAL_CHUNK = 2048
@@ -48,27 +48,30 @@ class Trainer:
         self.task = task_of(cfg)
         self.symbolic = self.task.label_kind == "symbolic"
         self.vocab = Vocab.for_task(self.task, cfg["n_train"], cfg["val_alphabet"], cfg["test_alphabet"])
-        S = self.S = cfg["seeds"]
-        self.gens = [torch.Generator().manual_seed(cfg["seed"] + s) for s in range(S)]
-        data = [self._member_data(g) for g in self.gens]
+        configs = member_configs(cfg)
+        gens = member_gens(configs, cfg["seeds"])
+        data = [self._member_data(g) for g in gens]  # drawn before the parameters, as the order above says
         self.train_x, self.train_y, self.test_x, self.test_y = (torch.stack(d).to(dev) for d in zip(*data))
         self.model = build_model(cfg, self.vocab.size, self.task.length, self.symbolic)
-        self.layout = self.model.layout
-        self.params = [p.detach().to(dev).requires_grad_() for p in self.layout.init(self.gens)]
-        self.opt = Adam(self.params, lr=[cfg["lr"]] * S, weight_decay=[cfg["weight_decay"]] * S,
-                        decoupled=cfg["optimizer"] == "adamw")
-        self.alive = torch.ones(S, dtype=torch.bool, device=dev)
+        self.stack = Stack(self.model.layout, configs, gens, cfg["seeds"], dev, decoupled=cfg["optimizer"] == "adamw",
+                           packed=MEMBERS in cfg)
         self.epoch = 0  # epochs completed
-        self.train_loss = torch.full((S,), math.nan, device=dev)  # of the last epoch
+        self.train_loss = torch.full((self.stack.rows,), math.nan, device=dev)  # of the last epoch
 
     def _member_data(self, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
         tx, ty = generate(self.task, self.vocab, self.cfg["n_train"], self.vocab.train_range, gen)
         ex, ey = generate(self.task, self.vocab, self.cfg["n_test"], self.vocab.test_range, gen)
         return tx, ty, ex, ey
 
+    def drop(self, members: set[int]) -> None:
+        """Stop training ``members``: their rows leave the stack and every per-row tensor."""
+        if (rows := self.stack.drop(members)) is not None:
+            self.train_x, self.train_y, self.test_x, self.test_y, self.train_loss = (
+                t[rows] for t in (self.train_x, self.train_y, self.test_x, self.test_y, self.train_loss))
+
     # -- losses -------------------------------------------------------------------------------
     def _losses(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-member, per-sample loss (S, B)."""
+        """Per-row, per-sample loss (rows, B)."""
         if self.symbolic:
             return F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(y.shape)
         return (out - y) ** 2
@@ -80,12 +83,12 @@ class Trainer:
 
     # -- training -----------------------------------------------------------------------------
     def train_epoch(self) -> torch.Tensor:
-        """One pass over the training set; returns each member's mean mini-batch loss (S,)."""
+        """One pass over the training set; returns each row's mean mini-batch loss (rows,)."""
         n, bs = self.cfg["n_train"], self.cfg["batch_size"]
         order = None
         if n > bs:
-            order = torch.stack([torch.randperm(n, generator=g) for g in self.gens]).to(self.device)
-        total = torch.zeros(self.S, device=self.device)
+            order = torch.stack([torch.randperm(n, generator=g) for g in self.stack.gens]).to(self.device)
+        total = torch.zeros(self.stack.rows, device=self.device)
         for start in range(0, n, bs):
             if order is None:
                 x, y = self.train_x, self.train_y
@@ -93,9 +96,9 @@ class Trainer:
                 idx = order[:, start:start + bs]
                 x = torch.gather(self.train_x, 1, idx.unsqueeze(-1).expand(-1, -1, self.train_x.shape[-1]))
                 y = torch.gather(self.train_y, 1, idx)
-            out = self.model.forward(self.layout.named(self.params), x)
-            loss = self._losses(out, y).mean(dim=1)  # (S,)
-            optimizer_step([loss], self.params, self.opt, self.alive)
+            out = self.model.forward(self.stack.named(), x)
+            loss = self._losses(out, y).mean(dim=1)  # (rows,)
+            self.stack.step([loss])
             total += loss.detach() * x.shape[1]
         self.epoch += 1
         self.train_loss = total / n
@@ -103,11 +106,11 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, torch.Tensor]:
-        """Per-member test metrics (S,), batched over members and chunks of the test set."""
-        self.opt.quarantine(~self.alive)
-        p = self.layout.named([t.detach() for t in self.params])
-        loss_sum = torch.zeros(self.S, dtype=torch.float64, device=self.device)
-        err_sum = torch.zeros(self.S, dtype=torch.float64, device=self.device)
+        """Per-row test metrics (rows,), batched over rows and chunks of the test set."""
+        self.stack.quarantine()
+        p = self.stack.named(detach=True)
+        loss_sum = torch.zeros(self.stack.rows, dtype=torch.float64, device=self.device)
+        err_sum = torch.zeros(self.stack.rows, dtype=torch.float64, device=self.device)
         n = self.test_x.shape[1]
         for start in range(0, n, EVAL_CHUNK):
             x, y = self.test_x[:, start:start + EVAL_CHUNK], self.test_y[:, start:start + EVAL_CHUNK]
@@ -121,12 +124,12 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        """Everything needed to continue exactly: parameters, optimizer, RNG streams, epoch."""
-        return {**save_state(self.layout, self.params, self.opt, self.alive, self.gens),
-                "epoch": self.epoch, "train_loss": self.train_loss.cpu().clone()}
+        """Everything needed to continue exactly: parameters, optimizer, RNG streams, members, epoch."""
+        return {**self.stack.state(), "epoch": self.epoch, "train_loss": self.train_loss.cpu().clone()}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.alive = load_state(state, self.layout, self.params, self.opt, self.gens)
+        self.drop(set(self.stack.members) - set(state.get("members", self.stack.members)))
+        self.stack.load(state)
         self.train_loss = state["train_loss"].to(self.device).clone()
         self.epoch = int(state["epoch"])
 
@@ -139,14 +142,15 @@ class Trainer:
         if self.epoch >= epochs:  # restored from the final checkpoint: report the final state again
             report(self.metrics(self.train_loss), state=self.state)
             return
-        while self.epoch < epochs:
+        while self.epoch < epochs and self.stack.members:
             train_loss = self.train_epoch()
             if self.epoch % every == 0 or self.epoch == epochs:
                 report(self.metrics(train_loss), state=self.state)
+                self.drop(report.stopped())
 
     def metrics(self, train_loss: torch.Tensor) -> dict[str, Any]:
-        """The report for the current epoch: means over live members, per-member lists, flags."""
-        return member_report(self.epoch, {"train_loss": train_loss, **self.evaluate()}, self.alive)
+        """The report for the current epoch: means over live rows, per-row lists, flags."""
+        return self.stack.report(self.epoch, {"train_loss": train_loss, **self.evaluate()})
 
 
 def train(config: dict[str, Any], report: Reporter) -> None:

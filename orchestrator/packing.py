@@ -1,0 +1,151 @@
+"""Member packing: several configs of one cell trained as one stacked Tune trial, each still its own trial.
+
+Ray Tune sees a *pack*: one trial whose config carries ``members`` ([{lr: ...}, ...], the keys the
+trainable declares stackable), trained as one stacked model. Everything else sees its *members*, each
+with its own id ``<Tune trial id>-m<k>``: a row in trials.parquet and a run in MLflow, a trial of its
+cell's Optuna study, a trial in its cell's ASHA rungs. A member that ASHA stops leaves the pack at once
+(recorded as pruned; the trial drops its rows when it next asks, see :class:`MemberStops`). A config
+without ``members`` is a pack of one whose member id is the Tune trial id, so unpacked sweeps read the same.
+
+Why: a 1-second trial spends most of its life in Tune's and Optuna's bookkeeping, and a small model
+leaves most of a core (and nearly all of a GPU) idle; one pack of K members pays the bookkeeping once
+and trains K models in the kernels of one (benchmarks/packing.py).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from trainables import MEMBERS, TrainableDef
+
+MAX_PACK = 64
+# Multiply-adds of one stacked step (members × seeds × a member's step) up to which stacking more members
+# pays: on a CPU core stacked steps ran 1.5-2× faster than one-by-one up to ~1e9 (benchmarks/stacking.py,
+# width 128, n 64, 8 seeds) and no faster beyond. On a GPU the estimate (not measured here) is a step of
+# ~1 ms at ~200 TFLOP/s of the ~1000 an H100 peaks at.
+STACK_WORK = {"cpu": 5e8, "gpu": 1e11}
+
+
+@dataclass(frozen=True)
+class Member:
+    trial_id: str
+    """Its id in trials.parquet, MLflow and its Optuna study."""
+    index: int
+    """Its position in its pack's ``members``."""
+    config: dict[str, Any]
+    """The config it would train with alone."""
+
+
+def member_id(trial_id: str, index: int) -> str:
+    return f"{trial_id}-m{index}"
+
+
+def members_of(trial_id: str, config: Mapping[str, Any]) -> list[Member]:
+    """The members of a Tune trial: one per entry of ``members``, or the trial itself."""
+    if MEMBERS not in config:
+        return [Member(trial_id, 0, dict(config))]
+    base = {k: v for k, v in config.items() if k != MEMBERS}
+    return [Member(member_id(trial_id, i), i, {**base, **params}) for i, params in enumerate(config[MEMBERS])]
+
+
+def pack_config(base: Mapping[str, Any], params: list[dict[str, Any]]) -> dict[str, Any]:
+    """The config of a pack whose members differ only in ``params``."""
+    return {**base, MEMBERS: params}
+
+
+def _nested(result: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    """``result[key]``, also from a result Tune has flattened into ``key/name`` entries (what schedulers get)."""
+    if key in result:
+        return result[key]
+    prefix = f"{key}/"
+    flat = {k[len(prefix):]: v for k, v in result.items() if k.startswith(prefix)}
+    return flat or None
+
+
+def _live_mean(values: list[float]) -> float:
+    live = [v for v in values if not math.isnan(v)]
+    return math.fsum(live) / len(live) if live else math.nan
+
+
+def member_reports(result: Mapping[str, Any], packed: bool) -> dict[int, dict[str, Any]]:
+    """Each member's own report (by its index in the pack) from one report of its Tune trial.
+
+    A pack reports one row per (member in the stack, seed); a member's means are over its live seeds, as
+    the member alone would report them. An unpacked trial's report is its only member's.
+    """
+    if not packed:
+        return {0: dict(result)}
+    members = result[MEMBERS]
+    seed_metrics = _nested(result, "seed_metrics") or {}
+    seed_curves = _nested(result, "seed_curves")
+    seeds = len(result["diverged"]) // max(1, len(members))
+    out: dict[int, dict[str, Any]] = {}
+    for j, index in enumerate(members):
+        rows = slice(j * seeds, (j + 1) * seeds)
+        own = {m: list(v[rows]) for m, v in seed_metrics.items()}
+        report = {"epoch": result["epoch"], **{m: _live_mean(v) for m, v in own.items()},
+                  "seed_metrics": own, "diverged": list(result["diverged"][rows])}
+        if seed_curves:
+            report["seed_curves"] = {c: list(v[rows]) for c, v in seed_curves.items()}
+        out[index] = report
+    return out
+
+
+def pack_size(trainable: TrainableDef, config: Mapping[str, Any], seeds: int, samples: int,
+              requested: int | str, gpu: bool) -> int:
+    """Members per Tune trial for one cell: ``requested``, or with "auto" as many as keep one stacked step
+    within what stacking speeds up on the device (at most MAX_PACK); never more than the cell's samples."""
+    if requested != "auto":
+        return max(1, min(int(requested), samples))
+    if trainable.step_cost is None or samples == 1:
+        return 1
+    work = STACK_WORK["gpu" if gpu else "cpu"] / (trainable.step_cost(config) * seeds)
+    return max(1, min(MAX_PACK, samples, math.floor(work)))
+
+
+class MemberStops:
+    """The members the scheduler stopped early, per Tune trial, in one driver.
+
+    The scheduler writes (it decides at a report), the callback reads right after (Tune calls the scheduler,
+    then the callbacks, for each report) to record the member as pruned at that epoch, and the trial learns
+    it from a Ray actor it polls after each report, so that it stops training the member's rows. Tune
+    pickles its scheduler and its callbacks; both reach this driver's object by the sweep's key.
+    """
+
+    _by_key: ClassVar[dict[str, "MemberStops"]] = {}
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self._new: dict[str, set[int]] = {}
+        self._actor: Any = None
+
+    @classmethod
+    def of(cls, key: str) -> "MemberStops":
+        if key not in cls._by_key:
+            cls._by_key[key] = cls(key)
+        return cls._by_key[key]
+
+    @property
+    def actor_name(self) -> str:
+        return f"scalesweep-stops:{self.key}"
+
+    def start_actor(self) -> None:
+        """The actor trials poll (no CPU; dies with the driver, whose successor starts a fresh one). Waits
+        until it answers: a trial's first question would otherwise wait out the actor's start-up (~1 s)."""
+        import ray
+
+        from trainables.tune_adapter import StopBoard
+
+        self._actor = StopBoard.options(name=self.actor_name, get_if_exists=True).remote()
+        ray.get(self._actor.stopped.remote(""))
+
+    def stop(self, trial_id: str, index: int) -> None:
+        self._new.setdefault(trial_id, set()).add(index)
+        if self._actor is not None:
+            self._actor.stop.remote(trial_id, index)
+
+    def take(self, trial_id: str) -> set[int]:
+        """Members of ``trial_id`` stopped since the last call."""
+        return self._new.pop(trial_id, set())
