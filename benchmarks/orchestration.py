@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from fresh import run_json, run_sweep
+
 FIXED = {"task": "copy", "model": "transformer", "depth": 1, "heads": 1, "embed_dim": 32, "n_train": 16,
          "n_test": 256, "eval_every": 10, "seeds": 2}
 
@@ -38,26 +37,6 @@ TUNE_DEFAULTS = textwrap.dedent("""
     print(json.dumps({{"wall": wall, "own": sum(r.metrics["time_total_s"] for r in grid)}}))
 """)
 
-SCALESWEEP = textwrap.dedent("""
-    import json, sys
-    import pyarrow.parquet as pq
-    from orchestrator.plan import plan_sweep
-    from orchestrator.run import run_sweep
-    from orchestrator.spec import parse_spec
-    spec, work = json.loads(sys.argv[1]), sys.argv[2]
-    outcome = run_sweep(plan_sweep(parse_spec(spec), "bench"), work, "sqlite:///" + work + "/mlflow.db")
-    own = sum(pq.read_table(outcome.results_dir / "trials.parquet", columns=["seconds"]).column(0).to_pylist())
-    print(json.dumps({"wall": outcome.seconds, "own": own}))
-""")
-
-
-def _run(code: str, *args: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr[-3000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -72,9 +51,9 @@ def main() -> None:
             "metric": {"name": "test_error", "mode": "min"}}
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{args.trials} trials of {args.epochs} epochs on {cpus} CPUs", flush=True)
-        tune_run = _run(TUNE_DEFAULTS.format(cpus=cpus), json.dumps(fixed), json.dumps(lrs), str(Path(tmp) / "tune"))
+        tune_run = run_json(TUNE_DEFAULTS.format(cpus=cpus), json.dumps(fixed), json.dumps(lrs), str(Path(tmp) / "tune"))
         print(f"  Ray Tune defaults: wall {tune_run['wall']:.1f}s, trials' own {tune_run['own']:.1f}s", flush=True)
-        ours = _run(SCALESWEEP, json.dumps(spec), str(Path(tmp) / "scalesweep"))
+        ours = run_sweep(spec, Path(tmp) / "scalesweep")
         print(f"  scalesweep:        wall {ours['wall']:.1f}s, trials' own {ours['own']:.1f}s "
               f"(Optuna-free grid, Parquet and MLflow on sqlite included)", flush=True)
     for name, run in (("Ray Tune defaults", tune_run), ("scalesweep", ours)):

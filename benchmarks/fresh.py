@@ -1,0 +1,40 @@
+"""Runs for benchmarks in a fresh Python process each (its own local Ray), so no run warms another."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+SWEEP = textwrap.dedent("""
+    import json, sys
+    import pyarrow.parquet as pq
+    from orchestrator.plan import plan_sweep
+    from orchestrator.run import run_sweep
+    from orchestrator.spec import parse_spec
+    spec, work = json.loads(sys.argv[1]), sys.argv[2]
+    plan = plan_sweep(parse_spec(spec), "bench")
+    outcome = run_sweep(plan, work, "sqlite:///" + work + "/mlflow.db")
+    own = sum(pq.read_table(outcome.results_dir / "trials.parquet", columns=["seconds"]).column(0).to_pylist())
+    print(json.dumps({"wall": outcome.seconds, "own": own, "trials": sum(outcome.counts.values()),
+                      "packs": sorted(set(plan.pack_sizes.values()))}))
+""")
+"""`scalesweep run` in-process on spec (argv 1, JSON) under work (argv 2): its wall (Ray's start excluded),
+the trials' own seconds, the trials recorded and the pack sizes used."""
+
+
+def run_json(code: str, *args: str) -> dict:
+    """Run ``code`` with ``args`` in a fresh interpreter; its last stdout line, as JSON."""
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_sweep(spec: dict, work: Path) -> dict:
+    return run_json(SWEEP, json.dumps(spec), str(work))
