@@ -71,27 +71,29 @@ class Layout:
         return {s.name: p for s, p in zip(self.specs, params)}
 
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters
 _kept = False
 
 
-def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 << 20) -> bool:
-    """Make glibc's malloc keep freed blocks of up to ``mmap_threshold`` bytes (its maximum, 32 MiB) in
-    the heap and return free memory to the OS only beyond ``trim_threshold`` bytes; True if it took.
+def keep_freed_memory(trim_threshold: int = 256 << 20) -> bool:
+    """Make glibc's malloc serve every block from its heap (no ``mmap`` of its own for large blocks)
+    and give free memory back to the OS only beyond ``trim_threshold`` bytes; True if it took.
 
-    A training step allocates and frees the same large temporaries every time (logits and their
-    gradients are S·B·V floats). By default glibc hands those back to the OS when freed, so every
-    step page-faults them in again: measured 5-8 thousand faults (20-30 MiB) per step of 8 stacked
-    copy-task transformers at n = 256, which made the stack slower per member than runs of one. The
-    cost: the process keeps up to ``trim_threshold`` of freed memory. Once per process, on Linux with
-    glibc (elsewhere a no-op)."""
+    A training step or an evaluation allocates and frees the same large temporaries every time
+    (logits and their gradients are S·B·V floats). By default glibc maps each block over 128 KiB
+    (raised dynamically, at most to 32 MiB) on its own and unmaps it when freed, so every step
+    page-faults it in again: measured 5-8 thousand faults (20-30 MiB) per step of 8 stacked copy-task
+    transformers at n = 256, which made the stack slower per member than runs of one, and an
+    evaluation of 8 × 1024 test samples (34 MiB of logits) stayed slower stacked at any threshold.
+    The cost: the process keeps up to ``trim_threshold`` of freed memory. (A thread's arena still maps
+    blocks beyond its 64 MiB heaps.) Once per process, on Linux with glibc; elsewhere a no-op."""
     global _kept
     if not _kept and sys.platform.startswith("linux"):
         try:
             mallopt = ctypes.CDLL(None).mallopt
         except (OSError, AttributeError):  # not glibc
             return False
-        _kept = bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+        _kept = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
     return _kept
 
 
