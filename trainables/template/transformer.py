@@ -17,6 +17,7 @@ Identities (RESEARCH.md §1), X = the LayerNorm'd block input at full width:
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -67,10 +68,13 @@ class TiedLookup(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
         (index,) = ctx.saved_tensors
         total, ctx.tie.grad = ctx.tie.grad, None
-        if total is None:
-            total = grad.new_zeros(ctx.shape)
-        total.view(-1, ctx.shape[-1]).index_add_(0, index, grad)
-        return total, None, None
+        rows = total.view(-1, ctx.shape[-1]) if total is not None else None
+        if grad.device.type != "cpu":  # index_add_ adds with atomics there: F.embedding's sorted sums instead
+            lookup = torch.ops.aten.embedding_dense_backward(grad, index, math.prod(ctx.shape[:-1]), -1, False)
+            return (lookup if rows is None else rows.add_(lookup)).view(ctx.shape), None, None
+        if rows is None:
+            rows = grad.new_zeros(ctx.shape).view(-1, ctx.shape[-1])
+        return rows.index_add_(0, index, grad).view(ctx.shape), None, None
 
 
 class TiedLogits(torch.autograd.Function):
