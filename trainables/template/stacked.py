@@ -85,8 +85,9 @@ def keep_freed_memory(trim_threshold: int = 256 << 20) -> bool:
     page-faults it in again: measured 5-8 thousand faults (20-30 MiB) per step of 8 stacked copy-task
     transformers at n = 256, which made the stack slower per member than runs of one, and an
     evaluation of 8 × 1024 test samples (34 MiB of logits) stayed slower stacked at any threshold.
-    The cost: the process keeps up to ``trim_threshold`` of freed memory. (A thread's arena still maps
-    blocks beyond its 64 MiB heaps.) Once per process, on Linux with glibc; elsewhere a no-op."""
+    The cost: freed memory stays with the process, given back only from the top of the heap and beyond
+    ``trim_threshold``, so its resident size stays near its peak. (A thread's arena still maps blocks
+    beyond its 64 MiB heaps.) Once per process, on Linux with glibc; elsewhere a no-op."""
     global _kept
     if not _kept and sys.platform.startswith("linux"):
         try:
