@@ -1,11 +1,12 @@
 """Orchestration overhead on short real trials: scalesweep against Ray Tune's defaults, same trials.
 
-    .venv/bin/python benchmarks/orchestration.py [--trials 40] [--epochs 40]
+    .venv/bin/python benchmarks/orchestration.py [--trials 40] [--epochs 120]
 
 Each trial trains the copy-task transformer (width 32, 16 samples, 2 stacked seeds) for --epochs
-epochs, about a second on an idle core. Both runs start their own local Ray in a fresh process; the
+epochs, about a second on an idle core. Every run starts its own local Ray in a fresh process; the
 wall is measured around the sweep itself (Ray's start excluded). Ratio = wall / (sum of the trials'
-own seconds / CPUs): 1.0 is a machine that only trains.
+own seconds / CPUs): 1.0 is a machine that only trains. scalesweep also runs twice the trials, and
+the marginal ratio of the added ones shows the steady state without the sweep's start-up.
 """
 from __future__ import annotations
 
@@ -38,26 +39,36 @@ TUNE_DEFAULTS = textwrap.dedent("""
 """)
 
 
+def _spec(fixed: dict, trials: int) -> dict:
+    lrs = [round(1e-3 * (1 + i / trials), 6) for i in range(trials)]  # distinct configs, one cell each
+    return {"name": f"orchestration-{trials}", "trainable": "template",
+            "fixed": {k: v for k, v in fixed.items() if k != "seeds"}, "axes": {"lr": lrs},
+            "search": {"algorithm": "grid-only"}, "seeds": fixed["seeds"], "metric": {"name": "test_error", "mode": "min"}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40)
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=120)
     args = parser.parse_args()
     cpus = os.cpu_count() or 1
     fixed = {**FIXED, "epochs": args.epochs}
-    lrs = [round(1e-3 * (1 + i / args.trials), 6) for i in range(args.trials)]  # distinct configs
-    spec = {"name": "orchestration", "trainable": "template", "fixed": {k: v for k, v in fixed.items() if k != "seeds"},
-            "axes": {"lr": lrs}, "search": {"algorithm": "grid-only"}, "seeds": fixed["seeds"],
-            "metric": {"name": "test_error", "mode": "min"}}
+    lrs = _spec(fixed, args.trials)["axes"]["lr"]
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{args.trials} trials of {args.epochs} epochs on {cpus} CPUs", flush=True)
         tune_run = run_json(TUNE_DEFAULTS.format(cpus=cpus), json.dumps(fixed), json.dumps(lrs), str(Path(tmp) / "tune"))
         print(f"  Ray Tune defaults: wall {tune_run['wall']:.1f}s, trials' own {tune_run['own']:.1f}s", flush=True)
-        ours = run_sweep(spec, Path(tmp) / "scalesweep")
+        ours = run_sweep(_spec(fixed, args.trials), Path(tmp) / "scalesweep")
         print(f"  scalesweep:        wall {ours['wall']:.1f}s, trials' own {ours['own']:.1f}s "
               f"(Optuna-free grid, Parquet and MLflow on sqlite included)", flush=True)
+        double = run_sweep(_spec(fixed, 2 * args.trials), Path(tmp) / "scalesweep-double")
+        print(f"  scalesweep, {2 * args.trials} trials: wall {double['wall']:.1f}s, trials' own {double['own']:.1f}s",
+              flush=True)
     for name, run in (("Ray Tune defaults", tune_run), ("scalesweep", ours)):
         print(f"{name:18s} ratio wall / (own / {cpus}) = {run['wall'] / (run['own'] / cpus):.2f}")
+    marginal = (double["wall"] - ours["wall"]) / ((double["own"] - ours["own"]) / cpus)
+    print(f"scalesweep marginal ratio, {args.trials} more trials: Δwall / (Δown / {cpus}) = {marginal:.2f} "
+          f"(start-up costs cancel: Ray's workers importing torch, MLflow creating its database)")
     print(f"scalesweep wall / Tune defaults wall = {ours['wall'] / tune_run['wall']:.2f}")
 
 

@@ -22,10 +22,11 @@ from trainables import MEMBERS, TrainableDef
 
 MAX_PACK = 64
 # Multiply-adds of one stacked step (members × seeds × a member's step) up to which stacking more members
-# pays: on a CPU core stacked steps ran 1.5-2× faster than one-by-one up to ~1e9 (benchmarks/stacking.py,
-# width 128, n 64, 8 seeds) and no faster beyond. On a GPU the estimate (not measured here) is a step of
-# ~1 ms at ~200 TFLOP/s of the ~1000 an H100 peaks at.
-STACK_WORK = {"cpu": 5e8, "gpu": 1e11}
+# pays. On a CPU core (benchmarks/stacking.py, 8 stacked copy-task transformers against 8 runs of one):
+# 3.4× at ~4e7 (width 32, n 16), 1.7× at ~9e8 (width 128, n 64), 1.2× at ~4e9 (width 128, n 256), 1.03×
+# at ~1e10 (width 256, n 256); a pack also shares the trial's orchestration, so packs stop growing at 4e9.
+# On a GPU the figure is an estimate, not measured here: a step of ~1 ms at ~100 TFLOP/s.
+STACK_WORK = {"cpu": 4e9, "gpu": 5e10}
 
 
 @dataclass(frozen=True)

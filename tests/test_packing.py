@@ -72,10 +72,10 @@ def test_members_may_differ_only_in_stackable_keys() -> None:
 
 def test_auto_packs_small_models_and_never_more_than_a_cell_needs() -> None:
     fixed = {k: v for k, v in TINY.items() if k != "embed_dim"}
-    spec = {"name": "x", "trainable": "template", "fixed": fixed, "axes": {"embed_dim": [16, 1024]},
+    spec = {"name": "x", "trainable": "template", "fixed": fixed, "axes": {"embed_dim": [16, 2048]},
             "search": {"samples_per_cell": 8, "space": {"lr": {"loguniform": [1e-4, 1e-2]}}}}
     sizes = plan_sweep(parse_spec(spec)).pack_sizes
-    assert sizes["embed_dim=16"] == 8 and sizes["embed_dim=1024"] < 8
+    assert sizes["embed_dim=16"] == 8 and sizes["embed_dim=2048"] < 8
     assert set(plan_sweep(parse_spec({**spec, "resources": {"members_per_trial": 3}})).pack_sizes.values()) == {3}
 
 
