@@ -79,8 +79,10 @@ class SweepCallback(Callback):
         s = self.sinks
         members, packed = self._members(trial), MEMBERS in trial.config
         base_seed = int(trial.config.get("seed", 0))
-        for report in [*result.get("replayed", ()), result]:  # replayed: reports lost with a killed driver
-            for index, own in member_reports(report, packed).items():
+        current = member_reports(result, packed)
+        replayed = [member_reports(r, packed) for r in result.get("replayed", ())]  # lost with a killed driver
+        for reports in [*replayed, current]:
+            for index, own in reports.items():
                 member = members[index]
                 if member.trial_id in s.writer.finished:
                     continue
@@ -88,11 +90,8 @@ class SweepCallback(Callback):
                 if s.tracker:
                     s.tracker.trial_epoch(member.trial_id, int(own["epoch"]),
                                           epoch_metrics(own, list(s.plan.modes), base_seed))
-        stopped = MemberStops.of(self._key).take(trial.trial_id)  # by the scheduler, at this very report
-        if stopped:
-            reports = member_reports(result, packed)
-            for index in sorted(stopped):
-                self._finish(trial, members[index], s.plan.trial_status(members[index].config, reports.get(index)))
+        for index in sorted(MemberStops.of(self._key).take(trial.trial_id)):  # by the scheduler, at this report
+            self._finish(trial, members[index], s.plan.trial_status(members[index].config, current.get(index)))
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         reports = member_reports(trial.last_result, MEMBERS in trial.config) if trial.last_result else {}

@@ -43,13 +43,15 @@ class CellScheduler(FIFOScheduler):
         self._history: dict[str, list[tuple[str, list[tuple[int, float]]]]] | None = None
         self._done: set[str] = set()  # members recorded in Parquet or stopped by this scheduler
         self._by_cell: dict[str, AsyncHyperBandScheduler] = {}
-        self._members: dict[str, list[Member]] = {}
+        self._packs: dict[str, tuple[str, list[Member]]] = {}
         self._in_asha: set[str] = set()  # members added to an ASHA and not yet completed or removed
 
-    def _members_of(self, trial: Trial) -> list[Member]:
-        if trial.trial_id not in self._members:
-            self._members[trial.trial_id] = members_of(trial.trial_id, trial.config)
-        return self._members[trial.trial_id]
+    def _pack(self, trial: Trial) -> tuple[str, list[Member]]:
+        """The trial's cell and members, computed once per trial (results arrive many times a second)."""
+        if trial.trial_id not in self._packs:
+            self._packs[trial.trial_id] = (cell_key(trial.config, self._plan.axes),
+                                           members_of(trial.trial_id, trial.config))
+        return self._packs[trial.trial_id]
 
     def _asha(self, cell: str) -> AsyncHyperBandScheduler | None:
         asha = self._plan.spec.scheduler.asha
@@ -90,59 +92,63 @@ class CellScheduler(FIFOScheduler):
                         self._history.setdefault(cell, []).append((trial_id, series[trial_id]))
         return self._history, self._done
 
-    def _cell(self, trial: Trial) -> str:
-        return cell_key(trial.config, self._plan.axes)
+    def _leave(self, tune_controller: "TuneController", cell: str, member: str, result: dict | None = None) -> None:
+        """Take a member out of its cell's ASHA: completed with its last ``result``, else removed."""
+        if member in self._in_asha:
+            self._in_asha.discard(member)
+            stub = SimpleNamespace(trial_id=member)
+            asha = self._asha(cell)
+            if result is None:
+                asha.on_trial_remove(tune_controller, stub)
+            else:
+                asha.on_trial_complete(tune_controller, stub, result)
 
     def on_trial_add(self, tune_controller: "TuneController", trial: Trial) -> None:
         done = self._load()[1]
-        asha = self._asha(self._cell(trial))
-        for member in self._members_of(trial):
-            if asha and member.trial_id not in done:
-                asha.on_trial_add(tune_controller, SimpleNamespace(trial_id=member.trial_id))
-                self._in_asha.add(member.trial_id)
+        cell, members = self._pack(trial)
+        if asha := self._asha(cell):
+            for member in members:
+                if member.trial_id not in done:
+                    asha.on_trial_add(tune_controller, SimpleNamespace(trial_id=member.trial_id))
+                    self._in_asha.add(member.trial_id)
 
     def on_trial_result(self, tune_controller: "TuneController", trial: Trial, result: dict) -> str:
         done = self._load()[1]
-        members, packed = self._members_of(trial), MEMBERS in trial.config
+        (cell, members), packed = self._pack(trial), MEMBERS in trial.config
         stops = MemberStops.of(str(self._results_dir))
         for index, report in member_reports(result, packed).items():
             member = members[index]
-            if member.trial_id in done or self._decide(tune_controller, trial, member, report) == self.STOP:
+            if member.trial_id in done or self._decide(tune_controller, cell, member, report) == self.STOP:
                 done.add(member.trial_id)
                 if packed:
                     stops.stop(trial.trial_id, index)
         return self.STOP if all(m.trial_id in done for m in members) else self.CONTINUE
 
-    def _decide(self, tune_controller: "TuneController", trial: Trial, member: Member, report: dict) -> str:
+    def _decide(self, tune_controller: "TuneController", cell: str, member: Member, report: dict) -> str:
         value = report.get(self._plan.metric)
         if value is None or not math.isfinite(value):
             decision = self.STOP
         elif member.trial_id not in self._in_asha:
             return self.CONTINUE
         else:
-            asha = self._asha(self._cell(trial))
-            decision = asha.on_trial_result(tune_controller, SimpleNamespace(trial_id=member.trial_id), report)
-        if decision == self.STOP and member.trial_id in self._in_asha:
-            self._in_asha.discard(member.trial_id)
-            self._asha(self._cell(trial)).on_trial_remove(tune_controller, SimpleNamespace(trial_id=member.trial_id))
+            decision = self._asha(cell).on_trial_result(tune_controller, SimpleNamespace(trial_id=member.trial_id),
+                                                        report)
+        if decision == self.STOP:
+            self._leave(tune_controller, cell, member.trial_id)
         return decision
 
     def on_trial_complete(self, tune_controller: "TuneController", trial: Trial, result: dict) -> None:
+        cell, members = self._pack(trial)
+        del self._packs[trial.trial_id]
         reports = member_reports(result, MEMBERS in trial.config) if result else {}
-        for member in self._members_of(trial):
-            if member.trial_id in self._in_asha:
-                self._in_asha.discard(member.trial_id)
-                self._asha(self._cell(trial)).on_trial_complete(
-                    tune_controller, SimpleNamespace(trial_id=member.trial_id), reports.get(member.index, {}))
-        self._members.pop(trial.trial_id, None)
+        for member in members:
+            self._leave(tune_controller, cell, member.trial_id, reports.get(member.index, {}))
 
     def on_trial_remove(self, tune_controller: "TuneController", trial: Trial) -> None:
-        for member in self._members_of(trial):
-            if member.trial_id in self._in_asha:
-                self._in_asha.discard(member.trial_id)
-                self._asha(self._cell(trial)).on_trial_remove(tune_controller,
-                                                              SimpleNamespace(trial_id=member.trial_id))
-        self._members.pop(trial.trial_id, None)
+        cell, members = self._pack(trial)
+        del self._packs[trial.trial_id]
+        for member in members:
+            self._leave(tune_controller, cell, member.trial_id)
 
     def debug_string(self) -> str:
         return f"CellScheduler: ASHA in {len(self._by_cell)} cells"
