@@ -136,7 +136,9 @@ def test_server_killed_mid_sweep_then_restarted_sync_fills_the_gaps(tmp_path, ra
             time.sleep(0.3)
         while True:
             runs = client.search_runs([experiment.experiment_id], max_results=1000)
-            if len(done := [r for r in runs if r.data.tags.get("status") in STATUSES]) >= 2:
+            # done as sync sees it: the final status tag and the run terminated (the kill may fall between)
+            done = [r for r in runs if r.data.tags.get("status") in STATUSES and r.info.status != "RUNNING"]
+            if len(done) >= 2:
                 finished_at_kill.append(len(done))
                 server.kill()
                 return
