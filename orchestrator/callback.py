@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from trainables import MEMBERS
+from trainables import EARLIER, MEMBERS
 
 from .cells import cell_key
 from .packing import Member, MemberStops, member_reports, members_of
@@ -80,8 +80,8 @@ class SweepCallback(Callback):
         members, packed = self._members(trial), MEMBERS in trial.config
         base_seed = int(trial.config.get("seed", 0))
         current = member_reports(result, packed)
-        replayed = [member_reports(r, packed) for r in result.get("replayed", ())]  # lost with a killed driver
-        for reports in [*replayed, current]:
+        earlier = [member_reports(r, packed) for r in result.get(EARLIER, ())]
+        for reports in [*earlier, current]:
             for index, own in reports.items():
                 member = members[index]
                 if member.trial_id in s.writer.finished:

@@ -125,7 +125,7 @@ def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str
     from .packing import MemberStops
     from .progress import Progress
     from .results import STATUSES, ResultsWriter
-    from .scheduling import CellScheduler
+    from .scheduling import CellScheduler, rung_epochs
     from .search import CellSearcher, Studies
     from .storage import EXPERIMENT, ExperimentStore
     from .tracking import Tracker, sweep_params
@@ -148,7 +148,8 @@ def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str
         if max(plan.pack_sizes.values()) > 1:
             stops.start_actor()
         trainable = tune.with_resources(
-            tune_function(spec.trainable, spec.resources.cpu, spec.checkpoint_every_s, stops.actor_name),
+            tune_function(spec.trainable, spec.resources.cpu, spec.checkpoint_every_s, spec.report_every_s,
+                          rung_epochs(plan), stops.actor_name),
             {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
         if store.has_state():
             tuner = tune.Tuner.restore(store.path, trainable, resume_unfinished=True, resume_errored=False,

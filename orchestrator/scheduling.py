@@ -10,6 +10,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
@@ -24,6 +26,16 @@ if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
 
 TIME_ATTR = "epoch"
+
+
+def rung_epochs(plan: SweepPlan) -> tuple[float, ...]:
+    """The epochs at which each cell's ASHA decides, as Ray's ASHA places its rungs for the spec's settings:
+    a trial sends the first report at or past each of them at once, and may hold the others back."""
+    asha = plan.spec.scheduler.asha
+    if asha is None:
+        return ()
+    count = int(np.log(plan.epochs / asha.grace_period) / np.log(asha.reduction_factor) + 1)
+    return tuple(asha.grace_period * asha.reduction_factor ** k for k in range(count))
 
 
 class CellScheduler(FIFOScheduler):

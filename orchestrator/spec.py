@@ -147,6 +147,8 @@ class SweepSpec(_Strict):
     curves: list[CurveSpec] = []
     max_failures: int = Field(2, ge=0)
     checkpoint_every_s: float = Field(60.0, ge=0)  # at most one trial checkpoint per this many seconds
+    report_every_s: float = Field(1.0, ge=0)  # a trial sends at most one report per this many seconds, but
+    # at once the ones its scheduler decides on (ASHA's rungs); Parquet and MLflow get every epoch either way
 
     @field_validator("axes")
     @classmethod

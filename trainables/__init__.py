@@ -1,5 +1,5 @@
 """The science: synthetic tasks, stacked models and their training loops, registered by name."""
-from .api import MEMBERS, ConfigError, Mode, Reporter, TrainableDef
+from .api import EARLIER, MEMBERS, ConfigError, Mode, Reporter, TrainableDef
 from .registry import get_trainable, register, trainable_names
 
-__all__ = ["MEMBERS", "ConfigError", "Mode", "Reporter", "TrainableDef", "get_trainable", "register", "trainable_names"]
+__all__ = ["EARLIER", "MEMBERS", "ConfigError", "Mode", "Reporter", "TrainableDef", "get_trainable", "register", "trainable_names"]

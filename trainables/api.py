@@ -13,6 +13,9 @@ from typing import Any, Literal
 Mode = Literal["min", "max"]
 MEMBERS = "members"
 """The config key of a packed trial: [{key: value}, ...], one entry per member (see members.py)."""
+EARLIER = "earlier"
+"""The key of a report sent to the driver that carries reports made before it and not yet sent: held back
+to save the driver's time, or sent before a restore and perhaps lost with a killed driver (tune_adapter.py)."""
 StateFn = Callable[[], dict[str, Any]]
 
 
