@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from trainables import ConfigError, Mode, TrainableDef, get_trainable
@@ -25,8 +26,17 @@ class SweepPlan:
     """Every metric the trainable reports, with the direction in which it improves."""
     epochs: int
     """The longest a trial runs, in reported epochs: ASHA's max_t."""
-    pack_sizes: dict[str, int]
-    """Members per Tune trial, by cell key (1: unpacked)."""
+    members_per_trial: int | str
+    """The spec's members per trial, or 1 where the search space has a key the trainable cannot stack."""
+
+    @cached_property
+    def pack_sizes(self) -> dict[str, int]:
+        """Members per Tune trial, by cell key (1: unpacked). Sized when first needed: sizing "auto" packs
+        builds each cell's model, which imports torch, and validating a spec needs neither."""
+        probe = _probe(self.spec)
+        return {cell.key: pack_size(self.trainable, self.trainable.resolve(plan_config(self.spec, cell, probe)),
+                                    self.spec.seeds, self.spec.samples_per_cell, self.members_per_trial,
+                                    gpu=self.spec.resources.gpu > 0) for cell in self.cells}
 
     @property
     def axes(self) -> list[str]:
@@ -77,19 +87,16 @@ def plan_sweep(spec: SweepSpec, source: str = "spec") -> SweepPlan:
     except KeyError as err:
         raise SpecError(f"{source}: trainable: {err.args[0]}") from None
     cells = expand(spec.axes)
-    probe = {name: p.representative() for name, p in spec.search.space.items()}
+    probe = _probe(spec)
     modes: dict[str, Mode] = {}
     epochs = 0
     curves: dict[str, str] = {}
-    pack_sizes: dict[str, int] = {}
     requested = _requested_pack(spec, trainable, source)
     for cell in cells:
         try:
             resolved = trainable.resolve(plan_config(spec, cell, probe))
         except ConfigError as err:
             raise SpecError(f"{source}: {_where(spec, err.key)}: {err.expected}") from None
-        pack_sizes[cell.key] = pack_size(trainable, resolved, spec.seeds, spec.samples_per_cell, requested,
-                                         gpu=spec.resources.gpu > 0)
         modes.update(trainable.metrics(resolved))
         curves.update(trainable.curves(resolved) if trainable.curves else {})
         epochs = max(epochs, int(resolved.get(trainable.horizon, 0)))
@@ -112,7 +119,12 @@ def plan_sweep(spec: SweepSpec, source: str = "spec") -> SweepPlan:
                             f"({spec.trainable} has no {trainable.horizon!r} to default it to)")
         if asha.grace_period > epochs:
             raise SpecError(f"{source}: scheduler.asha.grace_period: expected ≤ max_t ({epochs})")
-    return SweepPlan(spec, trainable, cells, modes, epochs, pack_sizes)
+    return SweepPlan(spec, trainable, cells, modes, epochs, requested)
+
+
+def _probe(spec: SweepSpec) -> dict[str, Any]:
+    """A value of each searched hyper-parameter: what a cell's configs are checked (and sized) with."""
+    return {name: p.representative() for name, p in spec.search.space.items()}
 
 
 def _requested_pack(spec: SweepSpec, trainable: TrainableDef, source: str) -> int | str:

@@ -20,7 +20,8 @@ from scipy.special import expit, log_expit
 from helpers import (assert_config_error, assert_restore_continues_identically, one_torch_thread,
                      run_with_member_1_diverging)
 from trainables import get_trainable
-from trainables.incontext import Trainer, curves, metrics, resolve, train
+from trainables.incontext import curves, metrics, resolve, train
+from trainables.incontext.training import Trainer
 from trainables.incontext.curriculum import Curriculum
 from trainables.incontext.evaluation import EvalSet, least_squares_prefix_fits, logistic_prefix_fits
 from trainables.incontext.model import GPT2
@@ -230,3 +231,9 @@ def test_cli_jsonl_prints_one_report_per_line() -> None:
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["epoch"] for r in lines] == [2, 4]
     assert len(lines[-1]["acc_by_k"]) == 8 and len(lines[-1]["seed_metrics"]["test_acc"]) == 2
+
+
+def test_every_task_the_config_accepts_has_a_sampler() -> None:
+    from trainables.incontext.config import CLASSIFICATION
+
+    assert sorted(CLASSIFICATION) == sorted(TASKS)

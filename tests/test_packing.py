@@ -21,7 +21,7 @@ from orchestrator.results import load_metrics, load_trials
 from orchestrator.run import run_sweep
 from orchestrator.spec import SpecError, parse_spec
 from trainables import Reporter
-from trainables.template import Trainer
+from trainables.template.training import Trainer
 
 TINY = {"task": "copy", "model": "transformer", "depth": 1, "heads": 1, "embed_dim": 16, "dim_head": 8,
         "n_train": 8, "n_test": 64, "test_alphabet": 64, "epochs": 6, "eval_every": 2}

@@ -1,6 +1,8 @@
 """Bad input never starts Ray: one line on stderr naming the field or file, exit 2, nothing written."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,18 @@ def test_quickstart_spec_validates() -> None:
 
     plan = plan_sweep(load_spec(Path(__file__).parent.parent / "sweeps" / "quickstart.yaml"))
     assert plan.spec.name == "quickstart" and plan.mode == "min" and len(plan.cells) == 28
+
+
+def test_validating_the_shipped_sweeps_imports_no_torch() -> None:
+    """A spec is checked in a fraction of a second: torch (seconds and ~300 MB to import) stays out of
+    validation and of the driver's modules; only sizing auto packs (building a cell's model) needs it."""
+    code = ("import glob, sys\n"
+            "from orchestrator.plan import plan_sweep\n"
+            "from orchestrator.spec import load_spec\n"
+            "plans = [plan_sweep(load_spec(f)) for f in sorted(glob.glob('sweeps/*.yaml'))]\n"
+            "import orchestrator.cli, orchestrator.run, trainables.tune_adapter\n"
+            "print(len(plans), 'torch' in sys.modules)")
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(len(list((repo / "sweeps").glob("*.yaml")))), "False"]

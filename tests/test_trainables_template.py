@@ -13,12 +13,13 @@ import torch
 
 from helpers import assert_config_error, assert_restore_continues_identically, run_with_member_1_diverging
 from trainables import ConfigError, get_trainable
-from trainables.template import Trainer, metrics, resolve, train
+from trainables.template import metrics, resolve, train
 from trainables.template.stacked import Adam
+from trainables.template.training import Trainer
 from trainables.template.config import task_of
 from trainables.template.recurrent import LSTM, RNN
-from trainables.template.tasks import (NAMED_TASKS, Template, Vocab, generate, injective_draws, make_task,
-                                       parse_templates, random_templates)
+from trainables.template.sampling import generate, injective_draws
+from trainables.template.tasks import NAMED_TASKS, Template, Vocab, make_task, parse_templates, random_templates
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(embed_dim=16, heads=1, dim_head=8, n_train=24, batch_size=10, epochs=6, n_test=48,
@@ -249,3 +250,10 @@ def test_cli_bad_input_exits_2_with_one_line(args: list[str], key: str) -> None:
     assert out.returncode == 2 and out.stdout == ""
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {key}: expected")
+
+
+def test_every_model_the_config_accepts_exists_and_every_model_is_accepted() -> None:
+    from trainables.template.config import MODEL_NAMES
+    from trainables.template.models import MODELS
+
+    assert sorted(MODEL_NAMES) == sorted(MODELS)

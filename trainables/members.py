@@ -3,7 +3,7 @@ step with divergence handling (and gradient accumulation), the per-evaluation re
 
 A trial's stack has one row per (pack member, seed): a config with ``members: [{lr: ...}, ...]`` trains
 those K configs × ``seeds`` seeds as one model (only keys the trainable declares ``stackable`` may differ
-between members); a config without it is one member. Member k's seed s row draws from a generator seeded
+between members; packs.py checks such configs); a config without it is one member. Member k's seed s row draws from a generator seeded
 ``seed + s``, so a packed member trains exactly as the same config alone (up to float summation order).
 Members that the runner stops early are dropped: their rows are sliced out of every tensor.
 
@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .api import MEMBERS, ConfigError
+from .api import MEMBERS
 
 if TYPE_CHECKING:  # types only: importing trainables.template here would be circular
     from .template.stacked import Layout
@@ -29,33 +29,6 @@ if TYPE_CHECKING:  # types only: importing trainables.template here would be cir
 def default_device() -> torch.device:
     """CUDA when visible (Ray hides GPUs from trials that hold none), else CPU; SCALESWEEP_DEVICE overrides."""
     return torch.device(os.environ.get("SCALESWEEP_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
-def resolve_pack(config: Mapping[str, Any], resolve_one: Callable[[Mapping[str, Any]], dict[str, Any]],
-                 stackable: Iterable[str]) -> dict[str, Any]:
-    """``resolve_one`` for a config that may carry ``members``: [{key: value}] with stackable keys only."""
-    if not isinstance(config, Mapping) or config.get(MEMBERS) is None:
-        return resolve_one(config)
-    members, allowed = config[MEMBERS], set(stackable)
-    if not isinstance(members, Sequence) or isinstance(members, str) or not members:
-        raise ConfigError(MEMBERS, f"expected a non-empty list of {{key: value}} overrides, got {members!r}")
-    base = resolve_one({k: v for k, v in config.items() if k != MEMBERS})
-    typed = []
-    for member in members:
-        if not isinstance(member, Mapping):
-            raise ConfigError(MEMBERS, f"expected a mapping per member, got {member!r}")
-        if unknown := sorted(set(member) - allowed):
-            raise ConfigError(f"{MEMBERS}.{unknown[0]}", f"expected only keys members of one stack may vary: "
-                                                         f"{sorted(allowed)}")
-        resolved = resolve_one({**base, **member})
-        typed.append({k: resolved[k] for k in member})
-    return {**base, MEMBERS: typed}
-
-
-def member_configs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The config each member of a resolved (possibly packed) config trains with alone."""
-    base = {k: v for k, v in config.items() if k != MEMBERS}
-    return [{**base, **member} for member in config.get(MEMBERS) or [{}]]
 
 
 def member_gens(configs: list[dict[str, Any]], seeds: int) -> list[torch.Generator]:

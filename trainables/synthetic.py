@@ -13,8 +13,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .api import ConfigError, Mode, Reporter, TrainableDef
-from .members import MEMBERS, member_configs, resolve_pack
+from .api import MEMBERS, ConfigError, Mode, Reporter, TrainableDef
+from .packs import member_configs, resolve_pack
 from .registry import register
 
 DEFAULTS: dict[str, Any] = {

@@ -10,6 +10,9 @@ Checkpoints are time-based (at most one every ``checkpoint_every_s``): a 5-secon
 for serialisation, an hour-long one loses at most that much work when its worker dies. A checkpoint
 also holds the reports made so far; a trial restored from it sends them once more (``earlier``)
 with its first new report, so a driver that crashed and lost them in memory still records every epoch.
+
+The driver imports this module (for :func:`tune_function` and :class:`StopBoard`) and never torch: only a
+trial's worker imports it, where it trains.
 """
 from __future__ import annotations
 
@@ -20,7 +23,6 @@ from collections.abc import Callable
 from typing import Any
 
 import ray
-import torch
 from ray import tune
 
 from .api import EARLIER, MEMBERS, Reporter, StateFn
@@ -88,6 +90,8 @@ class TuneReporter(Reporter):
         if state is None:
             tune.report(metrics)
         else:
+            import torch
+
             with tempfile.TemporaryDirectory() as tmp:
                 torch.save({"state": state(), "history": self._history}, os.path.join(tmp, STATE_FILE))
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
@@ -112,6 +116,8 @@ class TuneReporter(Reporter):
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
             return None
+        import torch
+
         with checkpoint.as_directory() as directory:
             saved = torch.load(os.path.join(directory, STATE_FILE), weights_only=False)
         self._history = list(saved["history"])
@@ -127,6 +133,8 @@ def tune_function(name: str, cpus: float, checkpoint_every_s: float, report_ever
     threads = max(1, int(cpus))
 
     def run_trial(config: dict[str, Any]) -> None:
+        import torch
+
         torch.set_num_threads(threads)
         definition = get_trainable(name)
         board = stop_board if MEMBERS in config else None

@@ -11,9 +11,8 @@ from typing import Any
 
 from ..api import ConfigError, Mode
 from ..keys import Check, Keys, at_least, resolve_keys
-from ..members import resolve_pack
+from ..packs import resolve_pack
 from .curriculum import PRESETS
-from .tasks import TASKS
 
 KEYS: Keys = {
     "task": (str, "logistic_regression", "logistic_regression (TART) or linear_regression (Garg et al.)"),
@@ -37,7 +36,10 @@ KEYS: Keys = {
     "baseline_l2": (float, 1.0, "logistic_regression: L2 strength of the baseline (sklearn's C = 1)"),
 }
 
-CHOICES: dict[str, list[str]] = {"task": sorted(TASKS), "curriculum": ["none", *sorted(PRESETS)]}
+CLASSIFICATION = {"linear_regression": False, "logistic_regression": True}
+"""The tasks by name, True where labels are classes (their samplers are in tasks.py; config imports no torch)."""
+
+CHOICES: dict[str, list[str]] = {"task": sorted(CLASSIFICATION), "curriculum": ["none", *sorted(PRESETS)]}
 
 CHECKS: dict[str, Check] = {
     **{k: at_least(1) for k in ("d", "k", "embed_dim", "depth", "heads", "steps", "batch_size", "grad_accum",
@@ -63,7 +65,7 @@ def _resolve_one(config: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError("heads", f"expected a divisor of embed_dim ({out['embed_dim']}), got {out['heads']}")
     if out["batch_size"] % out["grad_accum"]:
         raise ConfigError("grad_accum", f"expected a divisor of batch_size ({out['batch_size']}), got {out['grad_accum']}")
-    if not TASKS[out["task"]].classification:
+    if not CLASSIFICATION[out["task"]]:
         for key in LOGISTIC_ONLY:
             if out[key] != KEYS[key][1]:
                 raise ConfigError(key, f"expected only with task=logistic_regression (task is {out['task']!r})")
@@ -74,7 +76,7 @@ def _resolve_one(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def metrics(config: Mapping[str, Any]) -> dict[str, Mode]:
     """Scalar metrics (means over positions, then over members) and the direction each improves in."""
-    if TASKS[resolve(config)["task"]].classification:
+    if CLASSIFICATION[resolve(config)["task"]]:
         return {"train_loss": "min", "test_loss": "min", "test_acc": "max", "oracle_acc": "max",
                 "baseline_acc": "max"}
     return {"train_loss": "min", "test_loss": "min", "test_mse": "min", "baseline_mse": "min"}
@@ -85,7 +87,7 @@ def curves(config: Mapping[str, Any]) -> dict[str, str]:
 
     A curve is a list of k values; index i is the query after i in-context examples.
     """
-    if TASKS[resolve(config)["task"]].classification:
+    if CLASSIFICATION[resolve(config)["task"]]:
         return {"acc_by_k": "test_acc", "oracle_acc_by_k": "oracle_acc", "baseline_acc_by_k": "baseline_acc"}
     return {"mse_by_k": "test_mse", "baseline_mse_by_k": "baseline_mse"}
 

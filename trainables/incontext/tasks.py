@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .config import CLASSIFICATION
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -54,7 +56,5 @@ class Task:
     """True: labels in {0, 1}, BCE on logits, accuracy; False: real labels, MSE."""
 
 
-TASKS: dict[str, Task] = {
-    "logistic_regression": Task("logistic_regression", logistic_regression, classification=True),
-    "linear_regression": Task("linear_regression", linear_regression, classification=False),
-}
+TASKS: dict[str, Task] = {name: Task(name, sample, CLASSIFICATION[name]) for name, sample in
+                          (("logistic_regression", logistic_regression), ("linear_regression", linear_regression))}

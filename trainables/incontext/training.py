@@ -22,8 +22,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..api import Reporter
-from ..members import MEMBERS, Stack, default_device, member_configs, member_gens
+from ..api import MEMBERS, Reporter
+from ..members import Stack, default_device, member_gens
+from ..packs import member_configs
 from .config import curves, resolve
 from .curriculum import Curriculum
 from .evaluation import EvalSet

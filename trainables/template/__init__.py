@@ -10,11 +10,12 @@ Run one config: ``python -m trainables template task=copy embed_dim=64 n_train=6
 from __future__ import annotations
 
 from ..api import TrainableDef
-from ..registry import register
+from ..registry import deferred_train, register
 from .config import KEYS, STACKABLE, metrics, resolve, step_cost
-from .training import Trainer, train
+
+train = deferred_train(f"{__name__}.training")  # the loop (training.py) needs torch; validation does not
 
 TEMPLATE = register(TrainableDef(name="template", train=train, resolve=resolve, metrics=metrics,
                                  stackable=STACKABLE, step_cost=step_cost))
 
-__all__ = ["KEYS", "TEMPLATE", "Trainer", "metrics", "resolve", "train"]
+__all__ = ["KEYS", "TEMPLATE", "metrics", "resolve", "train"]

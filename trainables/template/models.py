@@ -1,7 +1,8 @@
 """Models by name. Each is a stacked model: ``layout`` (its parameters) and ``forward(p, x)``.
 
 ``forward`` maps tokens (S, B, L) to predictions (S, B) for regression tasks or to logits
-(S, B, V) over the whole vocabulary for symbolic tasks. Adding a model = one class + one line here.
+(S, B, V) over the whole vocabulary for symbolic tasks. Adding a model = one class, one line here and
+its name in ``config.MODEL_NAMES`` (config imports no torch).
 """
 from __future__ import annotations
 

@@ -30,11 +30,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..api import Reporter
-from ..members import MEMBERS, Stack, default_device, member_configs, member_gens
+from ..api import MEMBERS, Reporter
+from ..members import Stack, default_device, member_gens
+from ..packs import member_configs
 from .config import resolve, task_of
 from .models import build_model
-from .tasks import Vocab, generate
+from .sampling import generate
+from .tasks import Vocab
 
 EVAL_CHUNK = 2048
 
