@@ -6,7 +6,9 @@ Each trial trains the copy-task transformer (width 32, 16 samples, 2 stacked see
 epochs, about a second on a core (the issue's setting; the mean is printed). Every run starts its own local Ray in a fresh process; the
 wall is measured around the sweep itself (Ray's start excluded). Ratio = wall / (sum of the trials'
 own seconds / CPUs): 1.0 is a machine that only trains. scalesweep also runs twice the trials, and
-the marginal ratio of the added ones shows the steady state without the sweep's start-up.
+the marginal ratio of the added ones shows the steady state without the sweep's start-up. The same ratios
+against one trial's seconds alone (in a process of its own, after an untimed warm-up run) are printed
+too: a trial's own seconds in a sweep include what the sweep's other processes take from it.
 """
 from __future__ import annotations
 
@@ -39,6 +41,25 @@ TUNE_DEFAULTS = textwrap.dedent("""
 """)
 
 
+ALONE = textwrap.dedent("""
+    import json, sys, time
+    import torch
+    from trainables import get_trainable
+    torch.set_num_threads(1)
+    config, runs = json.loads(sys.argv[1]), int(sys.argv[2])
+    template = get_trainable("template")
+    template.train(template.resolve(config), lambda m: None)  # imports and first-call costs, untimed
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        template.train(template.resolve(config), lambda m: None)
+        seconds.append(time.perf_counter() - start)
+    print(json.dumps({"alone": sorted(seconds)[len(seconds) // 2]}))
+""")
+"""One trial's seconds trained alone in one process (the median of ``runs``): what the trials would cost on a
+machine that only trains, without the sweep's processes competing for the cores."""
+
+
 def _spec(fixed: dict, trials: int) -> dict:
     lrs = [round(1e-3 * (1 + i / trials), 6) for i in range(trials)]  # distinct configs, one cell each
     return {"name": f"orchestration-{trials}", "trainable": "template",
@@ -56,6 +77,8 @@ def main() -> None:
     lrs = _spec(fixed, args.trials)["axes"]["lr"]
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{args.trials} trials of {args.epochs} epochs on {cpus} CPUs", flush=True)
+        alone = run_json(ALONE, json.dumps({**fixed, "lr": lrs[0]}), "3")["alone"]
+        print(f"  one trial alone (no sweep around it): {alone:.2f}s", flush=True)
         tune_run = run_json(TUNE_DEFAULTS.format(cpus=cpus), json.dumps(fixed), json.dumps(lrs), str(Path(tmp) / "tune"))
         print(f"  Ray Tune defaults: wall {tune_run['wall']:.1f}s, trials' own {tune_run['own']:.1f}s", flush=True)
         ours = run_sweep(_spec(fixed, args.trials), Path(tmp) / "scalesweep")
@@ -71,6 +94,12 @@ def main() -> None:
     print(f"scalesweep marginal ratio, {args.trials} more trials: Δwall / (Δown / {cpus}) = {marginal:.2f} "
           f"(start-up costs cancel: Ray's workers importing torch, MLflow creating its database)")
     print(f"scalesweep wall / Tune defaults wall = {ours['wall'] / tune_run['wall']:.2f}")
+    # The trials' own seconds include what the sweep's other processes take from them (the driver, Ray's
+    # agents, the first trial's imports in each worker): against trials alone the ratios are stricter.
+    for name, run, trials in (("Ray Tune defaults", tune_run, args.trials), ("scalesweep", ours, args.trials)):
+        print(f"{name:18s} ratio wall / (trials × alone / {cpus}) = {run['wall'] / (trials * alone / cpus):.2f}")
+    print(f"scalesweep marginal ratio against trials alone: Δwall / ({args.trials} × alone / {cpus}) = "
+          f"{(double['wall'] - ours['wall']) / (args.trials * alone / cpus):.2f}")
 
 
 if __name__ == "__main__":
