@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/orchestration.py [--trials 40] [--epochs 300]
 
 Each trial trains the copy-task transformer (width 32, 16 samples, 2 stacked seeds) for --epochs
-epochs, about a second on a core (the issue's setting; the mean is printed). Every run starts its own local Ray in a fresh process; the
-wall is measured around the sweep itself (Ray's start excluded). Ratio = wall / (sum of the trials'
+epochs, about a second on a core (the mean is printed). Every run starts its own local Ray in a fresh
+process; the wall is measured around the sweep itself (Ray's start excluded). Ratio = wall / (sum of the trials'
 own seconds / CPUs): 1.0 is a machine that only trains. scalesweep also runs twice the trials, and
 the marginal ratio of the added ones shows the steady state without the sweep's start-up. The same ratios
 against one trial's seconds alone (in a process of its own, after an untimed warm-up run) are printed
@@ -96,8 +96,8 @@ def main() -> None:
     print(f"scalesweep wall / Tune defaults wall = {ours['wall'] / tune_run['wall']:.2f}")
     # The trials' own seconds include what the sweep's other processes take from them (the driver, Ray's
     # agents, the first trial's imports in each worker): against trials alone the ratios are stricter.
-    for name, run, trials in (("Ray Tune defaults", tune_run, args.trials), ("scalesweep", ours, args.trials)):
-        print(f"{name:18s} ratio wall / (trials × alone / {cpus}) = {run['wall'] / (trials * alone / cpus):.2f}")
+    for name, run in (("Ray Tune defaults", tune_run), ("scalesweep", ours)):
+        print(f"{name:18s} ratio wall / (trials × alone / {cpus}) = {run['wall'] / (args.trials * alone / cpus):.2f}")
     print(f"scalesweep marginal ratio against trials alone: Δwall / ({args.trials} × alone / {cpus}) = "
           f"{(double['wall'] - ours['wall']) / (args.trials * alone / cpus):.2f}")
 

@@ -3,8 +3,9 @@ step with divergence handling (and gradient accumulation), the per-evaluation re
 
 A trial's stack has one row per (pack member, seed): a config with ``members: [{lr: ...}, ...]`` trains
 those K configs × ``seeds`` seeds as one model (only keys the trainable declares ``stackable`` may differ
-between members; packs.py checks such configs); a config without it is one member. Member k's seed s row draws from a generator seeded
-``seed + s``, so a packed member trains exactly as the same config alone (up to float summation order).
+between members; packs.py checks such configs); a config without it is one member. Member k's seed s
+row draws from a generator seeded ``seed + s``, so a packed member trains exactly as the same config
+alone (up to float summation order).
 Members that the runner stops early are dropped: their rows are sliced out of every tensor.
 
 A row whose loss becomes NaN/inf is *diverged*: its gradient is ignored from then on (the fused Adam

@@ -64,8 +64,9 @@ class TuneReporter(Reporter):
     def __call__(self, metrics: dict[str, Any], state: StateFn | None = None) -> None:
         self._history.append(metrics)
         now = time.monotonic()
+        decisive = self._decisive(metrics)  # first: it tracks the rungs passed and the rows diverged
         checkpoint = state is not None and now - self._last >= self._every
-        if checkpoint or self._decisive(metrics) or now - self._sent_at >= self._report_every:
+        if checkpoint or decisive or now - self._sent_at >= self._report_every:
             self._send(metrics, state if checkpoint else None)
         else:
             self._unsent.append(metrics)
