@@ -1,6 +1,8 @@
-"""The science: synthetic tasks, stacked models and their training loops, registered by name."""
-from .api import EARLIER, MEMBERS, ConfigError, Mode, Reporter, TrainableDef
-from .registry import get_trainable, register, trainable_names
+"""The science and the public trainable contract: tasks, stacked models, their training loops, and what a
+researcher's own trainable implements (see docs/trainables.md)."""
+from .api import EARLIER, MEMBERS, ROWS, ConfigError, Mode, Report, Reporter, Row, Trainable, seed_mean
+from .registry import get_trainable, trainable_names
+from .replicas import run_trainable
 
-__all__ = ["EARLIER", "MEMBERS", "ConfigError", "Mode", "Reporter", "TrainableDef", "get_trainable", "register",
-           "trainable_names"]
+__all__ = ["EARLIER", "MEMBERS", "ROWS", "ConfigError", "Mode", "Report", "Reporter", "Row", "Trainable",
+           "get_trainable", "run_trainable", "seed_mean", "trainable_names"]

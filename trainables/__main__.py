@@ -1,10 +1,12 @@
-"""Train one config without Ray: ``python -m trainables NAME key=value ... [--jsonl]``.
+"""Train one config without Ray: ``python -m trainables NAME key=value ... [seeds=S] [--jsonl]``.
 
+NAME is an installed trainable or ``package.module:function`` (found from the working directory too).
 With ``--jsonl`` every report is printed to stdout as one JSON object per line (the last one is
-final) and nothing else goes to stdout. Without it, a short progress line is printed for about
+final) and nothing else goes to stdout: ``epoch``, the seed mean of every metric, and ``rows`` (one
+``[member, seed, diverged, metrics, curves]`` per row). Without it, a short progress line is printed for about
 every tenth of the run and for the final report. A bad name or key: one line on stderr, exit 2.
-Values are passed as strings; the trainable's ``resolve`` coerces them ("64" → 64). A value that
-parses as JSON/YAML-like structure (starts with ``[`` or ``{``) is decoded as JSON first.
+Numbers and booleans are passed as such, other values as strings (a trainable's ``resolve`` coerces
+further); a value that starts with ``[`` or ``{`` is decoded as JSON.
 """
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ import sys
 import time
 from typing import Any
 
-from .api import ConfigError, Reporter
+from .api import ConfigError, Report, Reporter, seed_mean
 from .registry import get_trainable, trainable_names
+from .replicas import SEEDS, run_trainable
 
-USAGE = "usage: python -m trainables NAME key=value ... [--jsonl]"
+USAGE = "usage: python -m trainables NAME key=value ... [seeds=S] [--jsonl]"
 
 
 def _parse(args: list[str]) -> tuple[str, dict[str, Any], bool]:
@@ -36,8 +39,18 @@ def _parse(args: list[str]) -> tuple[str, dict[str, Any], bool]:
                 continue
             except json.JSONDecodeError:
                 raise ConfigError(key, f"expected valid JSON for a structured value, got {value!r}") from None
-        config[key] = value
+        config[key] = _scalar(value)
     return rest[0], config, jsonl
+
+
+def _scalar(text: str) -> Any:
+    """A number or boolean as such ("64" → 64, "1e-3" → 0.001, "true" → True), anything else as text: a
+    function trainable declares no types to coerce to."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return value if isinstance(value, (bool, int, float)) else text
 
 
 def _clean(value: Any) -> Any:
@@ -54,34 +67,32 @@ def _clean(value: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     try:
         name, config, jsonl = _parse(list(sys.argv[1:] if argv is None else argv))
-        try:
-            trainable = get_trainable(name)
-        except KeyError:
-            raise ConfigError("trainable", f"expected one of {trainable_names()}, got {name!r}") from None
-        resolved = trainable.resolve(config)
-    except ConfigError as e:
+        trainable = get_trainable(name, ["."])
+        seeds = int(config.pop(SEEDS, 1))
+        resolved = trainable.resolved({**config, SEEDS: seeds} if trainable.stacks_seeds else config)
+    except (ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     epochs = int(resolved.get(trainable.horizon, 0)) or None
     started = time.perf_counter()
     last_printed = [0]
 
-    def on_report(metrics: dict[str, Any]) -> None:
+    def on_report(report: Report) -> None:
+        names = sorted({m for row in report.rows for m in row.metrics})
+        means = {m: seed_mean(report.rows, m) for m in names}
         if jsonl:
-            print(json.dumps(_clean(metrics)), flush=True)
+            print(json.dumps(_clean({**report.to_wire(), **means})), flush=True)
             return
-        epoch = int(metrics.get("epoch", 0))
-        if epochs and epoch < epochs and epoch - last_printed[0] < max(1, epochs // 10):
+        if epochs and report.epoch < epochs and report.epoch - last_printed[0] < max(1, epochs // 10):
             return
-        last_printed[0] = epoch
-        shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()
-                          if isinstance(v, float) and k != "epoch")
-        diverged = sum(metrics.get("diverged", []))
+        last_printed[0] = report.epoch
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in means.items() if v is not None)
+        diverged = sum(row.diverged for row in report.rows)
         tail = f"  diverged {diverged}" if diverged else ""
-        print(f"epoch {epoch}{'/' + str(epochs) if epochs else ''}  {shown}{tail}  "
+        print(f"epoch {report.epoch}{'/' + str(epochs) if epochs else ''}  {shown}{tail}  "
               f"({time.perf_counter() - started:.1f}s)", flush=True)
 
-    trainable.train(resolved, Reporter(on_report))
+    run_trainable(trainable, config, seeds, Reporter(on_report))
     return 0
 
 

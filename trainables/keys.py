@@ -88,3 +88,18 @@ def resolve_keys(config: Mapping[str, Any], keys: Keys, choices: Mapping[str, li
             checks[key](key, value)
         out[key] = value
     return out
+
+
+def resolve_defaults(config: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``resolve_keys`` for keys declared as {key: default}: each key's type is its default's (None: any)."""
+    if not isinstance(config, Mapping):
+        raise ConfigError("config", f"expected a mapping of keys to values, got {type(config).__name__}")
+    unknown = sorted(set(config) - set(defaults))
+    if unknown:
+        raise ConfigError(unknown[0], f"expected one of {sorted(defaults)} (unknown key)")
+    out = dict(defaults)
+    for key, value in config.items():
+        kind = type(defaults[key])
+        known = defaults[key] is not None and kind in (bool, int, float, str, list)
+        out[key] = coerce(key, kind, value, {}) if known and value is not None else value
+    return out

@@ -13,9 +13,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .api import MEMBERS, ConfigError, Mode, Reporter, TrainableDef
+from .api import ConfigError, Mode, Report, Reporter, Row, Trainable
 from .packs import member_configs, resolve_pack
-from .registry import register
 
 DEFAULTS: dict[str, Any] = {
     "epochs": 10, "lr": 1e-3, "size": 1.0, "rate": 0.3, "noise": 0.01, "sleep_s": 0.0,
@@ -49,13 +48,17 @@ def metrics(config: Mapping[str, Any]) -> dict[str, Mode]:
     return {"train_loss": "min", "test_loss": "min"}
 
 
-def _member_values(c: Mapping[str, Any], epoch: int) -> dict[str, list[float]]:
-    """One member's per-seed losses at ``epoch``."""
+def _member_rows(member: int, c: Mapping[str, Any], epoch: int) -> list[Row]:
+    """One member's row per seed at ``epoch``."""
     floor = (math.log10(c["lr"]) + 2.5) ** 2 / (1.0 + c["size"])
     curve = floor + (1 - floor) * math.exp(-c["rate"] * epoch)
-    noise = [c["noise"] * random.Random(hash((c["seed"] + s, epoch))).gauss(0, 1) for s in range(c["seeds"])]
-    return {"train_loss": [math.nan if c["diverge"] else curve * 0.9] * c["seeds"],
-            "test_loss": [math.nan if c["diverge"] else curve + n for n in noise]}
+    rows = []
+    for s in range(c["seeds"]):
+        noise = c["noise"] * random.Random(hash((c["seed"] + s, epoch))).gauss(0, 1)
+        values = {"train_loss": curve * 0.9, "test_loss": curve + noise}
+        rows.append(Row(member, c["seed"] + s, {k: math.nan for k in values} if c["diverge"] else values,
+                        diverged=c["diverge"]))
+    return rows
 
 
 def train(config: dict[str, Any], report: Reporter) -> None:
@@ -69,15 +72,10 @@ def train(config: dict[str, Any], report: Reporter) -> None:
         if config["fail_epoch"] and epoch >= config["fail_epoch"]:
             raise RuntimeError(f"synthetic failure at epoch {epoch} (fail_epoch={config['fail_epoch']})")
         time.sleep(config["sleep_s"])
-        per_member = [_member_values(configs[m], epoch) for m in members]
-        per_seed = {k: [v for values in per_member for v in values[k]] for k in ("train_loss", "test_loss")}
-        diverged = [configs[m]["diverge"] for m in members for _ in range(config["seeds"])]
-        live = [i for i, d in enumerate(diverged) if not d]
-        means = {k: sum(v[i] for i in live) / len(live) if live else math.nan for k, v in per_seed.items()}
-        packed = {"members": list(members)} if MEMBERS in config else {}
-        report({"epoch": epoch, **means, "seed_metrics": per_seed, "diverged": diverged, **packed},
-               lambda e=epoch, kept=list(members): {"epoch": e, "members": kept})
+        rows = [row for m in members for row in _member_rows(m, configs[m], epoch)]
+        report(Report(epoch, rows), lambda e=epoch, kept=list(members): {"epoch": e, "members": kept})
         members = [m for m in members if m not in report.stopped()]
 
 
-register(TrainableDef("synthetic", train, resolve, metrics, stackable=STACKABLE))
+SYNTHETIC = Trainable(train=train, name="synthetic", resolve=resolve, metrics=metrics, stackable=STACKABLE,
+                      stacks_seeds=True)

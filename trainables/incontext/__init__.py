@@ -10,13 +10,11 @@ embed_dim=64 depth=4 heads=4 steps=2000 lr=1e-3 eval_every=500 seeds=2 --jsonl``
 """
 from __future__ import annotations
 
-from ..api import TrainableDef
-from ..registry import deferred_train, register
+from ..api import Trainable
 from .config import KEYS, STACKABLE, curves, metrics, resolve, step_cost
 
-train = deferred_train(f"{__name__}.training")  # the loop (training.py) needs torch; validation does not
+# the loop (training.py) needs torch and is imported at the first call: validating a spec does not
+INCONTEXT = Trainable(train=f"{__name__}.training:train", name="incontext", resolve=resolve, metrics=metrics,
+                      curves=curves, horizon="steps", stackable=STACKABLE, step_cost=step_cost, stacks_seeds=True)
 
-INCONTEXT = register(TrainableDef(name="incontext", train=train, resolve=resolve, metrics=metrics, curves=curves,
-                                      horizon="steps", stackable=STACKABLE, step_cost=step_cost))
-
-__all__ = ["INCONTEXT", "KEYS", "curves", "metrics", "resolve", "train"]
+__all__ = ["INCONTEXT", "KEYS", "curves", "metrics", "resolve"]

@@ -9,13 +9,11 @@ Run one config: ``python -m trainables template task=copy embed_dim=64 n_train=6
 """
 from __future__ import annotations
 
-from ..api import TrainableDef
-from ..registry import deferred_train, register
+from ..api import Trainable
 from .config import KEYS, STACKABLE, metrics, resolve, step_cost
 
-train = deferred_train(f"{__name__}.training")  # the loop (training.py) needs torch; validation does not
+# the loop (training.py) needs torch and is imported at the first call: validating a spec does not
+TEMPLATE = Trainable(train=f"{__name__}.training:train", name="template", resolve=resolve, metrics=metrics,
+                     stackable=STACKABLE, step_cost=step_cost, stacks_seeds=True)
 
-TEMPLATE = register(TrainableDef(name="template", train=train, resolve=resolve, metrics=metrics,
-                                 stackable=STACKABLE, step_cost=step_cost))
-
-__all__ = ["KEYS", "TEMPLATE", "metrics", "resolve", "train"]
+__all__ = ["KEYS", "TEMPLATE", "metrics", "resolve"]
