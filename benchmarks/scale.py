@@ -78,7 +78,7 @@ def status_latency(trials: int, work: Path) -> float:
     from orchestrator.plan import plan_sweep
     from orchestrator.results import TRIALS_FILE, trials_schema
     from orchestrator.spec import parse_spec
-    from orchestrator.status import sweep_status
+    from orchestrator.answers.status import sweep_status
     from orchestrator.spec import dump_spec
 
     spec = parse_spec(_spec(f"status-{trials}", trials))
@@ -91,7 +91,7 @@ def status_latency(trials: int, work: Path) -> float:
              "lr": 1e-3, "status": "completed", "epochs": 1, "seconds": 0.01, "error": None,
              "final_train_loss": 0.5, "best_train_loss": 0.5, "final_test_loss": 0.5 + i * 1e-6,
              "best_test_loss": 0.5} for i in range(trials)]
-    pq.write_table(pa.Table.from_pylist(rows, schema=trials_schema(plan)), root / TRIALS_FILE)
+    pq.write_table(pa.Table.from_pylist(rows, schema=trials_schema(plan, plan.modes)), root / TRIALS_FILE)
     best = math.inf
     for _ in range(5):
         start = time.perf_counter()

@@ -15,12 +15,12 @@ from typing import Any, ClassVar
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from trainables import EARLIER, MEMBERS
+from trainables import EARLIER, ROWS
 
 from .cells import cell_key
 from .packing import Member, MemberStops, member_reports, members_of
 from .plan import SweepPlan
-from .progress import Progress
+from .answers.progress import Progress
 from .results import ResultsWriter
 from .search import Studies
 from .storage import delete_checkpoints
@@ -74,27 +74,25 @@ class SweepCallback(Callback):
         self.sinks.writer.tick()  # trials.parquet and running.json lag by at most a second, even when idle
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:
-        if "seed_metrics" not in result:
+        if ROWS not in result:
             return
         s = self.sinks
-        members, packed = self._members(trial), MEMBERS in trial.config
-        base_seed = int(trial.config.get("seed", 0))
-        current = member_reports(result, packed)
-        earlier = [member_reports(r, packed) for r in result.get(EARLIER, ())]
-        for reports in [*earlier, current]:
+        members = self._members(trial)
+        current = member_reports(result)
+        for reports in [*(member_reports(r) for r in result.get(EARLIER, ())), current]:
             for index, own in reports.items():
                 member = members[index]
                 if member.trial_id in s.writer.finished:
                     continue
                 s.writer.record_epoch(member.trial_id, own)
                 if s.tracker:
-                    s.tracker.trial_epoch(member.trial_id, int(own["epoch"]),
-                                          epoch_metrics(own, list(s.plan.modes), base_seed))
+                    s.tracker.trial_epoch(member.trial_id, own.epoch, epoch_metrics(own))
         for index in sorted(MemberStops.of(self._key).take(trial.trial_id)):  # by the scheduler, at this report
             self._finish(trial, members[index], s.plan.trial_status(members[index].config, current.get(index)))
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        reports = member_reports(trial.last_result, MEMBERS in trial.config) if trial.last_result else {}
+        last = trial.last_result
+        reports = member_reports(last) if last and ROWS in last else {}
         for member in self._members(trial):
             self._finish(trial, member, self.sinks.plan.trial_status(member.config, reports.get(member.index)))
         self._end(trial)

@@ -12,7 +12,10 @@ from typing import Any
 
 
 def format_value(value: Any) -> str:
-    """How a value is written in a cell key: YAML-like, so that booleans read ``true``/``false``."""
+    """How a cell value is written everywhere (cell keys, tables, legends): YAML-like, so booleans
+    read ``true``/``false``; numpy scalars (from DataFrames) read as the Python values they hold."""
+    if type(value).__module__ == "numpy":  # without importing numpy: `scalesweep status` stays light
+        value = value.item()
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

@@ -54,12 +54,14 @@ def _report(outcome: "SweepOutcome", tracking_uri: str | None) -> int:
     uri = tracking_uri or plan.spec.storage.tracking_uri
     if uri and not outcome.tracking_error:
         print(f"  MLflow:  mlflow ui --backend-store-uri {uri}   (experiment {plan.spec.name!r})")
-    total = sum(outcome.counts.values())
-    return 1 if total == 0 or outcome.counts["errored"] == total else 0
+    if outcome.failure:
+        print(f"error: {outcome.failure}", file=sys.stderr)
+        return 1
+    return 1 if sum(outcome.counts.values()) == 0 else 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .status import sweep_status, format_status
+    from .answers.status import sweep_status, format_status
 
     report = sweep_status(Path(args.dir))
     print(json.dumps(report, indent=2) if args.json else format_status(report))
@@ -67,17 +69,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_curves(args: argparse.Namespace) -> int:
-    from .plan import plan_sweep
-    from .run import _curves
+    from .answers.write import write_sweep_curves
+    from .plan import load_plan
 
     root = Path(args.dir)
-    plan = plan_sweep(load_spec(root / "spec.yaml"), str(root / "spec.yaml"))
+    plan = load_plan(root)
     if args.from_mlflow:
         from .mlflow_source import curves_from_mlflow
 
         paths = curves_from_mlflow(plan, root, args.from_mlflow)
     else:
-        paths = _curves(plan, root)
+        paths = write_sweep_curves(plan, root)
     for path in paths:
         print(path)
     return 0
@@ -91,7 +93,7 @@ def cmd_sync_mlflow(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .answers.report import write_report
 
     for path in write_report([Path(d) for d in args.dirs], Path(args.output) if args.output else None):
         print(path)

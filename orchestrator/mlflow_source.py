@@ -103,15 +103,13 @@ def load_from_mlflow(plan: SweepPlan, root: Path, uri: str) -> tuple["pd.DataFra
             row, rows = _trial_rows(plan, trial_id, run, metric_histories(client, run), cells)
             trials.append(row)
             metrics.extend(rows)
-    return (pa.Table.from_pylist(trials, schema=trials_schema(plan)).to_pandas(),
-            pa.Table.from_pylist(metrics, schema=metrics_schema(plan)).to_pandas())
+    return (pa.Table.from_pylist(trials, schema=trials_schema(plan, plan.modes)).to_pandas(),
+            pa.Table.from_pylist(metrics, schema=metrics_schema(plan.modes)).to_pandas())
 
 
 def curves_from_mlflow(plan: SweepPlan, root: Path, uri: str) -> list[Path]:
     """The spec's curves from the MLflow runs, written under ``root/curves`` as the Parquet path does."""
-    from .curves import write_curves
+    from .answers.write import write_sweep_curves
 
     trials, metrics = load_from_mlflow(plan, root, uri)
-    if not plan.spec.curves or trials.empty:
-        return []
-    return write_curves(trials, metrics, plan.spec.curves, plan.axes, plan.metric, plan.modes, root / "curves")
+    return write_sweep_curves(plan, root, trials, metrics)

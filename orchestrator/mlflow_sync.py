@@ -12,7 +12,6 @@ logs nothing.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,11 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from trainables import Row
+
 from .cells import expand
 from .lock import DriverLock
+from .packing import MemberReport
 from .mlflow_source import connect, metric_histories
 from .plan import plan_config
 from .results import METRICS_DIR, TRIALS_FILE
@@ -53,36 +55,21 @@ class SyncReport:
                 f"{self.metrics_logged} metric values and {self.artifacts_logged} artifacts logged")
 
 
-def _seed_mean(values: list[float]) -> float:
-    """The seed mean as trainables report it: over finite (live) seeds, NaN when all diverged."""
-    live = [v for v in values if math.isfinite(v)]
-    return sum(live) / len(live) if live else math.nan
-
-
-def _reports(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A trial's metric rows (one per epoch × seed) as the per-epoch reports the trainable sent."""
-    by_epoch: dict[int, dict[int, dict[str, Any]]] = {}
+def _reports(rows: list[dict[str, Any]]) -> list[MemberReport]:
+    """A trial's metric rows (one per epoch × seed) as the per-epoch reports the trainable sent (a null:
+    not reported at that epoch)."""
+    by_epoch: dict[int, list[Row]] = {}
     for row in rows:
-        by_epoch.setdefault(row["epoch"], {})[row["seed"]] = row
-    reports = []
-    for epoch, seeds in sorted(by_epoch.items()):
-        order = sorted(seeds)
-        names = [k for k in seeds[order[0]] if k not in _KEYS]
-        per_seed = {m: [seeds[s][m] for s in order] for m in names
-                    if all(seeds[s][m] is not None for s in order)}  # null: not reported this epoch
-        reports.append({"epoch": epoch, **{m: _seed_mean(v) for m, v in per_seed.items()}, "seed_metrics": per_seed})
-    return reports
+        values = {k: v for k, v in row.items() if k not in _KEYS and v is not None}
+        by_epoch.setdefault(row["epoch"], []).append(Row(0, row["seed"], values))
+    return [MemberReport(epoch, sorted(seeds, key=lambda r: r.seed)) for epoch, seeds in sorted(by_epoch.items())]
 
 
-def _wanted(rows: list[dict[str, Any]], base_seed: int) -> list["Metric"]:
+def _wanted(rows: list[dict[str, Any]]) -> list["Metric"]:
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    out = []
-    for report in _reports(rows):
-        values = epoch_metrics(report, list(report["seed_metrics"]), base_seed)
-        out += [Metric(k, v, now, report["epoch"]) for k, v in values.items()]
-    return out
+    return [Metric(k, v, now, report.epoch) for report in _reports(rows) for k, v in epoch_metrics(report).items()]
 
 
 def _config(spec: SweepSpec, cells: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
@@ -149,7 +136,7 @@ def sync_mlflow(root: Path, tracking_uri: str | None = None) -> SyncReport:
         else:  # the tracker may have died after creating the run, before its params or some metrics
             run_id, have = run.info.run_id, metric_histories(client, run)
             log_params(client, run_id, {k: v for k, v in sorted(config.items()) if k not in run.data.params})
-        missing = [m for m in _wanted(metrics.get(row["trial_id"], []), int(config.get("seed", 0)))
+        missing = [m for m in _wanted(metrics.get(row["trial_id"], []))
                    if m.step not in have.get(m.key, {})]
         log_metrics(client, run_id, missing)
         report.metrics_logged += len(missing)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from trainables import MEMBERS, TrainableDef
+from trainables import MEMBERS, Report, Row, Trainable, seed_mean
 
 MAX_PACK = 64
 # Multiply-adds of one stacked step (members × seeds × a member's step) up to which stacking more members
@@ -56,45 +56,29 @@ def pack_config(base: Mapping[str, Any], params: list[dict[str, Any]]) -> dict[s
     return {**base, MEMBERS: params}
 
 
-def _nested(result: Mapping[str, Any], key: str) -> dict[str, Any] | None:
-    """``result[key]``, also from a result Tune has flattened into ``key/name`` entries (what schedulers get)."""
-    if key in result:
-        return result[key]
-    prefix = f"{key}/"
-    flat = {k[len(prefix):]: v for k, v in result.items() if k.startswith(prefix)}
-    return flat or None
+@dataclass(frozen=True)
+class MemberReport:
+    """One pack member's part of a trial's report: its rows (one per seed) at one epoch."""
+
+    epoch: int
+    rows: list[Row]
+
+    def mean(self, metric: str) -> float | None:
+        return seed_mean(self.rows, metric)
+
+    @property
+    def diverged(self) -> bool:
+        return all(r.diverged for r in self.rows)
 
 
-def _live_mean(values: list[float]) -> float:
-    live = [v for v in values if not math.isnan(v)]
-    return math.fsum(live) / len(live) if live else math.nan
+def member_reports(result: Mapping[str, Any]) -> dict[int, MemberReport]:
+    """Each member's own report (by its index in the pack) from one report of its Tune trial, as the member
+    alone would have reported it (the rows say which member and seed they are)."""
+    report = Report.from_wire(result)
+    return {member: MemberReport(report.epoch, rows) for member, rows in report.members().items()}
 
 
-def member_reports(result: Mapping[str, Any], packed: bool) -> dict[int, dict[str, Any]]:
-    """Each member's own report (by its index in the pack) from one report of its Tune trial.
-
-    A pack reports one row per (member in the stack, seed); a member's means are over its live seeds, as
-    the member alone would report them. An unpacked trial's report is its only member's.
-    """
-    if not packed:
-        return {0: dict(result)}
-    members = result[MEMBERS]
-    seed_metrics = _nested(result, "seed_metrics") or {}
-    seed_curves = _nested(result, "seed_curves")
-    seeds = len(result["diverged"]) // max(1, len(members))
-    out: dict[int, dict[str, Any]] = {}
-    for j, index in enumerate(members):
-        rows = slice(j * seeds, (j + 1) * seeds)
-        own = {m: list(v[rows]) for m, v in seed_metrics.items()}
-        report = {"epoch": result["epoch"], **{m: _live_mean(v) for m, v in own.items()},
-                  "seed_metrics": own, "diverged": list(result["diverged"][rows])}
-        if seed_curves:
-            report["seed_curves"] = {c: list(v[rows]) for c, v in seed_curves.items()}
-        out[index] = report
-    return out
-
-
-def pack_size(trainable: TrainableDef, config: Mapping[str, Any], seeds: int, samples: int,
+def pack_size(trainable: Trainable, config: Mapping[str, Any], seeds: int, samples: int,
               requested: int | str, gpu: bool) -> int:
     """Members per Tune trial for one cell: ``requested``, or with "auto" as many as keep one stacked step
     within what stacking speeds up on the device (at most MAX_PACK); never more than the cell's samples."""
@@ -137,7 +121,7 @@ class MemberStops:
         until it answers: a trial's first question would otherwise wait out the actor's start-up (~1 s)."""
         import ray
 
-        from trainables.tune_adapter import StopBoard
+        from .trial import StopBoard
 
         self._actor = StopBoard.options(name=self.actor_name, get_if_exists=True).remote()
         ray.get(self._actor.stopped.remote(""))

@@ -8,33 +8,42 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
-from trainables import ConfigError, Mode, TrainableDef, get_trainable
+from trainables import ConfigError, Mode, Trainable, get_trainable
+from trainables.api import infer_mode
+from trainables.command import command_trainable
 
 from .cells import Cell, expand
-from .packing import pack_config, pack_size
-from .spec import SpecError, SweepSpec
+from .packing import MemberReport, pack_config, pack_size
+from .spec import CommandSpec, SpecError, SweepSpec
 
 
 @dataclass(frozen=True)
 class SweepPlan:
     spec: SweepSpec
-    trainable: TrainableDef
+    trainable: Trainable
     cells: list[Cell]
     modes: dict[str, Mode]
-    """Every metric the trainable reports, with the direction in which it improves."""
+    """The metrics known before any report, each with the direction in which it improves: all a declared
+    trainable reports, or the spec's metric and curves for a bare function (ResultsWriter adds the rest)."""
     epochs: int
     """The longest a trial runs, in reported epochs: ASHA's max_t."""
     members_per_trial: int | str
     """The spec's members per trial, or 1 where the search space has a key the trainable cannot stack."""
+    directory: Path
+    """The spec's directory: where a trainable's module or command is looked for (and the command runs)."""
+    ref: str | None
+    """How a worker finds the trainable again (a name or module:attr); None when it travels by value (a
+    command, or a trainable handed to ``plan_sweep`` as an object)."""
 
     @cached_property
     def pack_sizes(self) -> dict[str, int]:
         """Members per Tune trial, by cell key (1: unpacked). Sized when first needed: sizing "auto" packs
         builds each cell's model, which imports torch, and validating a spec needs neither."""
         probe = _probe(self.spec)
-        return {cell.key: pack_size(self.trainable, self.trainable.resolve(plan_config(self.spec, cell, probe)),
+        return {cell.key: pack_size(self.trainable, self.trainable.resolved(plan_config(self.spec, cell, probe)),
                                     self.spec.seeds, self.spec.samples_per_cell, self.members_per_trial,
                                     gpu=self.spec.resources.gpu > 0) for cell in self.cells}
 
@@ -50,7 +59,7 @@ class SweepPlan:
     def mode(self) -> Mode:
         return self.spec.metric.mode  # filled in by plan_sweep
 
-    def trial_status(self, config: dict[str, Any], last: dict[str, Any] | None) -> str:
+    def trial_status(self, config: dict[str, Any], last: MemberReport | None) -> str:
         """completed | pruned | diverged for a trial that ended without error, from its data alone.
 
         Derived rather than remembered, so a restored driver (whose scheduler is a new object)
@@ -58,11 +67,11 @@ class SweepPlan:
         """
         if not last:
             return "errored"
-        value = last.get(self.metric)
-        if value is None or not math.isfinite(value):  # the seed mean is NaN only when every seed diverged
+        value = last.mean(self.metric)
+        if value is not None and not math.isfinite(value):  # the seed mean is NaN only when every seed diverged
             return "diverged"
-        target = int(self.trainable.resolve(config).get(self.trainable.horizon, self.epochs))
-        return "pruned" if int(last.get("epoch", 0)) < target else "completed"
+        target = int(self.trainable.resolved(config).get(self.trainable.horizon) or self.epochs)
+        return "pruned" if last.epoch < target else "completed"
 
     def trial_config(self, cell: Cell, params: list[dict[str, Any]]) -> dict[str, Any]:
         """The config one Tune trial trains: fixed values, its cell's values, the sampled hyper-parameters of
@@ -80,34 +89,67 @@ def _where(spec: SweepSpec, key: str) -> str:
     return key
 
 
-def plan_sweep(spec: SweepSpec, source: str = "spec") -> SweepPlan:
-    """Check the spec against its trainable; raises a one-line SpecError naming the field."""
+SWEEP_FILE = "sweep.json"
+"""Beside a sweep's ``spec.yaml``: what a resume must not change, and the spec's original directory."""
+
+
+def load_plan(root: Path) -> SweepPlan:
+    """The plan of the sweep in ``root`` (its ``spec.yaml``, its trainable found as when it started)."""
+    import json
+
+    from .spec import load_spec
+
+    sweep = root / SWEEP_FILE
+    directory = json.loads(sweep.read_text()).get("directory") if sweep.exists() else None
+    return plan_sweep(load_spec(root / "spec.yaml"), str(root / "spec.yaml"),
+                      directory=Path(directory) if directory else None)
+
+
+def find_trainable(spec: SweepSpec, directory: Path) -> Trainable:
+    """The spec's trainable: a command, or a name / module:function looked up from ``directory``, the working
+    directory, then sys.path. Raises ConfigError on the key ``trainable``."""
+    if isinstance(spec.trainable, CommandSpec):
+        return command_trainable(spec.trainable.model_dump(), directory)
+    return get_trainable(spec.trainable, [directory, Path.cwd()])
+
+
+def plan_sweep(spec: SweepSpec, source: str = "spec", trainable: Trainable | None = None,
+               directory: Path | None = None) -> SweepPlan:
+    """Check the spec against its trainable (``trainable`` overrides the spec's); raises a one-line SpecError
+    naming the field. ``directory``: where the spec's trainable is looked for (default: the spec file's)."""
+    directory = (directory or (Path(source).parent if source != "spec" else Path.cwd())).resolve()
+    ref = spec.trainable if trainable is None and isinstance(spec.trainable, str) else None
     try:
-        trainable = get_trainable(spec.trainable)
-    except KeyError as err:
-        raise SpecError(f"{source}: trainable: {err.args[0]}") from None
+        trainable = trainable or find_trainable(spec, directory)
+    except ConfigError as err:
+        raise SpecError(f"{source}: {err.key}: {err.expected}") from None
     cells = expand(spec.axes)
     probe = _probe(spec)
-    modes: dict[str, Mode] = {}
+    modes: dict[str, Mode] | None = {}
     epochs = 0
     curves: dict[str, str] = {}
     requested = _requested_pack(spec, trainable, source)
     for cell in cells:
         try:
-            resolved = trainable.resolve(plan_config(spec, cell, probe))
+            resolved = trainable.resolved(plan_config(spec, cell, probe))
         except ConfigError as err:
             raise SpecError(f"{source}: {_where(spec, err.key)}: {err.expected}") from None
-        modes.update(trainable.metrics(resolved))
+        declared = trainable.modes(resolved)
+        modes = None if declared is None or modes is None else {**modes, **declared}
         curves.update(trainable.curves(resolved) if trainable.curves else {})
-        epochs = max(epochs, int(resolved.get(trainable.horizon, 0)))
+        epochs = max(epochs, int(resolved.get(trainable.horizon, 0) or 0))
+    if modes is None:  # a bare function: its metrics are what it reports; the spec names those it needs
+        wanted = [spec.metric.name, *(c.y for c in spec.curves if c.kind != "position")]
+        modes = {m: spec.metric.mode if m == spec.metric.name and spec.metric.mode else infer_mode(m)
+                 for m in wanted}
     if spec.metric.name not in modes:
-        raise SpecError(f"{source}: metric.name: {spec.metric.name!r} is not reported by {spec.trainable}; "
+        raise SpecError(f"{source}: metric.name: {spec.metric.name!r} is not reported by {trainable.name}; "
                         f"expected one of {sorted(modes)}")
     for i, curve in enumerate(spec.curves):
         reported = curves if curve.kind == "position" else modes
         if curve.y not in reported:
             what = "per-position curve" if curve.kind == "position" else "metric"
-            raise SpecError(f"{source}: curves.{i}.y: {curve.y!r} is not a {what} {spec.trainable} reports; "
+            raise SpecError(f"{source}: curves.{i}.y: {curve.y!r} is not a {what} {trainable.name} reports; "
                             f"expected one of {sorted(reported)}")
     if spec.metric.mode is None:  # written out in spec.yaml, so readers of results need no trainable
         spec = spec.model_copy(update={"metric": spec.metric.model_copy(update={"mode": modes[spec.metric.name]})})
@@ -116,10 +158,10 @@ def plan_sweep(spec: SweepSpec, source: str = "spec") -> SweepPlan:
         epochs = asha.max_t or epochs
         if epochs < 1:
             raise SpecError(f"{source}: scheduler.asha.max_t: expected an integer ≥ 1 "
-                            f"({spec.trainable} has no {trainable.horizon!r} to default it to)")
+                            f"({trainable.name} has no {trainable.horizon!r} to default it to)")
         if asha.grace_period > epochs:
             raise SpecError(f"{source}: scheduler.asha.grace_period: expected ≤ max_t ({epochs})")
-    return SweepPlan(spec, trainable, cells, modes, epochs, requested)
+    return SweepPlan(spec, trainable, cells, modes, epochs, requested, directory, ref)
 
 
 def _probe(spec: SweepSpec) -> dict[str, Any]:
@@ -127,7 +169,7 @@ def _probe(spec: SweepSpec) -> dict[str, Any]:
     return {name: p.representative() for name, p in spec.search.space.items()}
 
 
-def _requested_pack(spec: SweepSpec, trainable: TrainableDef, source: str) -> int | str:
+def _requested_pack(spec: SweepSpec, trainable: Trainable, source: str) -> int | str:
     """The spec's members per trial, or 1 where members would differ in a key the trainable cannot stack."""
     unstackable = sorted(set(spec.search.space) - trainable.stackable)
     requested = spec.resources.members_per_trial
@@ -135,11 +177,11 @@ def _requested_pack(spec: SweepSpec, trainable: TrainableDef, source: str) -> in
         return requested
     if requested not in ("auto", 1):
         raise SpecError(f"{source}: resources.members_per_trial: expected 1 or auto: the members of one trial may "
-                        f"differ only in {sorted(trainable.stackable) or 'nothing'} for {spec.trainable}, "
+                        f"differ only in {sorted(trainable.stackable) or 'nothing'} for {trainable.name}, "
                         f"and search.space has {unstackable[0]!r}")
     return 1
 
 
 def plan_config(spec: SweepSpec, cell: Cell, params: dict[str, Any]) -> dict[str, Any]:
-    """Fixed values, then the cell's values, then sampled hyper-parameters, then the seed count."""
-    return {**spec.fixed, **cell.values, **params, "seeds": spec.seeds}
+    """Fixed values, then the cell's values, then sampled hyper-parameters (the seeds are the runner's)."""
+    return {**spec.fixed, **cell.values, **params}

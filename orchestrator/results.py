@@ -24,9 +24,13 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trainables import Mode
+from trainables.api import infer_mode
+
 from .cells import cell_key
+from .packing import MemberReport
 from .plan import SweepPlan
-from .positions import POSITIONS_DIR, position_rows
+from .positions_store import POSITIONS_DIR, position_rows
 
 if TYPE_CHECKING:  # pandas (also pulled in by pyarrow.dataset) costs 0.3 s; `scalesweep status` needs neither
     import pandas as pd
@@ -60,19 +64,19 @@ def _param_type(plan: SweepPlan, name: str) -> pa.DataType:
     return arrow_type(param.choice)
 
 
-def trials_schema(plan: SweepPlan) -> pa.Schema:
+def trials_schema(plan: SweepPlan, metrics: Iterable[str]) -> pa.Schema:
     fields = [pa.field("trial_id", pa.string()), pa.field("cell", pa.string())]
     fields += [pa.field(a, arrow_type(v)) for a, v in plan.spec.axes.items()]
     fields += [pa.field(p, _param_type(plan, p)) for p in plan.spec.search.space]
     fields += [pa.field("status", pa.string()), pa.field("epochs", pa.int64()), pa.field("seconds", pa.float64())]
-    fields += [pa.field(f"{kind}_{m}", pa.float64()) for m in plan.modes for kind in ("final", "best")]
+    fields += [pa.field(f"{kind}_{m}", pa.float64()) for m in metrics for kind in ("final", "best")]
     fields += [pa.field("error", pa.string())]
     return pa.schema(fields)
 
 
-def metrics_schema(plan: SweepPlan) -> pa.Schema:
+def metrics_schema(metrics: Iterable[str]) -> pa.Schema:
     fields = [pa.field("trial_id", pa.string()), pa.field("epoch", pa.int64()), pa.field("seed", pa.int64())]
-    return pa.schema(fields + [pa.field(m, pa.float64()) for m in plan.modes])
+    return pa.schema(fields + [pa.field(m, pa.float64()) for m in metrics])
 
 
 def _atomic_write(table: pa.Table, path: Path) -> None:
@@ -99,14 +103,16 @@ class ResultsWriter:
     id>.parquet`` (a retry overwrites the same name), its row to ``trials.parquet`` afterwards, and a
     trial already recorded is never recorded again. Epoch rows are keyed by epoch, so epochs that a
     trial restored from a checkpoint reports again replace rather than duplicate.
+
+    Columns: one per metric the plan knows, and one per metric a report first brings (a bare function's
+    metrics are known only from its reports): the tables grow a column, earlier rows hold null there.
     """
 
     def __init__(self, plan: SweepPlan, root: Path) -> None:
         self._plan = plan
         self._root = root
-        self._trials_schema = trials_schema(plan)
-        self._metrics_schema = metrics_schema(plan)
-        self._epochs: dict[str, dict[int, dict[str, Any]]] = {}
+        self.modes: dict[str, Mode] = dict(plan.modes)
+        self._epochs: dict[str, dict[int, MemberReport]] = {}
         self._running: dict[str, str] = {}
         (root / METRICS_DIR).mkdir(parents=True, exist_ok=True)
         existing = root / TRIALS_FILE
@@ -114,6 +120,9 @@ class ResultsWriter:
             {r["trial_id"]: r for r in pq.read_table(existing).to_pylist()} if existing.exists() else {}
         )
         self._dirty = {"trials": False, "running": False}
+        if existing.exists():  # metrics a resumed sweep's reports brought before
+            self._learn(n.removeprefix("final_") for n in pq.read_schema(existing).names if n.startswith("final_"))
+        self._schemas()
         self._flushed = 0.0
         self._recover()
         self.flush()
@@ -146,11 +155,22 @@ class ResultsWriter:
         self._dirty = {"trials": False, "running": False}
         self._flushed = time.monotonic()
 
-    def record_epoch(self, trial_id: str, result: Mapping[str, Any]) -> None:
-        self._epochs.setdefault(trial_id, {})[int(result["epoch"])] = {
-            "seed_metrics": result["seed_metrics"], "means": {m: result.get(m) for m in self._plan.modes},
-            "seed_curves": result.get("seed_curves"),
-        }
+    def _learn(self, metrics: Iterable[str]) -> None:
+        for metric in metrics:
+            if metric not in self.modes:
+                self.modes[metric] = infer_mode(metric)
+                self._dirty["trials"] = True
+
+    def _schemas(self) -> None:
+        self._trials_schema = trials_schema(self._plan, self.modes)
+        self._metrics_schema = metrics_schema(self.modes)
+
+    def record_epoch(self, trial_id: str, report: MemberReport) -> None:
+        known = len(self.modes)
+        self._learn(m for row in report.rows for m in row.metrics)
+        if len(self.modes) != known:
+            self._schemas()
+        self._epochs.setdefault(trial_id, {})[report.epoch] = report
 
     def finish_trial(self, trial_id: str, config: Mapping[str, Any], status: str,
                      seconds: float, error: str | None = None) -> dict[str, Any]:
@@ -163,15 +183,14 @@ class ResultsWriter:
         row.update({p: config.get(p) for p in self._plan.spec.search.space})
         last = epochs[max(epochs)] if epochs else None
         row.update(status=status, epochs=max(epochs) if epochs else 0, seconds=float(seconds), error=error)
-        for metric, mode in self._plan.modes.items():
-            series = [v for e in sorted(epochs) if (v := _finite(epochs[e]["means"].get(metric))) is not None]
-            row[f"final_{metric}"] = _finite(last["means"].get(metric)) if last else None
+        for metric, mode in self.modes.items():
+            series = [v for e in sorted(epochs) if (v := _finite(epochs[e].mean(metric))) is not None]
+            row[f"final_{metric}"] = _finite(last.mean(metric)) if last else None
             row[f"best_{metric}"] = (min(series) if mode == "min" else max(series)) if series else None
-        if last and last.get("seed_curves"):  # before the metric part, which commits the trial
+        if last and any(r.curves for r in last.rows):  # before the metric part, which commits the trial
             (self._root / POSITIONS_DIR).mkdir(exist_ok=True)
-            _atomic_write(position_rows(trial_id, int(config.get("seed", 0)), last["seed_curves"]),
-                          self._root / POSITIONS_DIR / f"part-{trial_id}.parquet")
-        table = self._metric_table(trial_id, config, epochs)
+            _atomic_write(position_rows(trial_id, last.rows), self._root / POSITIONS_DIR / f"part-{trial_id}.parquet")
+        table = self._metric_table(trial_id, epochs)
         _atomic_write(table.replace_schema_metadata({_ROW_KEY: json.dumps(row).encode()}), self._part(trial_id))
         failpoint("after-metrics-write")
         self._trials[trial_id] = row
@@ -183,18 +202,16 @@ class ResultsWriter:
     def _part(self, trial_id: str) -> Path:
         return self._root / METRICS_DIR / f"part-{trial_id}.parquet"
 
-    def _metric_table(self, trial_id: str, config: Mapping[str, Any], epochs: dict[int, dict[str, Any]]) -> pa.Table:
-        base_seed = int(config.get("seed", 0))
+    def _metric_table(self, trial_id: str, epochs: dict[int, MemberReport]) -> pa.Table:
         columns: dict[str, list[Any]] = {f.name: [] for f in self._metrics_schema}
         for epoch in sorted(epochs):
-            per_seed = epochs[epoch]["seed_metrics"]
-            for s in range(max((len(v) for v in per_seed.values()), default=0)):
+            for row in epochs[epoch].rows:
                 columns["trial_id"].append(trial_id)
                 columns["epoch"].append(epoch)
-                columns["seed"].append(base_seed + s)
-                for metric in self._plan.modes:
-                    values = per_seed.get(metric)
-                    columns[metric].append(float(values[s]) if values is not None else None)
+                columns["seed"].append(row.seed)
+                for metric in self.modes:
+                    value = row.metrics.get(metric)
+                    columns[metric].append(float(value) if value is not None else None)
         return pa.Table.from_pydict(columns, schema=self._metrics_schema)
 
     def _recover(self) -> None:
@@ -268,6 +285,9 @@ def load_metrics(root: str | Path) -> "pd.DataFrame":
     import pyarrow.dataset as ds
 
     path = Path(root) / METRICS_DIR
-    if not path.exists() or not any(path.glob("*.parquet")):
+    files = sorted(path.glob("*.parquet")) if path.exists() else []
+    if not files:
         return pd.DataFrame()
-    return ds.dataset(path, format="parquet").to_table().to_pandas()
+    # parts written before a report brought a new metric lack its column: read all under one schema
+    schema = pa.unify_schemas([pq.read_schema(f).remove_metadata() for f in files])
+    return ds.dataset(files, schema=schema, format="parquet").to_table().to_pandas()

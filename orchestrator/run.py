@@ -1,9 +1,9 @@
 """Running a sweep: a Ray Tune Tuner with our searcher, scheduler and callback, tuned for tiny trials.
 
-Defaults chosen from measurements on Ray 2.60 (DESIGN.md): with any custom searcher Tune keeps at
-most ONE trial pending unless ``max_concurrent_trials`` is set, and re-creating actors and the
-automatic JSON/CSV/TensorBoard loggers dominate a short trial's cost; so we cap concurrency at the
-cluster's capacity, reuse actors, and turn the automatic loggers off (our callback writes results).
+Defaults for short trials (measured on Ray 2.60): with any custom searcher Tune keeps at most ONE trial
+pending unless ``max_concurrent_trials`` is set, and re-creating actors and the automatic
+JSON/CSV/TensorBoard loggers dominate a short trial's cost; so concurrency is capped at the cluster's
+capacity, actors are reused, and the automatic loggers are off (our callback writes the results).
 """
 from __future__ import annotations
 
@@ -14,14 +14,26 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .cells import expand
-from .plan import SweepPlan
+from .plan import SWEEP_FILE, SweepPlan, load_plan
 from .spec import SpecError, dump_spec
 
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+if TYPE_CHECKING:
+    from ray.tune import Tuner
+
+    from .callback import DriverSinks
+    from .storage import ExperimentStore
+    from .trial import TrialSettings
+
+# Set before Ray starts and before a Tuner is built (each reads them then), never at import: importing this
+# module, e.g. for `scalesweep report`, must not change Ray's behaviour. A report's metrics are in its rows
+# (per member and seed), which our scheduler and searcher read: Tune's own top-level check cannot see them.
+TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0", "RAY_DEDUP_LOGS": "0",
+            "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1"}
+# Spec fields that decide which trials run and how they are searched: a resume must not change them.
+SEARCH_FIELDS = ("trainable", "fixed", "axes", "search", "seeds", "metric", "scheduler")
 
 
 @dataclass
@@ -32,6 +44,8 @@ class SweepOutcome:
     seconds: float
     curve_files: list[Path]
     tracking_error: str | None
+    failure: str | None = None
+    """When every trial errored: the last one's error line (what the CLI prints last)."""
 
 
 def results_dir_for(plan: SweepPlan, results_root: str | None) -> Path:
@@ -41,10 +55,16 @@ def results_dir_for(plan: SweepPlan, results_root: str | None) -> Path:
 def _init_ray(address: str | None) -> None:
     import ray
 
-    if ray.is_initialized():
-        return
+    for name, value in TUNE_ENV.items():
+        os.environ.setdefault(name, value)
     # Tune's end-of-run ExperimentAnalysis looks for the JSON/CSV loggers we turn off; its warning is noise.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    # A failed trial is recorded with its error line (Parquet, MLflow, the progress display) and its traceback
+    # in Tune's trial directory; Tune's own traceback on stderr per failure would bury the sweep's output.
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    if ray.is_initialized():
+        return
     kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     ray.init(address=address, **kwargs) if address else ray.init(**kwargs)
 
@@ -61,19 +81,14 @@ def _max_concurrent(plan: SweepPlan) -> int:
     return max(1, min(plan.spec.total_trials, math.floor(fits + 1e-9)))
 
 
-FINGERPRINT_FILE = "sweep.json"
-# Spec fields that decide which trials run and how they are searched: a resume must not change them.
-SEARCH_FIELDS = ("trainable", "fixed", "axes", "search", "seeds", "metric", "scheduler")
-
-
-def _fingerprint(plan: SweepPlan) -> dict:
+def _fingerprint(plan: SweepPlan) -> dict[str, Any]:
     return plan.spec.model_dump(mode="json", include=set(SEARCH_FIELDS))  # axis order kept: it names cells
 
 
 def _check_unchanged(plan: SweepPlan, root: Path) -> None:
     """Refuse to resume with a spec whose cells or search differ from the sweep's start (a restore
     that silently changes the search would mix two experiments in one table)."""
-    stored = json.loads((root / FINGERPRINT_FILE).read_text())
+    stored = json.loads((root / SWEEP_FILE).read_text())
     now = _fingerprint(plan)
     for field in SEARCH_FIELDS:
         if stored.get(field) != now.get(field):
@@ -89,7 +104,7 @@ def run_sweep(plan: SweepPlan, results_root: str | None = None, tracking_uri: st
               address: str | None = None, resume: bool = False) -> SweepOutcome:
     """Start the plan's sweep; with ``resume``, continue it instead if its results directory holds it."""
     root = results_dir_for(plan, results_root)
-    if (root / FINGERPRINT_FILE).exists():
+    if (root / SWEEP_FILE).exists():
         if not resume:
             raise SpecError(f"{root}: already holds a sweep; continue it with `scalesweep resume {root}`, "
                             f"or remove it to start over")
@@ -97,114 +112,143 @@ def run_sweep(plan: SweepPlan, results_root: str | None = None, tracking_uri: st
         return _execute(plan, root, tracking_uri, address)
     root.mkdir(parents=True, exist_ok=True)
     (root / "spec.yaml").write_text(dump_spec(plan.spec))
-    (root / FINGERPRINT_FILE).write_text(json.dumps(_fingerprint(plan), indent=1))
+    fingerprint = {**_fingerprint(plan), "directory": str(plan.directory)}
+    (root / SWEEP_FILE).write_text(json.dumps(fingerprint, indent=1))
     return _execute(plan, root, tracking_uri, address)
 
 
 def resume_sweep(root: Path, tracking_uri: str | None = None, address: str | None = None) -> SweepOutcome:
     """Continue the sweep in ``root`` after its driver died: Tune's experiment state, the Optuna
     studies, ASHA's rungs (replayed from Parquet) and the results written so far all carry on."""
-    from .plan import plan_sweep
-    from .spec import load_spec
-
-    if not (root / FINGERPRINT_FILE).exists():
-        raise SpecError(f"{root}: no sweep to resume here (expected {root / FINGERPRINT_FILE}); "
+    if not (root / SWEEP_FILE).exists():
+        raise SpecError(f"{root}: no sweep to resume here (expected {root / SWEEP_FILE}); "
                         f"pass a results/<sweep> directory")
-    plan = plan_sweep(load_spec(root / "spec.yaml"), str(root / "spec.yaml"))
+    plan = load_plan(root)
     _check_unchanged(plan, root)
     return _execute(plan, root, tracking_uri, address)
 
 
 def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str | None) -> SweepOutcome:
-    from ray import tune
-
-    from trainables.tune_adapter import tune_function
-
-    from .callback import DriverSinks, SweepCallback
+    """One driver's run of a sweep: open the sinks, start Ray, run Tune, then finish the results."""
+    from .callback import SweepCallback
     from .lock import DriverLock
-    from .packing import MemberStops
-    from .progress import Progress
-    from .results import STATUSES, ResultsWriter
-    from .scheduling import CellScheduler, rung_epochs
-    from .search import CellSearcher, Studies
-    from .storage import EXPERIMENT, ExperimentStore
-    from .tracking import Tracker, sweep_params
+    from .storage import ExperimentStore
 
-    spec = plan.spec
-    store = ExperimentStore.for_sweep(spec, root)
     lock = DriverLock(root).acquire()
     try:
-        writer = ResultsWriter(plan, root)
-        uri = tracking_uri or spec.storage.tracking_uri
-        tracker = Tracker(uri, spec.name, root) if uri else None
-        if tracker:
-            tracker.start_sweep(root / "spec.yaml", sweep_params(spec))
+        sinks = _open_sinks(plan, root, tracking_uri)
         _init_ray(address)
         started = time.monotonic()
-        progress = Progress(spec.total_trials, spec.samples_per_cell, writer.finished.values(), plan.metric, plan.mode)
-        callback = SweepCallback.attach(str(root.resolve()), DriverSinks(plan, writer, tracker, progress,
-                                                                             Studies(plan, root / "studies")))
-        stops = MemberStops.of(str(root.resolve()))
-        if max(plan.pack_sizes.values()) > 1:
-            stops.start_actor()
-        trainable = tune.with_resources(
-            tune_function(spec.trainable, spec.resources.cpu, spec.checkpoint_every_s, spec.report_every_s,
-                          rung_epochs(plan), stops.actor_name),
-            {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
-        if store.has_state():
-            tuner = tune.Tuner.restore(store.path, trainable, resume_unfinished=True, resume_errored=False,
-                                       storage_filesystem=store.fs)
-        else:  # a fresh sweep, or one killed before Tune saved any state: (re)start what Parquet lacks
-            store.clear()
-            tuner = tune.Tuner(
-                trainable,
-                tune_config=tune.TuneConfig(
-                    search_alg=CellSearcher(plan, root), scheduler=CellScheduler(plan, root),
-                    num_samples=spec.total_trials,  # at most; the searcher ends sooner when trials are packed
-                    max_concurrent_trials=_max_concurrent(plan), reuse_actors=True,
-                    trial_dirname_creator=lambda trial: trial.trial_id,
-                ),
-                run_config=tune.RunConfig(
-                    name=EXPERIMENT, storage_path=store.base, storage_filesystem=store.fs, verbose=0,
-                    callbacks=[callback],
-                    failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                    # Keep every checkpoint while a trial runs: with num_to_keep, Tune deletes the one its
-                    # last snapshot points to before the next snapshot, and a driver killed in between
-                    # cannot restore that trial. The callback deletes a trial's checkpoints once recorded.
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                ),
-            )
+        callback = SweepCallback.attach(str(root.resolve()), sinks)
+        store = ExperimentStore.for_sweep(plan.spec, root)
+        tuner = _tuner(plan, root, store, callback, _trial_settings(plan, root))
         try:
             tuner.fit()
         finally:
-            writer.flush()
-            progress.close()
-        writer.compact()
-        complete = len(writer.finished) >= spec.total_trials  # else fit was interrupted: keep the unrecorded
-        store.drop_checkpoints(lambda trial_id: complete or trial_id in writer.finished)
-        curve_files = _curves(plan, root)
-        if tracker:
-            if curve_files:
-                tracker.log_artifacts(curve_files, "curves")
-            tracker.close()
+            sinks.writer.flush()
+            sinks.progress.close()
+        curve_files = _finish(plan, root, store, sinks)
     finally:
         lock.release()
-    counts = {s: 0 for s in STATUSES}
-    for row in writer.finished.values():
-        counts[row["status"]] += 1
-    return SweepOutcome(plan, root, counts, time.monotonic() - started, curve_files, tracker.failed if tracker else None)
+    return _outcome(plan, root, sinks, time.monotonic() - started, curve_files)
 
 
-def _curves(plan: SweepPlan, root: Path) -> list[Path]:
-    """The spec's curves, written under ``curves/``; an empty list when there is nothing to fit."""
-    if not plan.spec.curves:
-        return []
-    from .curves import write_curves
-    from .positions import load_positions
-    from .results import load_metrics, load_trials
+def _open_sinks(plan: SweepPlan, root: Path, tracking_uri: str | None) -> "DriverSinks":
+    """Where results go: Parquet, MLflow (when a tracking URI is set), the progress display, the studies."""
+    from .answers.progress import Progress
+    from .callback import DriverSinks
+    from .results import ResultsWriter
+    from .search import Studies
+    from .tracking import Tracker, sweep_params
 
-    trials = load_trials(root)
-    if trials.empty:
-        return []
-    return write_curves(trials, load_metrics(root), plan.spec.curves, plan.axes, plan.metric, plan.modes,
-                        root / "curves", positions=load_positions(root))
+    spec = plan.spec
+    writer = ResultsWriter(plan, root)
+    uri = tracking_uri or spec.storage.tracking_uri
+    tracker = Tracker(uri, spec.name, root) if uri else None
+    if tracker:
+        tracker.start_sweep(root / "spec.yaml", sweep_params(spec))
+    progress = Progress(spec.total_trials, spec.samples_per_cell, writer.finished.values(), plan.metric, plan.mode)
+    return DriverSinks(plan, writer, tracker, progress, Studies(plan, root / "studies"))
+
+
+def _trial_settings(plan: SweepPlan, root: Path) -> "TrialSettings":
+    """What every trial runs, and the stop board of packed trials (started when any cell packs)."""
+    from .packing import MemberStops
+    from .scheduling import rung_epochs
+    from .shipping import ship
+    from .trial import TrialSettings
+
+    spec = plan.spec
+    stops = MemberStops.of(str(root.resolve()))
+    if max(plan.pack_sizes.values()) > 1:
+        stops.start_actor()
+    return TrialSettings(ship(plan.trainable, plan.ref), spec.seeds, plan.metric, spec.resources.cpu,
+                         spec.checkpoint_every_s, spec.report_every_s, rung_epochs(plan), stops.actor_name)
+
+
+def _tuner(plan: SweepPlan, root: Path, store: "ExperimentStore", callback: Any,
+           settings: "TrialSettings") -> "Tuner":
+    """A Tuner restored from the sweep's saved state, or a fresh one (also for a sweep killed before Tune
+    saved any state: it restarts what Parquet lacks)."""
+    from ray import tune
+
+    from .scheduling import CellScheduler
+    from .search import CellSearcher
+    from .storage import EXPERIMENT
+    from .trial import tune_function
+
+    spec = plan.spec
+    trainable = tune.with_resources(tune_function(settings), {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+    if store.has_state():
+        return tune.Tuner.restore(store.path, trainable, resume_unfinished=True, resume_errored=False,
+                                  storage_filesystem=store.fs)
+    store.clear()
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=CellSearcher(plan, root), scheduler=CellScheduler(plan, root),
+            num_samples=spec.total_trials,  # at most; the searcher ends sooner when trials are packed
+            max_concurrent_trials=_max_concurrent(plan), reuse_actors=True,
+            trial_dirname_creator=lambda trial: trial.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name=EXPERIMENT, storage_path=store.base, storage_filesystem=store.fs, verbose=0,
+            callbacks=[callback],
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            # Keep every checkpoint while a trial runs: with num_to_keep, Tune deletes the one its last
+            # snapshot points to before the next snapshot, and a driver killed in between cannot restore
+            # that trial. The callback deletes a trial's checkpoints once recorded.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+        ),
+    )
+
+
+def _finish(plan: SweepPlan, root: Path, store: "ExperimentStore", sinks: "DriverSinks") -> list[Path]:
+    """Compact the metrics, drop checkpoints no resume needs, write the curves (unless every trial failed)
+    and log them to the sweep's MLflow run."""
+    from .answers.write import write_sweep_curves
+
+    writer = sinks.writer
+    writer.compact()
+    complete = len(writer.finished) >= plan.spec.total_trials  # else fit was interrupted: keep the unrecorded
+    store.drop_checkpoints(lambda trial_id: complete or trial_id in writer.finished)
+    failed = all(row["status"] == "errored" for row in writer.finished.values())
+    curve_files = [] if failed else write_sweep_curves(plan, root)
+    if sinks.tracker:
+        if curve_files:
+            sinks.tracker.log_artifacts(curve_files, "curves")
+        sinks.tracker.close()
+    return curve_files
+
+
+def _outcome(plan: SweepPlan, root: Path, sinks: "DriverSinks", seconds: float,
+             curve_files: list[Path]) -> SweepOutcome:
+    from .results import STATUSES
+
+    rows = list(sinks.writer.finished.values())
+    counts = {s: sum(row["status"] == s for row in rows) for s in STATUSES}
+    failure = None
+    if rows and counts["errored"] == len(rows):
+        failure = f"every trial failed; the last error: {rows[-1].get('error') or 'no error message recorded'}"
+    return SweepOutcome(plan, root, counts, seconds, curve_files,
+                        sinks.tracker.failed if sinks.tracker else None, failure)

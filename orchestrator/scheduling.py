@@ -18,7 +18,7 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 from trainables import MEMBERS
 
 from .cells import cell_key
-from .packing import Member, MemberStops, member_reports, members_of
+from .packing import Member, MemberReport, MemberStops, member_reports, members_of
 from .plan import SweepPlan
 from .results import load_metrics, load_trials
 
@@ -36,6 +36,11 @@ def rung_epochs(plan: SweepPlan) -> tuple[float, ...]:
         return ()
     count = int(np.log(plan.epochs / asha.grace_period) / np.log(asha.reduction_factor) + 1)
     return tuple(asha.grace_period * asha.reduction_factor ** k for k in range(count))
+
+
+def _asha_result(epoch: int, metric: str, value: float) -> dict[str, float]:
+    """What ASHA reads of a member's report: its time and its seed-mean metric."""
+    return {TIME_ATTR: epoch, metric: value}
 
 
 class CellScheduler(FIFOScheduler):
@@ -83,7 +88,7 @@ class CellScheduler(FIFOScheduler):
             stub = SimpleNamespace(trial_id=trial_id)
             asha.on_trial_add(None, stub)
             for epoch, value in series:
-                if asha.on_trial_result(None, stub, {TIME_ATTR: epoch, self._plan.metric: value}) != self.CONTINUE:
+                if asha.on_trial_result(None, stub, _asha_result(epoch, self._plan.metric, value)) != self.CONTINUE:
                     break
             asha.on_trial_remove(None, stub)
 
@@ -95,8 +100,10 @@ class CellScheduler(FIFOScheduler):
             trials, metrics = load_trials(self._results_dir), load_metrics(self._results_dir)
             if not trials.empty:
                 self._done |= set(trials.trial_id)
-            if not trials.empty and not metrics.empty:
-                means = metrics.groupby(["trial_id", "epoch"])[self._plan.metric].mean().dropna()
+            if not trials.empty and self._plan.metric in metrics:
+                values = metrics[self._plan.metric]  # finite values only, as seed_mean averages them
+                finite = metrics.assign(**{self._plan.metric: values.where(np.isfinite(values))})
+                means = finite.groupby(["trial_id", "epoch"])[self._plan.metric].mean().dropna()
                 series = {t: [(int(e), float(v)) for (_, e), v in s.items()] for t, s in means.groupby(level=0)}
                 finished = trials[trials.status.isin(["completed", "pruned"])]
                 for trial_id, cell in zip(finished.trial_id, finished.cell):
@@ -128,7 +135,7 @@ class CellScheduler(FIFOScheduler):
         done = self._load()[1]
         (cell, members), packed = self._pack(trial), MEMBERS in trial.config
         stops = MemberStops.of(str(self._results_dir))
-        for index, report in member_reports(result, packed).items():
+        for index, report in member_reports(result).items():
             member = members[index]
             if member.trial_id in done or self._decide(tune_controller, cell, member, report) == self.STOP:
                 done.add(member.trial_id)
@@ -136,15 +143,17 @@ class CellScheduler(FIFOScheduler):
                     stops.stop(trial.trial_id, index)
         return self.STOP if all(m.trial_id in done for m in members) else self.CONTINUE
 
-    def _decide(self, tune_controller: "TuneController", cell: str, member: Member, report: dict) -> str:
-        value = report.get(self._plan.metric)
-        if value is None or not math.isfinite(value):
+    def _decide(self, tune_controller: "TuneController", cell: str, member: Member, report: MemberReport) -> str:
+        """ASHA's decision on the member's seed mean; a member whose every seed diverged stops, one whose
+        report lacks the metric (not evaluated at this epoch) goes on."""
+        value = report.mean(self._plan.metric)
+        if value is not None and not math.isfinite(value):
             decision = self.STOP
-        elif member.trial_id not in self._in_asha:
+        elif value is None or member.trial_id not in self._in_asha:
             return self.CONTINUE
         else:
             decision = self._asha(cell).on_trial_result(tune_controller, SimpleNamespace(trial_id=member.trial_id),
-                                                        report)
+                                                        _asha_result(report.epoch, self._plan.metric, value))
         if decision == self.STOP:
             self._leave(tune_controller, cell, member.trial_id)
         return decision
@@ -152,9 +161,12 @@ class CellScheduler(FIFOScheduler):
     def on_trial_complete(self, tune_controller: "TuneController", trial: Trial, result: dict) -> None:
         cell, members = self._pack(trial)
         del self._packs[trial.trial_id]
-        reports = member_reports(result, MEMBERS in trial.config) if result else {}
+        reports = member_reports(result) if result else {}
         for member in members:
-            self._leave(tune_controller, cell, member.trial_id, reports.get(member.index, {}))
+            report = reports.get(member.index)
+            value = report.mean(self._plan.metric) if report else None
+            self._leave(tune_controller, cell, member.trial_id,
+                        _asha_result(report.epoch, self._plan.metric, value) if report and value is not None else {})
 
     def on_trial_remove(self, tune_controller: "TuneController", trial: Trial) -> None:
         cell, members = self._pack(trial)

@@ -132,10 +132,17 @@ class CurveSpec(_Strict):
         return self
 
 
+class CommandSpec(_Strict):
+    """Any program as a trainable: config as key=value arguments, reports as JSON lines on stdout."""
+
+    command: str = Field(min_length=1)
+
+
 class SweepSpec(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""  # the question the sweep answers, in words: `scalesweep report` opens with it
-    trainable: str
+    # an installed name (template, incontext, synthetic, a package's), package.module:function, or {command: ...}
+    trainable: str | CommandSpec
     fixed: dict[str, Any] = {}
     axes: dict[str, list[Scalar]]
     search: SearchSpec = SearchSpec()
@@ -171,13 +178,21 @@ class SweepSpec(_Strict):
             for b, kb in places[i + 1:]:
                 if both := sorted(ka & kb):
                     raise ValueError(f"{both[0]!r} is in both {a} and {b}: expected each key in one place")
-        if "seeds" in self.fixed or "seeds" in self.axes:
-            raise ValueError("seeds: expected at the top level of the spec, not in fixed/axes")
+        reserved = {"seeds": "expected at the top level of the spec (seeds: S trains S replicas of every trial)",
+                    "members": "reserved for packed trials (resources.members_per_trial); expected another name"}
+        for key, expected in reserved.items():
+            if key in self.fixed or key in self.axes or key in self.search.space:
+                raise ValueError(f"{key}: {expected}, not in fixed, axes or search.space")
         for i, curve in enumerate(self.curves):
             for field, name in [("x", curve.x)] * (curve.x not in (None, "epoch")) + [("by", b) for b in curve.by]:
                 if name not in self.axes:
                     raise ValueError(f"curves.{i}.{field}: {name!r} is not an axis; expected one of {list(self.axes)}")
         return self
+
+    @property
+    def trainable_label(self) -> str:
+        """The trainable as a reader names it: its name or module:function, or its command line."""
+        return self.trainable.command if isinstance(self.trainable, CommandSpec) else self.trainable
 
     @property
     def total_trials(self) -> int:
@@ -230,8 +245,8 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
         raise SpecError(f"{source}: {_format_validation_error(err)}") from None
 
 
-def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
-    """Read, override and validate a spec file; every failure is a one-line :class:`SpecError`."""
+def read_spec(path: str | Path) -> Any:
+    """A spec file's YAML, not yet validated; a one-line :class:`SpecError` when it cannot be read."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -240,12 +255,17 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     except OSError as err:
         raise SpecError(f"{path}: cannot read ({err.strerror})") from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or "parse error"
         raise SpecError(f"{path}: not valid YAML{where}: {problem}") from None
+
+
+def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
+    """Read, override and validate a spec file; every failure is a one-line :class:`SpecError`."""
+    raw = read_spec(path)
     for assignment in overrides:
         if not isinstance(raw, dict):
             break

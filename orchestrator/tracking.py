@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Run
 
+    from .packing import MemberReport
     from .spec import SweepSpec
 
 logger = logging.getLogger(__name__)
@@ -44,15 +45,16 @@ CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEO
 
 def sweep_params(spec: "SweepSpec") -> dict[str, Any]:
     """The parent run's params: what the sweep is, at a glance in MLflow's run list."""
-    return {"trainable": spec.trainable, "cells": spec.n_cells, "trials": spec.total_trials, "seeds": spec.seeds}
+    return {"trainable": spec.trainable_label, "cells": spec.n_cells, "trials": spec.total_trials, "seeds": spec.seeds}
 
 
-def epoch_metrics(result: Mapping[str, Any], metrics: list[str], base_seed: int) -> dict[str, float]:
-    """The values one report contributes to MLflow: seed means and per-seed values."""
-    out = {m: float(result[m]) for m in metrics if result.get(m) is not None}
-    for m, values in result.get("seed_metrics", {}).items():
-        out.update({f"{m}/seed_{base_seed + s}": float(v) for s, v in enumerate(values)})
-    return out
+def epoch_metrics(report: "MemberReport") -> dict[str, float]:
+    """The values one member's report contributes to MLflow: seed means and each seed's value."""
+    out: dict[str, float] = {}
+    for row in report.rows:
+        out.update({f"{m}/seed_{row.seed}": float(v) for m, v in row.metrics.items()})
+    names = {m for row in report.rows for m in row.metrics}
+    return {**{m: v for m in sorted(names) if (v := report.mean(m)) is not None}, **out}
 
 
 def client_env() -> None:

@@ -1,6 +1,7 @@
-"""scalesweep from a notebook: a sweep's results as pandas DataFrames, and its curves.
+"""scalesweep from Python: run a sweep of your own trainable, read its results, fit its curves.
 
     import scalesweep
+    trials = scalesweep.run("sweep.yaml", trainable=train)   # train(config, report): see docs/trainables.md
     trials = scalesweep.load("results/quickstart")    # one row per trial: cell, axes, params, final_/best_ metrics
     scalesweep.curves.sample_complexity(trials, x="n_train", y="test_error",
                                         by=["embed_dim", "vo_identity"], threshold=0.05)
@@ -9,11 +10,15 @@
 A fit needs per-seed values, which ``trials`` does not hold: the curve functions turn trials (from
 :func:`load`, filtered or not), or a results directory, into per-seed points with
 :func:`load_points` (each cell's best trial, as ``scalesweep curves`` picks it), and accept such
-points directly. The logic lives in ``orchestrator``; this package only adapts it to notebooks.
+points directly. The logic lives in ``orchestrator.answers``; this package only adapts it to notebooks.
 """
 from orchestrator.results import load_metrics
+from orchestrator.spec import SpecError
+from trainables import ConfigError, Report, Reporter, Row, Trainable, seed_mean
 
 from . import curves
 from .results import load, load_points
+from .sweep import SweepError, run
 
-__all__ = ["curves", "load", "load_metrics", "load_points"]
+__all__ = ["ConfigError", "Report", "Reporter", "Row", "SpecError", "SweepError", "Trainable", "curves", "load",
+           "load_metrics", "load_points", "run", "seed_mean"]

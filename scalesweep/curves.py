@@ -1,8 +1,8 @@
-"""Curve fits for notebooks: ``orchestrator.curves`` taking trials, a results directory or points.
+"""Curve fits for notebooks: ``orchestrator.answers.curves`` taking trials, a results directory or points.
 
 ``data`` is any of: trials from :func:`scalesweep.load` (filtered or not), a results directory, or
 per-seed points (a frame with a ``seed`` column, e.g. from :func:`scalesweep.load_points`). Every
-other argument is passed on to the function of the same name in ``orchestrator.curves``.
+other argument is passed on to the function of the same name in ``orchestrator.answers.curves``.
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from orchestrator import curves as _curves
-from orchestrator.curves import scaling_slope, seed_points
+from orchestrator.answers import curves as _curves
+from orchestrator.answers.curves import scaling_slope, seed_points
 
 from .results import ResultsDir, load_points
 

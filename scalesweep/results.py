@@ -7,7 +7,7 @@ from typing import Literal, Union
 
 import pandas as pd
 
-from orchestrator.curves import seed_points
+from orchestrator.answers.curves import seed_points
 from orchestrator.results import load_metrics, load_trials
 from orchestrator.spec import load_spec
 

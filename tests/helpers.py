@@ -77,7 +77,7 @@ def assert_config_error(resolve: Callable[[Mapping[str, Any]], dict[str, Any]], 
 
 @contextmanager
 def one_torch_thread() -> Iterator[None]:
-    """One torch thread: on 2 shared, loaded cores two threads ran ~9× slower than one (DESIGN.md)."""
+    """One torch thread: on 2 shared, loaded cores two threads ran ~9× slower than one (docs/science.md, Training settings)."""
     import torch
 
     threads = torch.get_num_threads()

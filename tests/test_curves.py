@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 from scipy.optimize import minimize
 
-from orchestrator.curves import (SC_COLUMNS, SL_COLUMNS, _huber, sample_complexity, scaling_law,
-                                 scaling_slope, seed_points)
+from orchestrator.answers.curves import (SC_COLUMNS, SL_COLUMNS, sample_complexity, scaling_law, scaling_slope,
+                                         seed_points)
+from orchestrator.answers.kernels import huber as _huber
 
 AXES = ["n_train"]
 

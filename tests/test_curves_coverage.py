@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from orchestrator.curves import sample_complexity, scaling_law
+from orchestrator.answers.curves import sample_complexity, scaling_law
 
 DRAWS, SEEDS = 50, 3
 XS = 2.0 ** np.arange(3, 12)

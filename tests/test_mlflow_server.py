@@ -20,7 +20,7 @@ import scalesweep
 from helpers import scalesweep as cli
 from helpers import write_spec
 from mlflow_server import Server
-from orchestrator.curves import sample_complexity
+from orchestrator.answers.curves import sample_complexity
 from orchestrator.mlflow_source import load_from_mlflow
 from orchestrator.mlflow_sync import sync_mlflow
 from orchestrator.plan import plan_sweep

@@ -72,3 +72,33 @@ def test_a_sweep_uses_both_nodes_and_completes_when_the_worker_dies(tmp_path: Pa
     metrics = pd.read_parquet(root / "metrics")
     assert not metrics.duplicated(["trial_id", "epoch", "seed"]).any()
     assert len(metrics) == N_TRIALS * SPEC["fixed"]["epochs"] * SPEC["seeds"]
+
+
+def test_a_module_function_from_the_spec_directory_runs_on_another_node(tmp_path: Path) -> None:
+    """The module lives only beside the spec, which no worker's path holds: it travels with the trials."""
+    (tmp_path / "mymodel").mkdir()
+    (tmp_path / "mymodel" / "__init__.py").write_text("")
+    (tmp_path / "mymodel" / "fit.py").write_text(
+        "import os\n\n"
+        "from mymodel.helpers import loss_at\n\n\n"
+        "def train(config, report):\n"
+        "    for epoch in range(1, config['epochs'] + 1):\n"
+        "        report({'epoch': epoch, 'test_loss': loss_at(epoch, config['seed']), 'pid': os.getpid()})\n")
+    (tmp_path / "mymodel" / "helpers.py").write_text("def loss_at(epoch, seed):\n    return 1.0 / (epoch + seed)\n")
+    spec = write_spec(tmp_path / "spec.yaml", {
+        "name": "shipped", "trainable": "mymodel.fit:train", "fixed": {"epochs": 3}, "axes": {"n": [1, 2, 3]},
+        "seeds": 2, "storage": {"results": "results", "tracking_uri": None}})
+    elsewhere = tmp_path / "elsewhere"  # the driver runs from another directory: the spec's is what counts
+    elsewhere.mkdir()
+    cluster = LoopbackCluster(["--num-cpus=0"], [["--num-cpus=2"]])  # every trial runs on the worker node
+    try:
+        run = subprocess.run([sys.executable, "-m", "orchestrator", "run", str(spec), "--address", cluster.address],
+                             cwd=elsewhere, env=cluster.env, capture_output=True, text=True, timeout=300)
+    finally:
+        cluster.kill()
+    assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-3000:]
+    trials = pd.read_parquet(elsewhere / "results" / "shipped" / "trials.parquet")
+    assert len(trials) == 3 and set(trials.status) == {"completed"}, trials[["status", "error"]]
+    metrics = pd.read_parquet(elsewhere / "results" / "shipped" / "metrics")
+    assert len(metrics) == 3 * 3 * 2 and set(metrics.seed) == {0, 1}
+    assert (metrics.test_loss == 1.0 / (metrics.epoch + metrics.seed)).all()

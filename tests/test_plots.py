@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from orchestrator.curves import SC_COLUMNS, SL_COLUMNS, seed_points, write_curves
-from orchestrator.plots import fmt_n, group_label, scaling_law_markdown
-from orchestrator.spec import CurveSpec
+from orchestrator.answers.curves import SC_COLUMNS, SL_COLUMNS, seed_points
+from orchestrator.answers.tables import fmt_n, group_label, scaling_law_markdown
+from orchestrator.answers.write import write_curves, write_sweep_curves
+from orchestrator.plan import SweepPlan, plan_sweep
+from orchestrator.spec import CurveSpec, parse_spec
 
 AXES = ["embed_dim", "n_train", "vo_identity"]
 MODES = {"test_loss": "min", "test_error": "min", "train_loss": "min"}
@@ -117,9 +119,10 @@ def test_write_curves_is_robust(tmp_path):
     assert (tmp_path / "summary.md") in paths and len(list(tmp_path.glob("*.png"))) == 2
     sl = pd.read_parquet(tmp_path / "scaling_law.parquet")
     assert sl["alpha"].isna().all() and (sl["n_points"] == 1).all()
-    with pytest.raises(ValueError, match="'test_acc'"):
-        write_curves(trials, metrics, [{"kind": "scaling_law", "x": "n_train", "y": "test_acc"}],
-                     AXES, "test_loss", MODES, tmp_path)
+    with pytest.warns(UserWarning, match="curves.0: no metric column 'test_acc'.*: skipped"):
+        paths = write_curves(trials, metrics, [{"kind": "scaling_law", "x": "n_train", "y": "test_acc"}],
+                             AXES, "test_loss", MODES, tmp_path / "missing")
+    assert paths == [tmp_path / "missing" / "summary.md"]
     with pytest.raises(ValueError, match="curves.0.by: 'depth' is not an axis"):
         write_curves(trials, metrics, [{"kind": "scaling_law", "x": "n_train", "y": "test_loss",
                                         "by": ["depth"]}], AXES, "test_loss", MODES, tmp_path)
@@ -150,3 +153,49 @@ def test_seed_points_from_the_synthetic_sweep_picks_best_trial():
     best = trials.sort_values("final_test_loss").drop_duplicates("cell")
     assert set(pts["trial_id"]) == set(best["trial_id"]) and len(pts) == 4 * 3
     assert (pts["epoch"] == 5).all()
+
+
+def _synthetic_sweep(root: Path, status: str, test_loss: float | None) -> SweepPlan:
+    """A 3-cell synthetic sweep on disk (trials.parquet, metrics/) whose trials all end in ``status``;
+    ``test_loss`` None: no metric rows at all (every trial failed before its first epoch)."""
+    plan = plan_sweep(parse_spec({
+        "name": "failed", "trainable": "synthetic", "axes": {"size": [1, 2, 4]}, "seeds": 2,
+        "search": {"algorithm": "grid-only"}, "storage": {"tracking_uri": None},
+        "curves": [{"kind": "sample_complexity", "x": "size", "y": "test_loss", "threshold": 0.5},
+                   {"kind": "scaling_law", "x": "size", "y": "test_loss"},
+                   {"kind": "scaling_law", "x": "size", "y": "train_loss"}]}))
+    final = np.nan if test_loss is None else test_loss
+    train = {n: 0.5 / n if status == "completed" else final for n in (1, 2, 4)}  # completed: only test_loss is NaN
+    trials = pd.DataFrame([{"trial_id": f"t{i}", "cell": f"size={n}", "size": n, "status": status, "epochs": 2,
+                            "seconds": 1.0, "error": None, "final_test_loss": final, "best_test_loss": final,
+                            "final_train_loss": train[n], "best_train_loss": train[n]}
+                           for i, n in enumerate([1, 2, 4])])
+    root.mkdir(parents=True)
+    trials.to_parquet(root / "trials.parquet", index=False)
+    if test_loss is not None:
+        (root / "metrics").mkdir()
+        pd.DataFrame([{"trial_id": f"t{i}", "epoch": e, "seed": s, "test_loss": test_loss, "train_loss": train[n]}
+                      for i, n in enumerate([1, 2, 4]) for e in (1, 2) for s in (0, 1)]
+                     ).to_parquet(root / "metrics" / "part-0.parquet", index=False)
+    return plan
+
+
+@pytest.mark.parametrize("status, test_loss", [("errored", None), ("errored", 1.0), ("diverged", np.nan),
+                                               ("completed", np.nan)])
+def test_a_sweep_whose_trials_all_failed_skips_its_curves_with_a_warning(tmp_path, status, test_loss):
+    """Curves are fitted after a run has written its results: one with nothing to fit (y absent or all
+    NaN at the cells' best trials) is skipped with a one-line warning instead of failing the run."""
+    plan = _synthetic_sweep(tmp_path / "sweep", status, test_loss)
+    with pytest.warns(UserWarning) as caught:
+        paths = write_sweep_curves(plan, tmp_path / "sweep")
+    skipped = [str(w.message) for w in caught if "skipped" in str(w.message)]
+    assert all(m.count("\n") == 0 for m in skipped)
+    curves = tmp_path / "sweep" / "curves"
+    if status == "completed":  # only test_loss is all NaN: the train_loss scaling law is still drawn
+        assert [m[:9] for m in skipped] == ["curves.0:", "curves.1:"]
+        assert {p.name for p in paths} == {"scaling_law_train_loss_vs_size.png", "scaling_law.parquet",
+                                           "summary.md"}
+        assert set(pd.read_parquet(curves / "scaling_law.parquet")["curve"]) == {"train_loss_vs_size"}
+    else:
+        assert len(skipped) == 3 and paths == [curves / "summary.md"]
+    assert (curves / "summary.md").read_text().startswith("# Curves")

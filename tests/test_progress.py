@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from orchestrator.progress import CELL_ROWS, Progress
+from orchestrator.answers.progress import CELL_ROWS, Progress
 
 
 def _row(trial_id: str, cell: str, value: float, status: str = "completed") -> dict:

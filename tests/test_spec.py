@@ -43,7 +43,7 @@ CASES = {
     "unknown key": (_with(colour="blue"), "colour: unknown key"),
     "wrong type": (_with(seeds="three"), "seeds:"),
     "empty axis": (_with(axes={"embed_dim": [16], "n_train": []}), "axes: n_train: expected a non-empty list"),
-    "unknown trainable": (_with(trainable="nope"), "trainable: unknown trainable 'nope'"),
+    "unknown trainable": (_with(trainable="nope"), "trainable: expected an installed trainable (incontext, synthetic, template) or package.module:function, got 'nope'"),
     "unknown task": (_with(fixed={"task": "juggling", "model": "transformer"}), "fixed.task:"),
     "unknown model": (_with(fixed={"task": "copy", "model": "abacus"}), "fixed.model:"),
     "unknown config key": (_with(fixed={"task": "copy", "wingspan": 3}), "fixed.wingspan:"),
@@ -116,7 +116,7 @@ def test_validating_the_shipped_sweeps_imports_no_torch() -> None:
             "from orchestrator.plan import plan_sweep\n"
             "from orchestrator.spec import load_spec\n"
             "plans = [plan_sweep(load_spec(f)) for f in sorted(glob.glob('sweeps/*.yaml'))]\n"
-            "import orchestrator.cli, orchestrator.run, trainables.tune_adapter\n"
+            "import orchestrator.cli, orchestrator.run, orchestrator.trial\n"
             "print(len(plans), 'torch' in sys.modules)")
     repo = Path(__file__).resolve().parent.parent
     proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)

@@ -106,7 +106,7 @@ def test_mlflow_has_a_parent_run_and_one_nested_run_per_trial(sweep) -> None:
 
 
 def test_status_reads_the_finished_sweep(sweep) -> None:
-    from orchestrator.status import sweep_status
+    from orchestrator.answers.status import sweep_status
 
     _, outcome, _ = sweep
     report = sweep_status(outcome.results_dir)

@@ -39,6 +39,9 @@ class ConfigError(ValueError):
         self.key = key
         self.expected = expected
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # raised on a Ray worker, re-raised on the driver
+        return type(self), (self.key, self.expected)
+
 
 @dataclass(frozen=True)
 class Row:
@@ -68,7 +71,7 @@ class Report:
 
     @classmethod
     def from_wire(cls, result: Mapping[str, Any]) -> "Report":
-        return cls(int(result["epoch"]), [Row(m, s, d, dict(v), c) for m, s, d, v, c in result[ROWS]])
+        return cls(int(result["epoch"]), [Row(m, s, dict(v), d, c) for m, s, d, v, c in result[ROWS]])
 
     def members(self) -> dict[int, list[Row]]:
         """The rows of each pack member, in the order they were reported."""

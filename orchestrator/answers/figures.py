@@ -1,4 +1,4 @@
-"""What a reader looks at: PNG figures and markdown tables of the fitted curves.
+"""What a reader looks at: PNG figures of the fitted curves.
 
 Figures are drawn on bare `matplotlib.figure.Figure` objects (Agg canvas, no pyplot), so writing
 them changes no global backend, opens no window, and is safe in a notebook or a Ray driver.
@@ -19,26 +19,13 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 from PIL import Image
 
-from orchestrator.curves import ALPHA_MAX
+from .curves import SLOPE_COLUMNS, SlopeFit, alpha_at_bound
+from .positions import position_references
+from .tables import fmt_n, group_label
 
 DPI = 120
 _DASHES = ["-", "--", ":", "-."]
 _MARKERS = ["o", "s", "^", "D"]
-
-
-def value_label(v: Any) -> str:
-    """A cell value as in cell keys: bools lowercase, floats short."""
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v)).lower()
-    if isinstance(v, (float, np.floating)):
-        return f"{v:g}"
-    return str(v)
-
-
-def group_label(key: dict[str, Any]) -> str:
-    """`embed_dim=128, vo_identity=true`, or `all` for the single group of an empty `by`."""
-    return ", ".join(f"{k}={value_label(v)}" for k, v in key.items()) or "all"
-
 
 def _styles(keys: list[dict[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
     """Colour from the by-axis with most values, dash and marker from the other; else tab10."""
@@ -63,6 +50,16 @@ def _styles(keys: list[dict[str, Any]], by: Sequence[str]) -> list[dict[str, Any
 def _keys(table: pd.DataFrame, by: Sequence[str]) -> list[dict[str, Any]]:
     """Group keys row by row, with each column's own type (iterrows would upcast ints)."""
     return table[list(by)].to_dict("records") if by else [{} for _ in range(len(table))]
+
+
+_Group = tuple[dict[str, Any], dict[str, Any], pd.Series]  # a group's key, line style and table row
+
+
+def _figure(table: pd.DataFrame, by: Sequence[str]) -> tuple[Figure, Any, list[_Group]]:
+    """A figure of the usual size, its axes and, per row of ``table`` (a group of ``by``): key, style, row."""
+    fig = Figure(figsize=(7.2, 4.2))
+    keys = _keys(table, by)
+    return fig, fig.add_subplot(), list(zip(keys, _styles(keys, by), (row for _, row in table.iterrows())))
 
 
 def _select(points: pd.DataFrame, key: dict[str, Any]) -> pd.DataFrame:
@@ -115,17 +112,6 @@ def save_png(fig: Figure, ax: Any, path: Path, extra: Sequence[Line2D] = ()) -> 
     return Path(path)
 
 
-def fmt_n(v: float, lo_bound: float | None = None, hi_bound: float | None = None) -> str:
-    """n* for people: '> 2048' when never reached, '< 4' below the grid, 3 significant digits."""
-    if np.isnan(v):
-        return "n/a"
-    if np.isinf(v):
-        return f"> {hi_bound:g}" if hi_bound is not None else "> max"
-    if v == 0:
-        return f"< {lo_bound:g}" if lo_bound is not None else "< min"
-    return f"{v:.0f}" if v >= 100 else f"{v:.3g}"
-
-
 def _y_scale(ax: Any, values: np.ndarray) -> None:
     """Log y only when a positive metric spans more than ~2 decades (losses), else linear."""
     v = values[np.isfinite(values)]
@@ -136,10 +122,8 @@ def _y_scale(ax: Any, values: np.ndarray) -> None:
 def plot_sample_complexity(points: pd.DataFrame, table: pd.DataFrame, x: str, y: str,
                            by: Sequence[str], threshold: float, mode: str, path: Path) -> Path:
     """y vs x (log2) per group: seed-mean line, min–max band over seeds, threshold, n* marked."""
-    fig = Figure(figsize=(7.2, 4.2))
-    ax = fig.add_subplot()
-    keys = _keys(table, by)
-    for key, style, (_, row) in zip(keys, _styles(keys, by), table.iterrows()):
+    fig, ax, groups = _figure(table, by)
+    for key, style, row in groups:
         stats = _select(points, key).groupby(x)[y].agg(["mean", "min", "max"]).sort_index()
         xs, c = stats.index.to_numpy(float), style["color"]
         n_star = fmt_n(row["n_star"], hi_bound=row["x_max"])
@@ -171,15 +155,12 @@ def plot_sample_complexity(points: pd.DataFrame, table: pd.DataFrame, x: str, y:
     return save_png(fig, ax, path, extra)
 
 
-def plot_n_star(fit: Any, table: pd.DataFrame, axis: str, y: str, path: Path) -> Path:
+def plot_n_star(fit: SlopeFit, table: pd.DataFrame, axis: str, y: str, path: Path) -> Path:
     """n* vs a numeric by-axis on log-log axes, CIs as error bars, fitted slope in the legend."""
     fits, est = fit.fits, (fit.fits["estimate"].iloc[0] if len(fit.fits) else "n_star_smooth")
-    others = [c for c in fits.columns
-              if c not in {"slope", "slope_lo", "slope_hi", "intercept", "n_points", "estimate"}]
-    fig = Figure(figsize=(7.2, 4.2))
-    ax = fig.add_subplot()
-    keys = _keys(fits, others)
-    for key, style, (_, row) in zip(keys, _styles(keys, others), fits.iterrows()):
+    others = [c for c in fits.columns if c not in SLOPE_COLUMNS]
+    fig, ax, groups = _figure(fits, others)
+    for key, style, row in groups:
         g = _select(table, key).sort_values(axis)
         ok = g["reached"] & np.isfinite(g[est]) & (g[est] > 0)
         a, v = g[axis].to_numpy(float), g[est].to_numpy(float)
@@ -214,11 +195,9 @@ def plot_n_star(fit: Any, table: pd.DataFrame, axis: str, y: str, path: Path) ->
 def plot_scaling_law(points: pd.DataFrame, table: pd.DataFrame, boots: list[np.ndarray], x: str,
                      y: str, by: Sequence[str], path: Path) -> Path:
     """Log-log data (seeds faint, means bold), the fit A·x^-α + E and its 90% bootstrap band."""
-    fig = Figure(figsize=(7.2, 4.2))
-    ax = fig.add_subplot()
-    keys = _keys(table, by)
+    fig, ax, groups = _figure(table, by)
     handles: list[Line2D] = []
-    for key, style, boot, (_, row) in zip(keys, _styles(keys, by), boots, table.iterrows()):
+    for (key, style, row), boot in zip(groups, boots):
         g = _select(points, key)
         g = g[np.isfinite(g[y]) & (g[y] > 0)]
         c = style["color"]
@@ -233,7 +212,7 @@ def plot_scaling_law(points: pd.DataFrame, table: pd.DataFrame, boots: list[np.n
             ax.plot(dense, row["A"] * dense ** -row["alpha"] + row["E"], color=c,
                     linestyle=style["linestyle"], linewidth=1.4)
             label += (f"α={row['alpha']:.2f} [{row['alpha_lo']:.2f}, {row['alpha_hi']:.2f}], "
-                      f"E={row['E']:.3g}" + (" (α at bound)" if _at_bound(row) else ""))
+                      f"E={row['E']:.3g}" + (" (α at bound)" if alpha_at_bound(row) else ""))
         else:
             label += "too few points to fit"
         ax.plot(means.index, means.values, linestyle="none", marker=style["marker"], color=c,
@@ -249,63 +228,28 @@ def plot_scaling_law(points: pd.DataFrame, table: pd.DataFrame, boots: list[np.n
     return save_png(fig, ax, path, handles)
 
 
-# ------------------------------------------------------------------------ markdown tables
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *["| " + " | ".join(r) + " |" for r in rows], ""]
-
-
-def _with_ci(v: float, lo: float, hi: float, x_min: float, x_max: float) -> str:
-    f = lambda u: fmt_n(u, lo_bound=x_min, hi_bound=x_max)  # noqa: E731
-    return f"{f(v)} [{f(lo)}, {f(hi)}]"
-
-
-def sample_complexity_markdown(table: pd.DataFrame, x: str, y: str, by: Sequence[str],
-                               threshold: float, mode: str, at: str) -> list[str]:
-    """One table per curve: grid n* and sigmoid n*, each with its CI; '> max' when never."""
-    op = "≤" if mode == "min" else "≥"
-    rows = [[*(value_label(r[b]) for b in by),
-             _with_ci(r["n_star"], r["n_star_lo"], r["n_star_hi"], r["x_min"], r["x_max"]),
-             _with_ci(r["n_star_smooth"], r["n_star_smooth_lo"], r["n_star_smooth_hi"],
-                      r["x_min"] / 2, r["x_max"] * 2), str(int(r["n_seeds"]))]
-            for _, r in table.iterrows()]
-    return [f"## Sample complexity: {y} {op} {threshold:g} vs {x} ({at} epoch)", "",
-            f"n* = smallest {x} on the grid where the seed-mean {y} {op} {threshold:g} at it and "
-            f"at every larger {x}; smooth n* = where a sigmoid in log2 {x} crosses it.", "",
-            *markdown_table([*by, "n* [CI]", "smooth n* [CI]", "seeds"], rows)]
-
-
-def slope_markdown(fit: Any, axis: str) -> list[str]:
-    """The (inverse-)scaling exponent per group: n* ∝ axis^slope."""
-    others = [c for c in fit.fits.columns if c not in
-              {"slope", "slope_lo", "slope_hi", "intercept", "n_points", "estimate"}]
-    rows = [[*(value_label(r[b]) for b in others),
-             f"{r['slope']:.2f} [{r['slope_lo']:.2f}, {r['slope_hi']:.2f}]",
-             str(int(r["n_points"]))]
-            for _, r in fit.fits.iterrows()]
-    est = "smooth n*" if len(fit.fits) and fit.fits["estimate"].iloc[0] == "n_star_smooth" else "n*"
-    return [f"{est} ∝ {axis}^slope (log-log fit over reached groups):", "",
-            *markdown_table([*others, "slope [CI]", f"{axis} values"], rows)]
-
-
-def _at_bound(row: pd.Series) -> bool:
-    return bool(row["alpha"] <= 1e-6 or row["alpha"] >= ALPHA_MAX - 1e-6)
-
-
-def scaling_law_markdown(table: pd.DataFrame, x: str, y: str, by: Sequence[str],
-                         at: str) -> list[str]:
-    """α, A, E with CIs and the fit's rms log residual, one row per group."""
-    def ci(r: pd.Series, name: str, f: str) -> str:
-        return f"{r[name]:{f}} [{r[name + '_lo']:{f}}, {r[name + '_hi']:{f}}]"
-
-    rows = [[*(value_label(r[b]) for b in by), ci(r, "alpha", ".3f") + " †" * _at_bound(r),
-             ci(r, "A", ".3g"),
-             ci(r, "E", ".3g"), f"{r['rmse_log']:.3f}", str(int(r["n_points"]))]
-            for _, r in table.iterrows()]
-    return [f"## Scaling law: {y} = A·{x}^(-α) + E ({at} epoch)", "",
-            *markdown_table([*by, "α [CI]", "A [CI]", "E [CI]", "rms log resid.", "points"], rows),
-            *([f"† α at its bound (0 or {ALPHA_MAX:g}): not a power law plus a constant on this "
-               "range; read α as 'flat' or 'faster than any power' and check the plot.", ""]
-              if any(_at_bound(r) for _, r in table.iterrows() if np.isfinite(r["alpha"]))
-              else [])]
+def plot_positions(table: pd.DataFrame, y: str, by: Sequence[str], path: Path) -> Path:
+    """One panel per value of the first ``by`` axis (when there are two or more), a line per group,
+    the reference curves in black (dashed, dotted)."""
+    panel_axis = by[0] if len(by) > 1 else None
+    panels = list(table[panel_axis].drop_duplicates()) if panel_axis else [None]
+    line_axes = [a for a in by if a != panel_axis]
+    others = position_references(table, y, by)
+    fig = Figure(figsize=(4.2 * len(panels), 3.4))
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    for ax, panel in zip(axes, panels):
+        sub = table if panel_axis is None else table[table[panel_axis] == panel]
+        groups = sub.groupby(line_axes, sort=True) if line_axes else [((), sub)]
+        for key, g in groups:
+            key = key if isinstance(key, tuple) else (key,)
+            label = group_label(dict(zip(line_axes, key))) if line_axes else y
+            ax.plot(g["position"], g[y], marker=".", label=label)
+            ax.fill_between(g["position"], g[y] - g[f"{y}_se"], g[y] + g[f"{y}_se"], alpha=0.2)
+        reference = sub.groupby("position")[others].mean()
+        for style, curve in zip(("--", ":", "-."), others):
+            ax.plot(reference.index, reference[curve], "k" + style, label=curve.removesuffix("_by_k"))
+        ax.set_title(group_label({panel_axis: panel}) if panel_axis else y)
+        ax.set_xlabel("in-context examples before the query (k)")
+        ax.grid(True, alpha=0.3, linewidth=0.6)
+    axes[0].set_ylabel(y)
+    return save_png(fig, axes[-1], path)

@@ -3,7 +3,7 @@
 A sweep's answer is spread over ``spec.yaml``, ``trials.parquet`` and ``curves/``; a reviewer
 wants one page to read, diff in git (markdown) or attach to a message (HTML with every image
 inlined as a data URI, so the file travels alone). The fits themselves come from ``curves/``
-(written by ``write_curves`` at the end of a run, or here when missing), so the report and
+(written by ``write_sweep_curves`` at the end of a run, or here when missing), so the report and
 ``scalesweep curves`` never disagree.
 """
 from __future__ import annotations
@@ -19,10 +19,12 @@ from typing import Callable
 import pandas as pd
 import yaml
 
-from .plan import SweepPlan, plan_sweep
-from .results import STATUSES, TRIALS_FILE, load_metrics, load_trials
-from .run import FINGERPRINT_FILE, _curves
-from .spec import SpecError, load_spec
+from ..plan import SWEEP_FILE, SweepPlan, load_plan
+from ..results import STATUSES, TRIALS_FILE, load_metrics, load_trials
+from ..spec import SpecError
+from .curves import seed_points
+from .tables import format_value, markdown_table
+from .write import CURVES_DIR, write_sweep_curves
 
 _PLOT_ORDER = ("sample_complexity_", "n_star_vs_", "scaling_law_")
 
@@ -37,7 +39,7 @@ class Sweep:
 
     @property
     def curves_dir(self) -> Path:
-        return self.root / "curves"
+        return self.root / CURVES_DIR
 
     def plots(self) -> list[Path]:
         """PNGs in reading order: sample complexity, n* vs width, scaling laws, anything else."""
@@ -51,13 +53,13 @@ def load_sweep(root: Path) -> Sweep:
     spec_file = root / "spec.yaml"
     if not spec_file.is_file():
         raise SpecError(f"{root}: not a sweep (expected {spec_file}); pass a results/<sweep> directory")
-    plan = plan_sweep(load_spec(spec_file), str(spec_file))
+    plan = load_plan(spec_file.parent)
     trials = load_trials(root)
     if trials.empty:
         raise SpecError(f"{root}: no trials recorded yet (expected {root / TRIALS_FILE}); run or resume it first")
     sweep = Sweep(root, plan, trials)
     if plan.spec.curves and not (sweep.curves_dir / "summary.md").exists():
-        _curves(plan, root)
+        write_sweep_curves(plan, root)
     return sweep
 
 
@@ -79,13 +81,12 @@ def _compute(sweep: Sweep) -> list[str]:
     lines = ["## Trials and compute", "",
              f"{spec.n_cells} cells × {spec.samples_per_cell} sample(s) = {spec.total_trials} trials "
              f"of {spec.seeds} stacked seed(s); {len(t)} recorded.", "",
-             "| " + " | ".join(STATUSES) + " |", "|" + "---|" * len(STATUSES),
-             "| " + " | ".join(str(int(counts.get(s, 0))) for s in STATUSES) + " |", "",
+             *markdown_table(STATUSES, [[int(counts.get(s, 0)) for s in STATUSES]]),
              f"- trial time: {seconds:,.0f} s summed over trials ({billed}); median trial "
              f"{t['seconds'].median():.1f} s, longest {t['seconds'].max():.1f} s",
              f"- epochs trained: {int(t['epochs'].sum()):,} of {len(t) * sweep.plan.epochs:,} "
              "if every recorded trial had run to the end"]
-    start, end = sweep.root / FINGERPRINT_FILE, sweep.root / TRIALS_FILE
+    start, end = sweep.root / SWEEP_FILE, sweep.root / TRIALS_FILE
     if start.exists():
         wall = end.stat().st_mtime - start.stat().st_mtime
         lines.append(f"- wall: {wall:,.0f} s from the sweep's start to its last recorded trial "
@@ -95,8 +96,6 @@ def _compute(sweep: Sweep) -> list[str]:
 
 def _values(sweep: Sweep) -> list[str]:
     """Per curve metric, the seed mean (min–max over seeds) at every cell's best trial."""
-    from .curves import seed_points
-
     plan = sweep.plan
     metrics = load_metrics(sweep.root)
     out: list[str] = []
@@ -110,18 +109,13 @@ def _values(sweep: Sweep) -> list[str]:
         stats = pts.groupby([*rows, curve.x], dropna=False)[curve.y].agg(["mean", "min", "max"])
         cell = stats.apply(lambda r: f"{r['mean']:.3f} ({r['min']:.2f}–{r['max']:.2f})", axis=1)
         wide = cell.unstack(curve.x).fillna("–") if rows else cell.to_frame().T
-        xs = [str(x) for x in wide.columns]
-        body = [[*(map(_label, key if isinstance(key, tuple) else (key,)) if rows else ()), *row]
+        xs = [format_value(x) for x in wide.columns]
+        body = [[*(map(format_value, key if isinstance(key, tuple) else (key,)) if rows else ()), *row]
                 for key, row in wide.iterrows()]
         out += [f"### {curve.y} per cell ({curve.at} epoch of the best trial by {plan.metric})", "",
                 f"Seed mean (min–max over {plan.spec.seeds} seeds); columns are {curve.x}.", "",
-                "| " + " | ".join([*rows, *xs]) + " |", "|" + "---|" * (len(rows) + len(xs)),
-                *["| " + " | ".join(map(str, r)) + " |" for r in body], ""]
+                *markdown_table([*rows, *xs], body)]
     return out
-
-
-def _label(v: object) -> str:
-    return str(v).lower() if isinstance(v, bool) else str(v)
 
 
 def _missing_slopes(sweep: Sweep) -> list[str]:

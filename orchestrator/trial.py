@@ -1,4 +1,4 @@
-"""The one place the science meets Ray: wraps ``train(config, report)`` as a Tune function trainable.
+"""The trial side of Tune: a trainable's ``train(config, report)`` run as a Tune function trainable.
 
 Reports are time-based too: each one sent costs the driver a few milliseconds and stalls the trial until
 the driver takes it, so a trial sends at most one every ``report_every_s`` and holds the others back,
@@ -11,24 +11,29 @@ for serialisation, an hour-long one loses at most that much work when its worker
 also holds the reports made so far; a trial restored from it sends them once more (``earlier``)
 with its first new report, so a driver that crashed and lost them in memory still records every epoch.
 
-The driver imports this module (for :func:`tune_function` and :class:`StopBoard`) and never torch: only a
-trial's worker imports it, where it trains.
+The driver imports this module (for :func:`tune_function` and :class:`StopBoard`) and never torch; a trial
+imports torch only when its trainable does.
 """
 from __future__ import annotations
 
 import os
+import pickle
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 from ray import tune
 
-from .api import EARLIER, MEMBERS, Reporter, StateFn
-from .registry import get_trainable
+from trainables import EARLIER, MEMBERS, Report, Reporter, run_trainable
+from trainables.api import StateFn
 
-STATE_FILE = "state.pt"
+from .shipping import Shipped
+
+STATE_FILE = "state.pkl"
 
 
 @ray.remote(num_cpus=0)
@@ -47,8 +52,10 @@ class StopBoard:
 
 class TuneReporter(Reporter):
     def __init__(self, checkpoint_every_s: float, report_every_s: float = 0.0, rungs: tuple[float, ...] = (),
-                 board: str | None = None) -> None:
+                 board: str | None = None, metric: str | None = None) -> None:
         super().__init__()
+        self._metric = metric
+        self._reported: set[str] = set()  # every metric name seen in this trial's rows
         self._every = checkpoint_every_s
         self._last = self._sent_at = time.monotonic()
         self._report_every = report_every_s
@@ -61,26 +68,37 @@ class TuneReporter(Reporter):
         self._asked: ray.ObjectRef | None = None
         self._stopped: set[int] = set()
 
-    def __call__(self, metrics: dict[str, Any], state: StateFn | None = None) -> None:
+    def __call__(self, report: Report, state: StateFn | None = None) -> None:  # type: ignore[override]
+        for row in report.rows:
+            self._reported.update(row.metrics)
+        metrics = report.to_wire()
         self._history.append(metrics)
         now = time.monotonic()
-        decisive = self._decisive(metrics)  # first: it tracks the rungs passed and the rows diverged
+        decisive = self._decisive(report)  # first: it tracks the rungs passed and the rows diverged
         checkpoint = state is not None and now - self._last >= self._every
         if checkpoint or decisive or now - self._sent_at >= self._report_every:
             self._send(metrics, state if checkpoint else None)
         else:
             self._unsent.append(metrics)
 
+    def check_metric(self) -> None:
+        """Raise when the trial ended without ever reporting the sweep's metric: a trial that has nothing to be
+        ranked by is an error the researcher must see, not a NaN row."""
+        if self._metric is not None and self._metric not in self._reported:
+            shown = ", ".join(sorted(self._reported)) or "no numeric metric"
+            raise ValueError(f"the trainable never reported the metric {self._metric!r} (it reported: {shown}); "
+                             f"report it, or set metric.name in the spec to one of those")
+
     def flush(self) -> None:
         """Send what is held back: the trainable has returned."""
         if self._unsent:
             self._send(self._unsent.pop(), None)
 
-    def _decisive(self, metrics: dict[str, Any]) -> bool:
+    def _decisive(self, report: Report) -> bool:
         """The first report at or past a rung not yet passed, or one with a newly diverged row."""
-        passed = bool(self._rungs) and metrics["epoch"] >= self._rungs[0]
-        self._rungs = [r for r in self._rungs if r > metrics["epoch"]]
-        diverged = list(metrics.get("diverged", ()))
+        passed = bool(self._rungs) and report.epoch >= self._rungs[0]
+        self._rungs = [r for r in self._rungs if r > report.epoch]
+        diverged = [row.diverged for row in report.rows]
         changed = any(diverged) and diverged != self._diverged
         self._diverged = diverged
         return passed or changed
@@ -91,10 +109,9 @@ class TuneReporter(Reporter):
         if state is None:
             tune.report(metrics)
         else:
-            import torch
-
             with tempfile.TemporaryDirectory() as tmp:
-                torch.save({"state": state(), "history": self._history}, os.path.join(tmp, STATE_FILE))
+                with open(os.path.join(tmp, STATE_FILE), "wb") as f:  # pickle: tensors too, without torch's import
+                    pickle.dump({"state": state(), "history": self._history}, f, protocol=pickle.HIGHEST_PROTOCOL)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
             self._last = time.monotonic()
         self._sent_at = time.monotonic()
@@ -117,35 +134,49 @@ class TuneReporter(Reporter):
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
             return None
-        import torch
-
-        with checkpoint.as_directory() as directory:
-            saved = torch.load(os.path.join(directory, STATE_FILE), weights_only=False)
+        with checkpoint.as_directory() as directory, open(os.path.join(directory, STATE_FILE), "rb") as f:
+            saved = pickle.load(f)
         self._history = list(saved["history"])
         self._unsent = list(saved["history"])
         return saved["state"]
 
 
-def tune_function(name: str, cpus: float, checkpoint_every_s: float, report_every_s: float = 0.0,
-                  rungs: tuple[float, ...] = (), stop_board: str | None = None) -> Callable[[dict[str, Any]], None]:
-    """A Tune function trainable running the registered trainable ``name`` with one torch thread per CPU,
-    reporting as :class:`TuneReporter` says; packed trials learn which of their members were stopped from
-    the named :class:`StopBoard` actor."""
-    threads = max(1, int(cpus))
+@dataclass(frozen=True)
+class TrialSettings:
+    """How every trial of a sweep runs: what it trains and how it reports (from the spec)."""
+
+    trainable: Shipped
+    seeds: int
+    metric: str
+    cpus: float
+    checkpoint_every_s: float
+    report_every_s: float = 0.0
+    rungs: tuple[float, ...] = ()
+    stop_board: str | None = None
+    """The :class:`StopBoard` actor packed trials learn their stopped members from."""
+
+
+def tune_function(settings: TrialSettings) -> Callable[[dict[str, Any]], None]:
+    """A Tune function trainable running the sweep's trainable on a trial's config, its seeds as the trainable
+    wants them (trainables.replicas), reporting as :class:`TuneReporter` says. A trainable using torch gets
+    one torch thread per CPU the trial holds."""
+    threads = max(1, int(settings.cpus))
 
     def run_trial(config: dict[str, Any]) -> None:
-        import torch
-
-        torch.set_num_threads(threads)
-        definition = get_trainable(name)
-        board = stop_board if MEMBERS in config else None
-        reporter = TuneReporter(checkpoint_every_s, report_every_s, rungs, board)
+        trainable = settings.trainable.load()
+        trainable.function()  # imports a deferred train, and with it torch if it uses torch
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
+        board = settings.stop_board if MEMBERS in config else None
+        reporter = TuneReporter(settings.checkpoint_every_s, settings.report_every_s, settings.rungs, board,
+                                settings.metric)
         try:
-            definition.train(definition.resolve(config), reporter)
+            run_trainable(trainable, config, settings.seeds, reporter)
         except Exception:  # the epochs held back are recorded with the error (not on Tune's stop: SystemExit)
             reporter.flush()
             raise
         reporter.flush()
+        reporter.check_metric()
 
-    run_trial.__name__ = name
+    run_trial.__name__ = "trial"
     return run_trial
