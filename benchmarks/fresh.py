@@ -15,15 +15,15 @@ SWEEP = textwrap.dedent("""
     import pyarrow.parquet as pq
     from orchestrator.plan import plan_sweep
     from orchestrator.run import run_sweep
-    from orchestrator.spec import parse_spec
-    spec, work = json.loads(sys.argv[1]), sys.argv[2]
-    plan = plan_sweep(parse_spec(spec), "bench")
+    from orchestrator.spec import load_spec, parse_spec
+    spec, work = sys.argv[1], sys.argv[2]
+    plan = plan_sweep(load_spec(spec), spec) if spec.endswith(".yaml") else plan_sweep(parse_spec(json.loads(spec)))
     outcome = run_sweep(plan, work, "sqlite:///" + work + "/mlflow.db")
     own = sum(pq.read_table(outcome.results_dir / "trials.parquet", columns=["seconds"]).column(0).to_pylist())
     print(json.dumps({"wall": outcome.seconds, "own": own, "trials": sum(outcome.counts.values()),
                       "packs": sorted(set(plan.pack_sizes.values()))}))
 """)
-"""`scalesweep run` in-process on spec (argv 1, JSON) under work (argv 2): its wall (Ray's start excluded),
+"""`scalesweep run` in-process on spec (argv 1: JSON, or a YAML file's path) under work (argv 2): its wall (Ray's start excluded),
 the trials' own seconds, the trials recorded and the pack sizes used."""
 
 
@@ -36,5 +36,5 @@ def run_json(code: str, *args: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_sweep(spec: dict, work: Path) -> dict:
-    return run_json(SWEEP, json.dumps(spec), str(work))
+def run_sweep(spec: dict | Path, work: Path) -> dict:
+    return run_json(SWEEP, str(spec) if isinstance(spec, Path) else json.dumps(spec), str(work))

@@ -19,6 +19,7 @@ from typing import Any
 from .api import ConfigError, Report, Reporter, seed_mean
 from .registry import get_trainable, trainable_names
 from .replicas import SEEDS, run_trainable
+from .stacked.process import configure_process
 
 USAGE = "usage: python -m trainables NAME key=value ... [seeds=S] [--jsonl]"
 
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"epoch {report.epoch}{'/' + str(epochs) if epochs else ''}  {shown}{tail}  "
               f"({time.perf_counter() - started:.1f}s)", flush=True)
 
+    configure_process()
     run_trainable(trainable, config, seeds, Reporter(on_report))
     return 0
 

@@ -1,7 +1,7 @@
 """Config keys of the ``incontext`` trainable: defaults, types, coercion and validation.
 
-Defaults are TART's reasoning module (RESEARCH.md §2: GPT-2 256/12/8, Adam lr 1e-4, batch 128,
-35,001 steps, d = 16, α = 10) except where marked "ours". ``resolve`` raises
+Defaults are TART's reasoning module (GPT-2 256/12/8, Adam lr 1e-4, batch 128, 35,001 steps, d = 16,
+α = 10; see docs/science.md, Training settings) except where marked "ours". ``resolve`` raises
 ``ConfigError(key, "expected ...")`` on an unknown key or a bad value, before any work starts.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ CHECKS: dict[str, Check] = {
 LOGISTIC_ONLY = ("alpha", "baseline_l2")
 
 
-STACKABLE = frozenset({"lr"})  # what the members of one pack may vary (members.py)
+STACKABLE = frozenset({"lr"})  # what the members of one pack may vary (trainables/packs.py)
 
 
 def resolve(config: Mapping[str, Any]) -> dict[str, Any]:

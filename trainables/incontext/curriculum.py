@@ -1,4 +1,4 @@
-"""Curricula on the dimension d and the number of in-context examples k (RESEARCH.md §2).
+"""Curricula on the dimension d and the number of in-context examples k (docs/science.md, Training settings).
 
 Both papers' code (``Curriculum.update`` after every step) gives, during step t (0-based),
 value = min(end, start + inc · ⌊t / interval⌋); the end is the config's d and k. Presets:

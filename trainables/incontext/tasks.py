@@ -1,4 +1,4 @@
-"""In-context tasks (RESEARCH.md §2): each sequence has its own weight vector w, drawn fresh.
+"""In-context tasks (see docs/science.md, In-context logistic regression): each sequence draws its own w.
 
 - ``logistic_regression`` (TART): w = α·g, g ~ N(0, I_d); x ~ N(0, I_d);
   y ~ Bernoulli(sigmoid(⟨x, w⟩)), y ∈ {0, 1}; BCE on the 0/1 targets. The oracle predicts

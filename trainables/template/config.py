@@ -3,7 +3,8 @@
 ``resolve(config)`` returns the full config with defaults filled in and values coerced to their
 types (a CLI passes strings: "64" → 64, "true" → True, "1e-3" → 0.001); it raises
 ``ConfigError(key, "expected ...")`` on an unknown key or a bad value, before any work starts.
-Defaults marked "ours" are choices RESEARCH.md leaves open.
+Defaults marked "ours" are the project's choices where the paper leaves them open (see docs/science.md,
+Training settings).
 """
 from __future__ import annotations
 
@@ -48,10 +49,8 @@ KEYS: Keys = {
     "vo_identity": (bool, False, "trainable per-head scalar times A X in the attention output"),
     # Under Adam a zero-initialised scalar moves ~lr per step whatever the multiplier, so the
     # multiplier m is that identity's effective learning rate (m × lr). With m = 1 (the paper's
-    # code default) neither identity moves enough in 1000 steps at lr 1e-3 to matter; our probe
-    # (RESEARCH.md §1) reproduced the paper's effects with m = 10 for KQ (same_different n=64:
-    # test loss 0.14 vs 1.21 vanilla) and m = 100 for VO (copy n=16: test error 0.00 at widths
-    # 64 and 256, where m = 10 / 30 left 0.57 / 0.21).
+    # code default) neither identity moves enough in 1000 steps at lr 1e-3 to matter; the defaults
+    # are the multipliers with which the paper's effects reproduce (see docs/science.md, Models).
     "kq_identity_mult": (float, 10.0, "multiplier m of the KQ identity (ours: 10)"),
     "vo_identity_mult": (float, 100.0, "multiplier m of the VO identity (ours: 100)"),
 }
@@ -88,7 +87,7 @@ def task_of(config: Mapping[str, Any]) -> Task:
     return make_task(list(NAMED_TASKS[config["task"]]))
 
 
-STACKABLE = frozenset({"lr", "weight_decay"})  # what the members of one pack may vary (members.py)
+STACKABLE = frozenset({"lr", "weight_decay"})  # what the members of one pack may vary (trainables/packs.py)
 
 
 def resolve(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,9 +10,9 @@ from typing import Any, Protocol
 
 import torch
 
+from ..stacked.layout import Layout
 from .baselines import MLP, MLPWithXXT
 from .recurrent import LSTM, RNN
-from .stacked import Layout
 from .transformer import Transformer
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .stacked import Layout, ParamSpec, normal, uniform_fan_in
-from .transformer import stacked_linear
+from ..stacked.layers import stacked_linear
+from ..stacked.layout import Layout, ParamSpec, normal, uniform_fan_in
 
 
 class _Recurrent:

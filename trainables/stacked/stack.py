@@ -1,15 +1,15 @@
-"""What every stacked training loop does the same way: the stack of members (rows), one stacked optimizer
-step with divergence handling (and gradient accumulation), the per-evaluation report, the checkpoint.
+"""The trained state of one trial: the stack of rows, one stacked optimizer step with divergence handling
+(and gradient accumulation), the per-evaluation report, dropping members, the checkpoint.
 
 A trial's stack has one row per (pack member, seed): a config with ``members: [{lr: ...}, ...]`` trains
 those K configs × ``seeds`` seeds as one model (only keys the trainable declares ``stackable`` may differ
-between members; packs.py checks such configs); a config without it is one member. Member k's seed s
-row draws from a generator seeded ``seed + s``, so a packed member trains exactly as the same config
+between members; trainables/packs.py checks such configs); a config without it is one member. Member k's
+seed s row draws from a generator seeded ``seed + s``, so a packed member trains exactly as the same config
 alone (up to float summation order).
 Members that the runner stops early are dropped: their rows are sliced out of every tensor.
 
-A row whose loss becomes NaN/inf is *diverged*: its gradient is ignored from then on (the fused Adam
-skips it), and its metrics are reported as NaN; reports hold means over live rows.
+A row whose loss becomes NaN/inf is *diverged*: its gradient is ignored from then on (Adam skips it), and
+its metrics are reported as NaN, and the row is flagged diverged (no seed mean counts it).
 Checkpoints hold CPU tensors, so a trial can be restored on another device.
 """
 from __future__ import annotations
@@ -17,14 +17,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from .api import MEMBERS
-
-if TYPE_CHECKING:  # types only: importing trainables.template here would be circular
-    from .template.stacked import Layout
+from ..api import Report, Row
+from .adam import Adam
+from .layout import Layout
 
 
 def default_device() -> torch.device:
@@ -42,13 +41,11 @@ class Stack:
     (member, seed), with ``members`` naming the pack members whose rows are still in the stack, in order."""
 
     def __init__(self, layout: Layout, configs: list[dict[str, Any]], gens: list[torch.Generator],
-                 seeds: int, device: torch.device, decoupled: bool, packed: bool) -> None:
-        from .template.stacked import Adam
-
-        self._adam = Adam
+                 seeds: int, device: torch.device, decoupled: bool) -> None:
         self.layout, self.gens, self.seeds, self.device = layout, gens, seeds, device
-        self.decoupled, self.packed = decoupled, packed
+        self.decoupled = decoupled
         self.members = list(range(len(configs)))
+        self.base_seeds = [int(c["seed"]) for c in configs]  # member k's seed s row trains seed base_seeds[k] + s
         self.lr = [float(c["lr"]) for c in configs for _ in range(seeds)]
         self.weight_decay = [float(c.get("weight_decay", 0.0)) for c in configs for _ in range(seeds)]
         self.params = [p.detach().to(device).requires_grad_() for p in layout.init(gens)]
@@ -82,19 +79,21 @@ class Stack:
         """Zero diverged rows' parameters and moments so no NaN/inf survives in them."""
         self.opt.quarantine(~self.alive)
 
-    def report(self, epoch: int, per_row: dict[str, torch.Tensor]) -> dict[str, Any]:
-        """The report for one evaluation: means over live rows, per-row lists (NaN when diverged), flags;
-        a packed stack adds which member each group of ``seeds`` rows belongs to."""
-        per_row = {k: v.double() for k, v in per_row.items()}
-        dead = ~self.alive
-        report: dict[str, Any] = {"epoch": epoch}
-        for k, v in per_row.items():
-            report[k] = float(v[self.alive].mean()) if self.alive.any() else math.nan
-        report["seed_metrics"] = {k: torch.where(dead, math.nan, v).tolist() for k, v in per_row.items()}
-        report["diverged"] = dead.tolist()
-        if self.packed:
-            report[MEMBERS] = list(self.members)
-        return report
+    def report(self, epoch: int, per_row: dict[str, torch.Tensor],
+               curves: dict[str, torch.Tensor] | None = None) -> Report:
+        """The report for one evaluation: one row per (member, seed) still in the stack, NaN and flagged
+        where diverged; ``curves`` ({name: (rows, positions)}) ride on the rows (the last report's)."""
+        dead = (~self.alive).tolist()
+        values = {k: v.double().tolist() for k, v in per_row.items()}
+        per_position = {k: v.double().tolist() for k, v in (curves or {}).items()}
+        rows = []
+        for j, member in enumerate(self.members):
+            for s in range(self.seeds):
+                r = j * self.seeds + s
+                metrics = {k: math.nan if dead[r] else v[r] for k, v in values.items()}
+                row_curves = {k: [math.nan] * len(v[r]) if dead[r] else v[r] for k, v in per_position.items()}
+                rows.append(Row(member, self.base_seeds[member] + s, metrics, dead[r], row_curves or None))
+        return Report(epoch, rows)
 
     def drop(self, members: Iterable[int]) -> torch.Tensor | None:
         """Slice the rows of ``members`` out of the stack; returns the kept rows' indices (for the trainer's
@@ -110,7 +109,7 @@ class Stack:
         self.lr, self.weight_decay = [self.lr[r] for r in rows], [self.weight_decay[r] for r in rows]
         self.params = [p.detach()[index].requires_grad_() for p in self.params]
         self.alive = self.alive[index]
-        self.opt = self._adam(self.params, lr=self.lr, weight_decay=self.weight_decay, decoupled=self.decoupled)
+        self.opt = Adam(self.params, lr=self.lr, weight_decay=self.weight_decay, decoupled=self.decoupled)
         if rows:
             self.opt.load_state_dict({"step": state["step"], "m": [t[index] for t in state["m"]],
                                       "v": [t[index] for t in state["v"]]})
