@@ -75,9 +75,9 @@ def cmd_curves(args: argparse.Namespace) -> int:
     root = Path(args.dir)
     plan = load_plan(root)
     if args.from_mlflow:
-        from .mlflow_source import curves_from_mlflow
+        from .mlflow_source import load_from_mlflow
 
-        paths = curves_from_mlflow(plan, root, args.from_mlflow)
+        paths = write_sweep_curves(plan, root, *load_from_mlflow(plan, root, args.from_mlflow))
     else:
         paths = write_sweep_curves(plan, root)
     for path in paths:

@@ -105,11 +105,3 @@ def load_from_mlflow(plan: SweepPlan, root: Path, uri: str) -> tuple["pd.DataFra
             metrics.extend(rows)
     return (pa.Table.from_pylist(trials, schema=trials_schema(plan, plan.modes)).to_pandas(),
             pa.Table.from_pylist(metrics, schema=metrics_schema(plan.modes)).to_pandas())
-
-
-def curves_from_mlflow(plan: SweepPlan, root: Path, uri: str) -> list[Path]:
-    """The spec's curves from the MLflow runs, written under ``root/curves`` as the Parquet path does."""
-    from .answers.write import write_sweep_curves
-
-    trials, metrics = load_from_mlflow(plan, root, uri)
-    return write_sweep_curves(plan, root, trials, metrics)

@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from trainables import Row
+from trainables import Report, Row
 
 from .cells import expand
 from .lock import DriverLock
-from .packing import MemberReport
 from .mlflow_source import connect, metric_histories
 from .plan import plan_config
 from .results import METRICS_DIR, TRIALS_FILE
@@ -55,14 +54,14 @@ class SyncReport:
                 f"{self.metrics_logged} metric values and {self.artifacts_logged} artifacts logged")
 
 
-def _reports(rows: list[dict[str, Any]]) -> list[MemberReport]:
+def _reports(rows: list[dict[str, Any]]) -> list[Report]:
     """A trial's metric rows (one per epoch × seed) as the per-epoch reports the trainable sent (a null:
     not reported at that epoch)."""
     by_epoch: dict[int, list[Row]] = {}
     for row in rows:
         values = {k: v for k, v in row.items() if k not in _KEYS and v is not None}
         by_epoch.setdefault(row["epoch"], []).append(Row(0, row["seed"], values))
-    return [MemberReport(epoch, sorted(seeds, key=lambda r: r.seed)) for epoch, seeds in sorted(by_epoch.items())]
+    return [Report(epoch, sorted(seeds, key=lambda r: r.seed)) for epoch, seeds in sorted(by_epoch.items())]
 
 
 def _wanted(rows: list[dict[str, Any]]) -> list["Metric"]:

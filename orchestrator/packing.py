@@ -9,25 +9,16 @@ without ``members`` is a pack of one whose member id is the Tune trial id, so un
 
 Why: a 1-second trial spends most of its life in Tune's and Optuna's bookkeeping, and a small model
 leaves most of a core (and nearly all of a GPU) idle; one pack of K members pays the bookkeeping once
-and trains K models in the kernels of one (benchmarks/packing.py).
+and trains K models in the kernels of one (benchmarks/packing.py). How large a cell's packs are is the
+plan's decision (spec/packs.py).
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from trainables import MEMBERS, Report, Row, Trainable, seed_mean
-
-MAX_PACK = 64
-# Multiply-adds of one stacked step (members × seeds × a member's step) up to which stacking more members
-# pays. On a CPU core (benchmarks/stacking.py, 8 stacked copy-task transformers against 8 runs of one):
-# 3.4× at ~4e7 (width 32, n 16), 1.7× at ~9e8 (width 128, n 64), 1.2× at ~4e9 (width 128, n 256), 1.03×
-# at ~1e10 (width 256, n 256); a pack also shares the trial's orchestration, so packs stop growing at 4e9.
-# On a GPU the figure is an estimate, not measured here: a step of ~1 ms at ~100 TFLOP/s.
-STACK_WORK = {"cpu": 4e9, "gpu": 5e10}
-
+from trainables import MEMBERS, Report
 
 @dataclass(frozen=True)
 class Member:
@@ -51,43 +42,10 @@ def members_of(trial_id: str, config: Mapping[str, Any]) -> list[Member]:
     return [Member(member_id(trial_id, i), i, {**base, **params}) for i, params in enumerate(config[MEMBERS])]
 
 
-def pack_config(base: Mapping[str, Any], params: list[dict[str, Any]]) -> dict[str, Any]:
-    """The config of a pack whose members differ only in ``params``."""
-    return {**base, MEMBERS: params}
-
-
-@dataclass(frozen=True)
-class MemberReport:
-    """One pack member's part of a trial's report: its rows (one per seed) at one epoch."""
-
-    epoch: int
-    rows: list[Row]
-
-    def mean(self, metric: str) -> float | None:
-        return seed_mean(self.rows, metric)
-
-    @property
-    def diverged(self) -> bool:
-        return all(r.diverged for r in self.rows)
-
-
-def member_reports(result: Mapping[str, Any]) -> dict[int, MemberReport]:
+def member_reports(result: Mapping[str, Any]) -> dict[int, Report]:
     """Each member's own report (by its index in the pack) from one report of its Tune trial, as the member
     alone would have reported it (the rows say which member and seed they are)."""
-    report = Report.from_wire(result)
-    return {member: MemberReport(report.epoch, rows) for member, rows in report.members().items()}
-
-
-def pack_size(trainable: Trainable, config: Mapping[str, Any], seeds: int, samples: int,
-              requested: int | str, gpu: bool) -> int:
-    """Members per Tune trial for one cell: ``requested``, or with "auto" as many as keep one stacked step
-    within what stacking speeds up on the device (at most MAX_PACK); never more than the cell's samples."""
-    if requested != "auto":
-        return max(1, min(int(requested), samples))
-    if trainable.step_cost is None or samples == 1:
-        return 1
-    work = STACK_WORK["gpu" if gpu else "cpu"] / (trainable.step_cost(config) * seeds)
-    return max(1, min(MAX_PACK, samples, math.floor(work)))
+    return Report.from_wire(result).members()
 
 
 class MemberStops:

@@ -11,12 +11,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from trainables import ConfigError, Mode, Trainable, get_trainable
+from trainables import ConfigError, Mode, Report, Trainable, get_trainable
 from trainables.api import infer_mode
 from trainables.command import command_trainable
 
 from .cells import Cell, expand
-from .packing import MemberReport, pack_config, pack_size
+from .packing import pack_config, pack_size
 from .spec import CommandSpec, SpecError, SweepSpec
 
 
@@ -59,7 +59,7 @@ class SweepPlan:
     def mode(self) -> Mode:
         return self.spec.metric.mode  # filled in by plan_sweep
 
-    def trial_status(self, config: dict[str, Any], last: MemberReport | None) -> str:
+    def trial_status(self, config: dict[str, Any], last: Report | None) -> str:
         """completed | pruned | diverged for a trial that ended without error, from its data alone.
 
         Derived rather than remembered, so a restored driver (whose scheduler is a new object)

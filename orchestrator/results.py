@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trainables import Mode
+from trainables import Mode, Report
 from trainables.api import infer_mode
 
 from .cells import cell_key
-from .packing import MemberReport
 from .plan import SweepPlan
 from .positions_store import POSITIONS_DIR, position_rows
 
@@ -112,7 +111,7 @@ class ResultsWriter:
         self._plan = plan
         self._root = root
         self.modes: dict[str, Mode] = dict(plan.modes)
-        self._epochs: dict[str, dict[int, MemberReport]] = {}
+        self._epochs: dict[str, dict[int, Report]] = {}
         self._running: dict[str, str] = {}
         (root / METRICS_DIR).mkdir(parents=True, exist_ok=True)
         existing = root / TRIALS_FILE
@@ -165,7 +164,7 @@ class ResultsWriter:
         self._trials_schema = trials_schema(self._plan, self.modes)
         self._metrics_schema = metrics_schema(self.modes)
 
-    def record_epoch(self, trial_id: str, report: MemberReport) -> None:
+    def record_epoch(self, trial_id: str, report: Report) -> None:
         known = len(self.modes)
         self._learn(m for row in report.rows for m in row.metrics)
         if len(self.modes) != known:
@@ -202,7 +201,7 @@ class ResultsWriter:
     def _part(self, trial_id: str) -> Path:
         return self._root / METRICS_DIR / f"part-{trial_id}.parquet"
 
-    def _metric_table(self, trial_id: str, epochs: dict[int, MemberReport]) -> pa.Table:
+    def _metric_table(self, trial_id: str, epochs: dict[int, Report]) -> pa.Table:
         columns: dict[str, list[Any]] = {f.name: [] for f in self._metrics_schema}
         for epoch in sorted(epochs):
             for row in epochs[epoch].rows:

@@ -15,10 +15,10 @@ import numpy as np
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
-from trainables import MEMBERS
+from trainables import MEMBERS, Report
 
 from .cells import cell_key
-from .packing import Member, MemberReport, MemberStops, member_reports, members_of
+from .packing import Member, MemberStops, member_reports, members_of
 from .plan import SweepPlan
 from .results import load_metrics, load_trials
 
@@ -143,7 +143,7 @@ class CellScheduler(FIFOScheduler):
                     stops.stop(trial.trial_id, index)
         return self.STOP if all(m.trial_id in done for m in members) else self.CONTINUE
 
-    def _decide(self, tune_controller: "TuneController", cell: str, member: Member, report: MemberReport) -> str:
+    def _decide(self, tune_controller: "TuneController", cell: str, member: Member, report: Report) -> str:
         """ASHA's decision on the member's seed mean; a member whose every seed diverged stops, one whose
         report lacks the metric (not evaluated at this epoch) goes on."""
         value = report.mean(self._plan.metric)

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Run
 
-    from .packing import MemberReport
+    from trainables import Report
+
     from .spec import SweepSpec
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def sweep_params(spec: "SweepSpec") -> dict[str, Any]:
     return {"trainable": spec.trainable_label, "cells": spec.n_cells, "trials": spec.total_trials, "seeds": spec.seeds}
 
 
-def epoch_metrics(report: "MemberReport") -> dict[str, float]:
+def epoch_metrics(report: "Report") -> dict[str, float]:
     """The values one member's report contributes to MLflow: seed means and each seed's value."""
     out: dict[str, float] = {}
     for row in report.rows:

@@ -73,12 +73,16 @@ class Report:
     def from_wire(cls, result: Mapping[str, Any]) -> "Report":
         return cls(int(result["epoch"]), [Row(m, s, dict(v), d, c) for m, s, d, v, c in result[ROWS]])
 
-    def members(self) -> dict[int, list[Row]]:
-        """The rows of each pack member, in the order they were reported."""
+    def members(self) -> dict[int, "Report"]:
+        """Each pack member's own report (its rows, in order): what the member alone would have reported."""
         out: dict[int, list[Row]] = {}
         for row in self.rows:
             out.setdefault(row.member, []).append(row)
-        return out
+        return {member: Report(self.epoch, rows) for member, rows in out.items()}
+
+    def mean(self, metric: str) -> float | None:
+        """The seed mean of ``metric`` over these rows (:func:`seed_mean`)."""
+        return seed_mean(self.rows, metric)
 
 
 def seed_mean(rows: Sequence[Row], metric: str) -> float | None:
