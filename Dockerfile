@@ -43,6 +43,7 @@ RUN --mount=type=cache,target=/home/ray/.cache/pip,uid=1000,gid=100 \
 COPY --chown=1000:100 pyproject.toml README.md ./
 COPY --chown=1000:100 orchestrator ./orchestrator
 COPY --chown=1000:100 trainables ./trainables
+COPY --chown=1000:100 scalesweep ./scalesweep
 COPY --chown=1000:100 sweeps ./sweeps
 
 # scalesweep itself. Ray and torch are pinned to what is installed (2.13.0 matches the 2.13.0+cpu

@@ -13,9 +13,9 @@ REPO = Path(__file__).resolve().parent.parent
 SWEEP = textwrap.dedent("""
     import json, sys
     import pyarrow.parquet as pq
-    from orchestrator.plan import plan_sweep
-    from orchestrator.run import run_sweep
-    from orchestrator.spec import load_spec, parse_spec
+    from orchestrator.spec.plan import plan_sweep
+    from orchestrator.tune.run import run_sweep
+    from orchestrator.spec.schema import load_spec, parse_spec
     spec, work = sys.argv[1], sys.argv[2]
     plan = plan_sweep(load_spec(spec), spec) if spec.endswith(".yaml") else plan_sweep(parse_spec(json.loads(spec)))
     outcome = run_sweep(plan, work, "sqlite:///" + work + "/mlflow.db")

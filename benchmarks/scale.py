@@ -75,11 +75,11 @@ def run_sweep(trials: int, members: int, work: Path) -> dict:
 
 def status_latency(trials: int, work: Path) -> float:
     """Seconds for ``sweep_status`` on a finished sweep of ``trials`` rows (best of 5)."""
-    from orchestrator.plan import plan_sweep
-    from orchestrator.results import TRIALS_FILE, trials_schema
-    from orchestrator.spec import parse_spec
+    from orchestrator.spec.plan import plan_sweep
+    from orchestrator.store.results import TRIALS_FILE, trials_schema
+    from orchestrator.spec.schema import parse_spec
     from orchestrator.answers.status import sweep_status
-    from orchestrator.spec import dump_spec
+    from orchestrator.spec.schema import dump_spec
 
     spec = parse_spec(_spec(f"status-{trials}", trials))
     plan = plan_sweep(spec, "bench")

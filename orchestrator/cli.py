@@ -10,14 +10,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .spec import SpecError, load_spec
+from orchestrator.spec.schema import SpecError, load_spec
 
 if TYPE_CHECKING:
-    from .run import SweepOutcome
+    from orchestrator.tune.run import SweepOutcome
 
 
 def _plan(spec_path: str, overrides: list[str]):
-    from .plan import plan_sweep
+    from orchestrator.spec.plan import plan_sweep
 
     return plan_sweep(load_spec(spec_path, overrides), spec_path)
 
@@ -31,7 +31,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .run import run_sweep
+    from orchestrator.tune.run import run_sweep
 
     plan = _plan(args.spec, args.set)
     outcome = run_sweep(plan, args.results, args.tracking_uri, args.address, resume=args.resume)
@@ -39,7 +39,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from .run import resume_sweep
+    from orchestrator.tune.run import resume_sweep
 
     return _report(resume_sweep(Path(args.dir), args.tracking_uri, args.address), args.tracking_uri)
 
@@ -61,7 +61,7 @@ def _report(outcome: "SweepOutcome", tracking_uri: str | None) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .answers.status import sweep_status, format_status
+    from orchestrator.answers.status import sweep_status, format_status
 
     report = sweep_status(Path(args.dir))
     print(json.dumps(report, indent=2) if args.json else format_status(report))
@@ -69,13 +69,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_curves(args: argparse.Namespace) -> int:
-    from .answers.write import write_sweep_curves
-    from .plan import load_plan
+    from orchestrator.answers.write import write_sweep_curves
+    from orchestrator.spec.plan import load_plan
 
     root = Path(args.dir)
     plan = load_plan(root)
     if args.from_mlflow:
-        from .mlflow_source import load_from_mlflow
+        from orchestrator.store.mlflow_source import load_from_mlflow
 
         paths = write_sweep_curves(plan, root, *load_from_mlflow(plan, root, args.from_mlflow))
     else:
@@ -86,14 +86,14 @@ def cmd_curves(args: argparse.Namespace) -> int:
 
 
 def cmd_sync_mlflow(args: argparse.Namespace) -> int:
-    from .mlflow_sync import sync_mlflow
+    from orchestrator.store.mlflow_sync import sync_mlflow
 
     print(sync_mlflow(Path(args.dir), args.tracking_uri))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .answers.report import write_report
+    from orchestrator.answers.report import write_report
 
     for path in write_report([Path(d) for d in args.dirs], Path(args.output) if args.output else None):
         print(path)
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one document for all DIRs here (PNGs copied beside it); default: DIR/report.md")
     p.set_defaults(fn=cmd_report)
 
-    from .k8s import add_k8s_commands
+    from orchestrator.k8s.commands import add_k8s_commands
     add_k8s_commands(sub)
     return parser
 

@@ -12,8 +12,8 @@ A fit needs per-seed values, which ``trials`` does not hold: the curve functions
 :func:`load_points` (each cell's best trial, as ``scalesweep curves`` picks it), and accept such
 points directly. The logic lives in ``orchestrator.answers``; this package only adapts it to notebooks.
 """
-from orchestrator.results import load_metrics
-from orchestrator.spec import SpecError
+from orchestrator.store.results import load_metrics
+from orchestrator.spec.schema import SpecError
 from trainables import ConfigError, Report, Reporter, Row, Trainable, seed_mean
 
 from . import curves

@@ -8,8 +8,8 @@ from typing import Literal, Union
 import pandas as pd
 
 from orchestrator.answers.curves import seed_points
-from orchestrator.results import load_metrics, load_trials
-from orchestrator.spec import load_spec
+from orchestrator.store.results import load_metrics, load_trials
+from orchestrator.spec.schema import load_spec
 
 ResultsDir = Union[str, "os.PathLike[str]"]
 RESULTS_DIR = "scalesweep.results_dir"  # the attrs key by which trials remember their sweep

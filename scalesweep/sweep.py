@@ -20,10 +20,10 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from orchestrator.plan import plan_sweep
-from orchestrator.results import load_trials
-from orchestrator.run import run_sweep
-from orchestrator.spec import SpecError, parse_spec, read_spec
+from orchestrator.spec.plan import plan_sweep
+from orchestrator.store.results import load_trials
+from orchestrator.tune.run import run_sweep
+from orchestrator.spec.schema import SpecError, parse_spec, read_spec
 from trainables import Trainable
 from trainables.api import TrainFn, check_signature
 

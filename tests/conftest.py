@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 def ray_session():
     import ray
 
-    from orchestrator.run import _init_ray
+    from orchestrator.tune.run import _init_ray
 
     if not ray.is_initialized():
         _init_ray(None)

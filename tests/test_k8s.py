@@ -26,8 +26,8 @@ import pytest
 import yaml
 
 from helpers import scalesweep, write_spec
-from orchestrator.k8s_render import (GPU, MAX_JOB_NAME, build_overlay, job_name, memory_mib, render, to_yaml)
-from orchestrator.spec import SpecError, load_spec
+from orchestrator.k8s.render import (GPU, MAX_JOB_NAME, build_overlay, job_name, memory_mib, render, to_yaml)
+from orchestrator.spec.schema import SpecError, load_spec
 
 REPO = Path(__file__).resolve().parent.parent
 CRDS = REPO.parent / "shared" / "kuberay-crds"
@@ -177,7 +177,7 @@ def test_overlay_builds_and_every_object_validates(overlay: str) -> None:
 
 
 def load_spec_text(text: str):
-    from orchestrator.spec import parse_spec
+    from orchestrator.spec.schema import parse_spec
 
     return parse_spec(yaml.safe_load(text), "example")
 

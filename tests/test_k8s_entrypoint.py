@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 from helpers import write_spec
 from loopback import LoopbackCluster
 from test_k8s import by_kind, needs_kubectl, start_mlflow_from_manifest, stop
-from orchestrator.k8s_render import build_overlay, render
-from orchestrator.spec import load_spec
+from orchestrator.k8s.render import build_overlay, render
+from orchestrator.spec.schema import load_spec
 
 N_TRIALS = 16
 SPEC = {  # 16 trials of 5 s, 2 at a time: long enough that attempt 1 is still running when it is cut off

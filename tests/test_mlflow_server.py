@@ -21,13 +21,13 @@ from helpers import scalesweep as cli
 from helpers import write_spec
 from mlflow_server import Server
 from orchestrator.answers.curves import sample_complexity
-from orchestrator.mlflow_source import load_from_mlflow
-from orchestrator.mlflow_sync import sync_mlflow
-from orchestrator.plan import plan_sweep
-from orchestrator.results import STATUSES, load_metrics, load_trials
-from orchestrator.run import run_sweep
-from orchestrator.spec import SpecError, load_spec, parse_spec
-from orchestrator.tracking import Tracker
+from orchestrator.store.mlflow_source import load_from_mlflow
+from orchestrator.store.mlflow_sync import sync_mlflow
+from orchestrator.spec.plan import plan_sweep
+from orchestrator.store.results import STATUSES, load_metrics, load_trials
+from orchestrator.tune.run import run_sweep
+from orchestrator.spec.schema import SpecError, load_spec, parse_spec
+from orchestrator.store.tracking import Tracker
 from test_k8s import free_port
 
 SPEC = {

@@ -12,8 +12,8 @@ from PIL import Image
 from orchestrator.answers.curves import SC_COLUMNS, SL_COLUMNS, seed_points
 from orchestrator.answers.tables import fmt_n, group_label, scaling_law_markdown
 from orchestrator.answers.write import write_curves, write_sweep_curves
-from orchestrator.plan import SweepPlan, plan_sweep
-from orchestrator.spec import CurveSpec, parse_spec
+from orchestrator.spec.plan import SweepPlan, plan_sweep
+from orchestrator.spec.schema import CurveSpec, parse_spec
 
 AXES = ["embed_dim", "n_train", "vo_identity"]
 MODES = {"test_loss": "min", "test_error": "min", "train_loss": "min"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import scalesweep, write_spec
-from orchestrator.positions_store import load_positions
+from orchestrator.store.positions import load_positions
 
 K, STEPS, SEEDS = 8, 60, 2
 SPEC = {

@@ -9,7 +9,7 @@ import pytest
 
 from helpers import scalesweep
 from orchestrator.cli import main
-from orchestrator.spec import load_spec
+from orchestrator.spec.schema import load_spec
 
 SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
 FIGURES = ["copy_inverse_scaling", "same_different", "aba_abb", "random_templates"]

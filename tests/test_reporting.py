@@ -13,11 +13,11 @@ import pytest
 from ray import tune
 from ray.tune.schedulers import AsyncHyperBandScheduler
 
-from orchestrator.plan import plan_sweep
-from orchestrator.results import load_metrics, load_trials
-from orchestrator.run import run_sweep
-from orchestrator.scheduling import rung_epochs
-from orchestrator.spec import parse_spec
+from orchestrator.spec.plan import plan_sweep
+from orchestrator.store.results import load_metrics, load_trials
+from orchestrator.tune.run import run_sweep
+from orchestrator.tune.scheduling import rung_epochs
+from orchestrator.spec.schema import parse_spec
 
 SPEC = {"trainable": "synthetic", "fixed": {"epochs": 12, "sleep_s": 0.02}, "axes": {"fail_epoch": [0, 7]},
         "search": {"algorithm": "random", "samples_per_cell": 6, "space": {"lr": {"loguniform": [1e-4, 1e-1]}}},

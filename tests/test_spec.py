@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cells import cell_key, expand
-from orchestrator.spec import SpecError, load_spec
+from orchestrator.spec.cells import cell_key, expand
+from orchestrator.spec.schema import SpecError, load_spec
 
 from helpers import scalesweep, write_spec
 
@@ -103,7 +103,7 @@ def test_cells_cover_the_grid_in_axis_order() -> None:
 
 
 def test_quickstart_spec_validates() -> None:
-    from orchestrator.plan import plan_sweep
+    from orchestrator.spec.plan import plan_sweep
 
     plan = plan_sweep(load_spec(Path(__file__).parent.parent / "sweeps" / "quickstart.yaml"))
     assert plan.spec.name == "quickstart" and plan.mode == "min" and len(plan.cells) == 28
@@ -113,10 +113,10 @@ def test_validating_the_shipped_sweeps_imports_no_torch() -> None:
     """A spec is checked in a fraction of a second: torch (seconds and ~300 MB to import) stays out of
     validation and of the driver's modules; only sizing auto packs (building a cell's model) needs it."""
     code = ("import glob, sys\n"
-            "from orchestrator.plan import plan_sweep\n"
-            "from orchestrator.spec import load_spec\n"
+            "from orchestrator.spec.plan import plan_sweep\n"
+            "from orchestrator.spec.schema import load_spec\n"
             "plans = [plan_sweep(load_spec(f)) for f in sorted(glob.glob('sweeps/*.yaml'))]\n"
-            "import orchestrator.cli, orchestrator.run, orchestrator.trial\n"
+            "import orchestrator.cli, orchestrator.tune.run, orchestrator.tune.trial\n"
             "print(len(plans), 'torch' in sys.modules)")
     repo = Path(__file__).resolve().parent.parent
     proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)

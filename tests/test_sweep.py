@@ -10,10 +10,10 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from orchestrator.plan import plan_sweep
-from orchestrator.results import load_metrics, load_trials
-from orchestrator.run import run_sweep
-from orchestrator.spec import parse_spec
+from orchestrator.spec.plan import plan_sweep
+from orchestrator.store.results import load_metrics, load_trials
+from orchestrator.tune.run import run_sweep
+from orchestrator.spec.schema import parse_spec
 
 SPEC = {
     "name": "tiny",

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from .kernels import (ALPHA_MAX, boot_means, fit_power_law, fit_sigmoid, grid_n_star, percentile_ci,
+from orchestrator.answers.kernels import (ALPHA_MAX, boot_means, fit_power_law, fit_sigmoid, grid_n_star, percentile_ci,
                       sigmoid_crossing)
 
 Mode = Literal["min", "max"]

@@ -19,9 +19,9 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 from PIL import Image
 
-from .curves import SLOPE_COLUMNS, SlopeFit, alpha_at_bound
-from .positions import position_references
-from .tables import fmt_n, group_label
+from orchestrator.answers.curves import SLOPE_COLUMNS, SlopeFit, alpha_at_bound
+from orchestrator.answers.positions import position_references
+from orchestrator.answers.tables import fmt_n, group_label
 
 DPI = 120
 _DASHES = ["-", "--", ":", "-."]

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..positions_store import POSITION_KEYS
-from .tables import format_value, markdown_table
+from orchestrator.store.positions import POSITION_KEYS
+from orchestrator.answers.tables import format_value, markdown_table
 
 
 def position_table(points: pd.DataFrame, positions: pd.DataFrame, y: str, by: Sequence[str]) -> pd.DataFrame:

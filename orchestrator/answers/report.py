@@ -19,12 +19,12 @@ from typing import Callable
 import pandas as pd
 import yaml
 
-from ..plan import SWEEP_FILE, SweepPlan, load_plan
-from ..results import STATUSES, TRIALS_FILE, load_metrics, load_trials
-from ..spec import SpecError
-from .curves import seed_points
-from .tables import format_value, markdown_table
-from .write import CURVES_DIR, write_sweep_curves
+from orchestrator.spec.plan import SWEEP_FILE, SweepPlan, load_plan
+from orchestrator.store.results import STATUSES, TRIALS_FILE, load_metrics, load_trials
+from orchestrator.spec.schema import SpecError
+from orchestrator.answers.curves import seed_points
+from orchestrator.answers.tables import format_value, markdown_table
+from orchestrator.answers.write import CURVES_DIR, write_sweep_curves
 
 _PLOT_ORDER = ("sample_complexity_", "n_star_vs_", "scaling_law_")
 

@@ -12,10 +12,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import yaml
 
-from ..cells import expand
-from ..lock import DriverLock
-from ..results import RUNNING_FILE, STATUSES, TRIALS_FILE
-from ..spec import SpecError, parse_spec
+from orchestrator.spec.cells import expand
+from orchestrator.store.lock import DriverLock
+from orchestrator.store.results import RUNNING_FILE, STATUSES, TRIALS_FILE
+from orchestrator.spec.schema import SpecError, parse_spec
 
 
 def _empty() -> dict[str, Any]:

@@ -11,8 +11,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..cells import format_value
-from .curves import ALPHA_MAX, SLOPE_COLUMNS, SlopeFit, alpha_at_bound
+from orchestrator.spec.cells import format_value
+from orchestrator.answers.curves import ALPHA_MAX, SLOPE_COLUMNS, SlopeFit, alpha_at_bound
 
 __all__ = ["fmt_n", "format_value", "group_label", "markdown_table", "sample_complexity_markdown",
            "scaling_law_markdown", "slope_markdown"]

@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..positions_store import load_positions
-from ..results import load_metrics, load_trials
-from ..spec import CurveSpec
-from . import figures
-from .curves import METRIC_KEYS, metric_sign, sample_complexity, scaling_law, scaling_slope, seed_points
-from .positions import position_table, positions_markdown
-from .tables import sample_complexity_markdown, scaling_law_markdown, slope_markdown
+from orchestrator.store.positions import load_positions
+from orchestrator.store.results import load_metrics, load_trials
+from orchestrator.spec.schema import CurveSpec
+from orchestrator.answers import figures
+from orchestrator.answers.curves import METRIC_KEYS, metric_sign, sample_complexity, scaling_law, scaling_slope, seed_points
+from orchestrator.answers.positions import position_table, positions_markdown
+from orchestrator.answers.tables import sample_complexity_markdown, scaling_law_markdown, slope_markdown
 
 if TYPE_CHECKING:
-    from ..plan import SweepPlan
+    from orchestrator.spec.plan import SweepPlan
 
 CURVES_DIR = "curves"
 _TABLES = ("sample_complexity", "scaling_law", "position", "scaling_slope")  # Parquet files, in this order

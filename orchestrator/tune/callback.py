@@ -17,14 +17,14 @@ from ray.tune.experiment import Trial
 
 from trainables import EARLIER, ROWS
 
-from .cells import cell_key
-from .packing import Member, MemberStops, member_reports, members_of
-from .plan import SweepPlan
-from .answers.progress import Progress
-from .results import ResultsWriter
-from .search import Studies
-from .storage import delete_checkpoints
-from .tracking import Tracker, epoch_metrics
+from orchestrator.spec.cells import cell_key
+from orchestrator.tune.packing import Member, MemberStops, member_reports, members_of
+from orchestrator.spec.plan import SweepPlan
+from orchestrator.answers.progress import Progress
+from orchestrator.store.results import ResultsWriter
+from orchestrator.tune.search import Studies
+from orchestrator.store.checkpoints import delete_checkpoints
+from orchestrator.store.tracking import Tracker, epoch_metrics
 
 
 @dataclass

@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .k8s_render import Workers, build_overlay, job_name, render, to_yaml, write_dir
-from .spec import SpecError, SweepSpec, load_spec
+from orchestrator.k8s.render import Workers, build_overlay, job_name, render, to_yaml, write_dir
+from orchestrator.spec.schema import SpecError, SweepSpec, load_spec
 
 TERMINAL = ("Complete", "Failed")  # RayJob .status.jobDeploymentStatus after the last retry
 KUBERAY_CHECK = ["api-resources", "--api-group=ray.io", "-o", "name"]
@@ -50,7 +50,7 @@ def _common_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[SweepSpec, list[dict], Workers]:
-    from .plan import plan_sweep
+    from orchestrator.spec.plan import plan_sweep
 
     if args.max_workers is not None and args.max_workers < 1:
         raise SpecError(f"--max-workers {args.max_workers}: expected a positive number of worker pods")

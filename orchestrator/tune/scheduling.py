@@ -17,10 +17,10 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
 from trainables import MEMBERS, Report
 
-from .cells import cell_key
-from .packing import Member, MemberStops, member_reports, members_of
-from .plan import SweepPlan
-from .results import load_metrics, load_trials
+from orchestrator.spec.cells import cell_key
+from orchestrator.tune.packing import Member, MemberStops, member_reports, members_of
+from orchestrator.spec.plan import SweepPlan
+from orchestrator.store.results import load_metrics, load_trials
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController

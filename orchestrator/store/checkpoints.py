@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow.fs as pafs
 
-from .spec import SpecError, SweepSpec
+from orchestrator.spec.schema import SpecError, SweepSpec
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial

@@ -27,9 +27,9 @@ import pyarrow.parquet as pq
 from trainables import Mode, Report
 from trainables.api import infer_mode
 
-from .cells import cell_key
-from .plan import SweepPlan
-from .positions_store import POSITIONS_DIR, position_rows
+from orchestrator.spec.cells import cell_key
+from orchestrator.spec.plan import SweepPlan
+from orchestrator.store.positions import POSITIONS_DIR, position_rows
 
 if TYPE_CHECKING:  # pandas (also pulled in by pyarrow.dataset) costs 0.3 s; `scalesweep status` needs neither
     import pandas as pd

@@ -30,8 +30,9 @@ from ray import tune
 
 from trainables import EARLIER, MEMBERS, Report, Reporter, run_trainable
 from trainables.api import StateFn
+from trainables.stacked.process import configure_process
 
-from .shipping import Shipped
+from orchestrator.tune.shipping import Shipped
 
 STATE_FILE = "state.pkl"
 
@@ -165,6 +166,8 @@ def tune_function(settings: TrialSettings) -> Callable[[dict[str, Any]], None]:
     def run_trial(config: dict[str, Any]) -> None:
         trainable = settings.trainable.load()
         trainable.function()  # imports a deferred train, and with it torch if it uses torch
+        if trainable.stacks_seeds:  # the stacked core's process tuning; a researcher's process is left alone
+            configure_process()
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(threads)
         board = settings.stop_board if MEMBERS in config else None

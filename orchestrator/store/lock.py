@@ -11,7 +11,7 @@ import socket
 import time
 from pathlib import Path
 
-from .spec import SpecError
+from orchestrator.spec.schema import SpecError
 
 LOCK_FILE = ".driver.lock"
 

@@ -23,10 +23,10 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from .packing import member_id
-from .plan import SweepPlan
-from .results import load_trials
-from .spec import Param
+from orchestrator.tune.packing import member_id
+from orchestrator.spec.plan import SweepPlan
+from orchestrator.store.results import load_trials
+from orchestrator.spec.schema import Param
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 JOURNAL = "journal.log"

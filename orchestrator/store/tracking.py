@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from trainables import Report
 
-    from .spec import SweepSpec
+    from orchestrator.spec.schema import SweepSpec
 
 logger = logging.getLogger(__name__)
 

@@ -22,13 +22,13 @@ import pyarrow.parquet as pq
 
 from trainables import Report, Row
 
-from .cells import expand
-from .lock import DriverLock
-from .mlflow_source import connect, metric_histories
-from .plan import plan_config
-from .results import METRICS_DIR, TRIALS_FILE
-from .spec import SpecError, SweepSpec, load_spec
-from .tracking import (end_trial_run, epoch_metrics, log_metrics, log_params, open_sweep_run, start_trial_run,
+from orchestrator.spec.cells import expand
+from orchestrator.store.lock import DriverLock
+from orchestrator.store.mlflow_source import connect, metric_histories
+from orchestrator.spec.plan import plan_config
+from orchestrator.store.results import METRICS_DIR, TRIALS_FILE
+from orchestrator.spec.schema import SpecError, SweepSpec, load_spec
+from orchestrator.store.tracking import (end_trial_run, epoch_metrics, log_metrics, log_params, open_sweep_run, start_trial_run,
                        sweep_params, trial_runs)
 
 if TYPE_CHECKING:

@@ -79,7 +79,7 @@ class MemberStops:
         until it answers: a trial's first question would otherwise wait out the actor's start-up (~1 s)."""
         import ray
 
-        from .trial import StopBoard
+        from orchestrator.tune.trial import StopBoard
 
         self._actor = StopBoard.options(name=self.actor_name, get_if_exists=True).remote()
         ray.get(self._actor.stopped.remote(""))

@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from .spec import SpecError, SweepSpec
+from orchestrator.spec.schema import SpecError, SweepSpec
 
-K8S_DIR = Path(__file__).resolve().parent.parent / "k8s"
+K8S_DIR = Path(__file__).resolve().parents[2] / "k8s"
 OVERLAYS = ("cpu", "gpu")
 SWEEP_LABEL = "scalesweep.io/sweep"
 ROLE_LABEL = "scalesweep.io/role"

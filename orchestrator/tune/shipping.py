@@ -21,12 +21,12 @@ from pathlib import Path
 from trainables import Trainable, get_trainable
 from trainables.command import Command
 
-from .spec import SpecError
+from orchestrator.spec.schema import SpecError
 
 MAX_BYTES = 50 * 2**20
 _SKIP = {"__pycache__", ".git", ".venv", "results", "mlruns", ".ipynb_checkpoints"}
 _INSTALLED = ("site-packages", "dist-packages")
-_OWN = Path(__file__).resolve().parent.parent  # this project's own packages are installed on workers
+_OWN = Path(__file__).resolve().parents[2]  # this project's own packages are installed on workers
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from trainables import ConfigError, Mode, Report, Trainable, get_trainable
 from trainables.api import infer_mode
 from trainables.command import command_trainable
 
-from .cells import Cell, expand
-from .packing import pack_config, pack_size
-from .spec import CommandSpec, SpecError, SweepSpec
+from orchestrator.spec.cells import Cell, expand
+from orchestrator.spec.packs import pack_config, pack_size
+from orchestrator.spec.schema import CommandSpec, SpecError, SweepSpec
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def load_plan(root: Path) -> SweepPlan:
     """The plan of the sweep in ``root`` (its ``spec.yaml``, its trainable found as when it started)."""
     import json
 
-    from .spec import load_spec
+    from orchestrator.spec.schema import load_spec
 
     sweep = root / SWEEP_FILE
     directory = json.loads(sweep.read_text()).get("directory") if sweep.exists() else None

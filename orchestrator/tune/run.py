@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cells import expand
-from .plan import SWEEP_FILE, SweepPlan, load_plan
-from .spec import SpecError, dump_spec
+from orchestrator.spec.cells import expand
+from orchestrator.spec.plan import SWEEP_FILE, SweepPlan, load_plan
+from orchestrator.spec.schema import SpecError, dump_spec
 
 if TYPE_CHECKING:
     from ray.tune import Tuner
 
-    from .callback import DriverSinks
-    from .storage import ExperimentStore
-    from .trial import TrialSettings
+    from orchestrator.tune.callback import DriverSinks
+    from orchestrator.store.checkpoints import ExperimentStore
+    from orchestrator.tune.trial import TrialSettings
 
 # Set before Ray starts and before a Tuner is built (each reads them then), never at import: importing this
 # module, e.g. for `scalesweep report`, must not change Ray's behaviour. A report's metrics are in its rows
@@ -130,9 +130,9 @@ def resume_sweep(root: Path, tracking_uri: str | None = None, address: str | Non
 
 def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str | None) -> SweepOutcome:
     """One driver's run of a sweep: open the sinks, start Ray, run Tune, then finish the results."""
-    from .callback import SweepCallback
-    from .lock import DriverLock
-    from .storage import ExperimentStore
+    from orchestrator.tune.callback import SweepCallback
+    from orchestrator.store.lock import DriverLock
+    from orchestrator.store.checkpoints import ExperimentStore
 
     lock = DriverLock(root).acquire()
     try:
@@ -155,11 +155,11 @@ def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str
 
 def _open_sinks(plan: SweepPlan, root: Path, tracking_uri: str | None) -> "DriverSinks":
     """Where results go: Parquet, MLflow (when a tracking URI is set), the progress display, the studies."""
-    from .answers.progress import Progress
-    from .callback import DriverSinks
-    from .results import ResultsWriter
-    from .search import Studies
-    from .tracking import Tracker, sweep_params
+    from orchestrator.answers.progress import Progress
+    from orchestrator.tune.callback import DriverSinks
+    from orchestrator.store.results import ResultsWriter
+    from orchestrator.tune.search import Studies
+    from orchestrator.store.tracking import Tracker, sweep_params
 
     spec = plan.spec
     writer = ResultsWriter(plan, root)
@@ -173,10 +173,10 @@ def _open_sinks(plan: SweepPlan, root: Path, tracking_uri: str | None) -> "Drive
 
 def _trial_settings(plan: SweepPlan, root: Path) -> "TrialSettings":
     """What every trial runs, and the stop board of packed trials (started when any cell packs)."""
-    from .packing import MemberStops
-    from .scheduling import rung_epochs
-    from .shipping import ship
-    from .trial import TrialSettings
+    from orchestrator.tune.packing import MemberStops
+    from orchestrator.tune.scheduling import rung_epochs
+    from orchestrator.tune.shipping import ship
+    from orchestrator.tune.trial import TrialSettings
 
     spec = plan.spec
     stops = MemberStops.of(str(root.resolve()))
@@ -192,10 +192,10 @@ def _tuner(plan: SweepPlan, root: Path, store: "ExperimentStore", callback: Any,
     saved any state: it restarts what Parquet lacks)."""
     from ray import tune
 
-    from .scheduling import CellScheduler
-    from .search import CellSearcher
-    from .storage import EXPERIMENT
-    from .trial import tune_function
+    from orchestrator.tune.scheduling import CellScheduler
+    from orchestrator.tune.search import CellSearcher
+    from orchestrator.store.checkpoints import EXPERIMENT
+    from orchestrator.tune.trial import tune_function
 
     spec = plan.spec
     trainable = tune.with_resources(tune_function(settings), {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
@@ -226,7 +226,7 @@ def _tuner(plan: SweepPlan, root: Path, store: "ExperimentStore", callback: Any,
 def _finish(plan: SweepPlan, root: Path, store: "ExperimentStore", sinks: "DriverSinks") -> list[Path]:
     """Compact the metrics, drop checkpoints no resume needs, write the curves (unless every trial failed)
     and log them to the sweep's MLflow run."""
-    from .answers.write import write_sweep_curves
+    from orchestrator.answers.write import write_sweep_curves
 
     writer = sinks.writer
     writer.compact()
@@ -243,7 +243,7 @@ def _finish(plan: SweepPlan, root: Path, store: "ExperimentStore", sinks: "Drive
 
 def _outcome(plan: SweepPlan, root: Path, sinks: "DriverSinks", seconds: float,
              curve_files: list[Path]) -> SweepOutcome:
-    from .results import STATUSES
+    from orchestrator.store.results import STATUSES
 
     rows = list(sinks.writer.finished.values())
     counts = {s: sum(row["status"] == s for row in rows) for s in STATUSES}

@@ -92,7 +92,7 @@ class ResourcesSpec(_Strict):
     cpu: float = Field(1.0, gt=0)
     gpu: float = Field(0.0, ge=0)
     max_concurrent_trials: int | None = Field(None, ge=1)  # None: as many as the cluster fits
-    # Configs of one cell trained as one stacked Tune trial (orchestrator/packing.py); auto: from the
+    # Configs of one cell trained as one stacked Tune trial (orchestrator/spec/packs.py); auto: from the
     # model's size and the device.
     members_per_trial: Literal["auto"] | int = "auto"
 

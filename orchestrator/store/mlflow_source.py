@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from .cells import expand
-from .plan import SweepPlan
-from .results import STATUSES, metrics_schema, trials_schema
-from .spec import SpecError, SweepSpec
-from .tracking import client_env, find_sweep_run, trial_runs
+from orchestrator.spec.cells import expand
+from orchestrator.spec.plan import SweepPlan
+from orchestrator.store.results import STATUSES, metrics_schema, trials_schema
+from orchestrator.spec.schema import SpecError, SweepSpec
+from orchestrator.store.tracking import client_env, find_sweep_run, trial_runs
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,0 +1,1 @@
+"""What to run: the validated sweep spec, its cells, and the plan that joins it with its trainable."""
