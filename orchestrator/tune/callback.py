@@ -1,16 +1,11 @@
 """The driver-side Tune Callback: every trial result goes to Parquet, MLflow and the progress display,
-split into the results of its members when the Tune trial is a pack (packing.py).
-
-Tune pickles its callbacks into ``tuner.pkl`` so that an experiment can be restored, but the
-objects a callback feeds (a writer buffering rows, a tracking thread, a live progress bar) belong to
-one driver process. So the callback pickles as a key, and each driver attaches its own live
-:class:`DriverSinks` under that key before ``fit()``.
+split into the results of its members when the Tune trial is a pack (packing.py). It pickles as its
+sweep's key and finds this driver's live sinks by it (driver.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from ray.tune import Callback
 from ray.tune.experiment import Trial
@@ -18,23 +13,10 @@ from ray.tune.experiment import Trial
 from trainables import EARLIER, ROWS
 
 from orchestrator.spec.cells import cell_key
-from orchestrator.tune.packing import Member, MemberStops, member_reports, members_of
-from orchestrator.spec.plan import SweepPlan
-from orchestrator.answers.progress import Progress
-from orchestrator.store.results import ResultsWriter
-from orchestrator.tune.search import Studies
 from orchestrator.store.checkpoints import delete_checkpoints
-from orchestrator.store.tracking import Tracker, epoch_metrics
-
-
-@dataclass
-class DriverSinks:
-    plan: SweepPlan
-    writer: ResultsWriter
-    tracker: Tracker | None
-    progress: Progress
-    studies: Studies
-    packs: dict[str, list[Member]] = field(default_factory=dict)  # members of the Tune trials seen
+from orchestrator.store.tracking import epoch_metrics
+from orchestrator.tune.driver import DriverSinks, attached
+from orchestrator.tune.packing import Member, member_reports, members_of
 
 
 def _error_line(trial: Trial) -> str:
@@ -46,19 +28,12 @@ def _error_line(trial: Trial) -> str:
 
 
 class SweepCallback(Callback):
-    _sinks: ClassVar[dict[str, DriverSinks]] = {}
-
     def __init__(self, key: str) -> None:
         self._key = key
 
-    @classmethod
-    def attach(cls, key: str, sinks: DriverSinks) -> "SweepCallback":
-        cls._sinks[key] = sinks
-        return cls(key)
-
     @property
     def sinks(self) -> DriverSinks:
-        return self._sinks[self._key]
+        return attached(self._key)
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         s = self.sinks
@@ -87,7 +62,7 @@ class SweepCallback(Callback):
                 s.writer.record_epoch(member.trial_id, own)
                 if s.tracker:
                     s.tracker.trial_epoch(member.trial_id, own.epoch, epoch_metrics(own))
-        for index in sorted(MemberStops.of(self._key).take(trial.trial_id)):  # by the scheduler, at this report
+        for index in sorted(s.stops.take(trial.trial_id)):  # by the scheduler, at this report
             self._finish(trial, members[index], s.plan.trial_status(members[index].config, current.get(index)))
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:

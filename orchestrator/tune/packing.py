@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from trainables import MEMBERS, Report
 
@@ -53,22 +53,14 @@ class MemberStops:
 
     The scheduler writes (it decides at a report), the callback reads right after (Tune calls the scheduler,
     then the callbacks, for each report) to record the member as pruned at that epoch, and the trial learns
-    it from a Ray actor it polls after each report, so that it stops training the member's rows. Tune
-    pickles its scheduler and its callbacks; both reach this driver's object by the sweep's key.
+    it from a Ray actor it polls after each report, so that it stops training the member's rows. Both
+    reach it through this driver's sinks (driver.py).
     """
-
-    _by_key: ClassVar[dict[str, "MemberStops"]] = {}
 
     def __init__(self, key: str) -> None:
         self.key = key
         self._new: dict[str, set[int]] = {}
         self._actor: Any = None
-
-    @classmethod
-    def of(cls, key: str) -> "MemberStops":
-        if key not in cls._by_key:
-            cls._by_key[key] = cls(key)
-        return cls._by_key[key]
 
     @property
     def actor_name(self) -> str:

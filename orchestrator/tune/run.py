@@ -23,7 +23,7 @@ from orchestrator.spec.schema import SpecError, dump_spec
 if TYPE_CHECKING:
     from ray.tune import Tuner
 
-    from orchestrator.tune.callback import DriverSinks
+    from orchestrator.tune.driver import DriverSinks
     from orchestrator.store.checkpoints import ExperimentStore
     from orchestrator.tune.trial import TrialSettings
 
@@ -53,8 +53,12 @@ def results_dir_for(plan: SweepPlan, results_root: str | None) -> Path:
 
 
 def _init_ray(address: str | None) -> None:
+    """Ray started (or joined at ``address``) and the driver's libraries set up for a sweep: Tune's
+    environment, its and Optuna's log levels (one line per trial is the progress display's job)."""
+    import optuna
     import ray
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name, value in TUNE_ENV.items():
         os.environ.setdefault(name, value)
     # Tune's end-of-run ExperimentAnalysis looks for the JSON/CSV loggers we turn off; its warning is noise.
@@ -131,6 +135,7 @@ def resume_sweep(root: Path, tracking_uri: str | None = None, address: str | Non
 def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str | None) -> SweepOutcome:
     """One driver's run of a sweep: open the sinks, start Ray, run Tune, then finish the results."""
     from orchestrator.tune.callback import SweepCallback
+    from orchestrator.tune.driver import attach
     from orchestrator.store.lock import DriverLock
     from orchestrator.store.checkpoints import ExperimentStore
 
@@ -139,9 +144,10 @@ def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str
         sinks = _open_sinks(plan, root, tracking_uri)
         _init_ray(address)
         started = time.monotonic()
-        callback = SweepCallback.attach(str(root.resolve()), sinks)
+        attach(str(root.resolve()), sinks)
+        callback = SweepCallback(str(root.resolve()))
         store = ExperimentStore.for_sweep(plan.spec, root)
-        tuner = _tuner(plan, root, store, callback, _trial_settings(plan, root))
+        tuner = _tuner(plan, root, store, callback, _trial_settings(plan, sinks))
         try:
             tuner.fit()
         finally:
@@ -156,8 +162,9 @@ def _execute(plan: SweepPlan, root: Path, tracking_uri: str | None, address: str
 def _open_sinks(plan: SweepPlan, root: Path, tracking_uri: str | None) -> "DriverSinks":
     """Where results go: Parquet, MLflow (when a tracking URI is set), the progress display, the studies."""
     from orchestrator.answers.progress import Progress
-    from orchestrator.tune.callback import DriverSinks
     from orchestrator.store.results import ResultsWriter
+    from orchestrator.tune.driver import DriverSinks
+    from orchestrator.tune.packing import MemberStops
     from orchestrator.tune.search import Studies
     from orchestrator.store.tracking import Tracker, sweep_params
 
@@ -168,22 +175,21 @@ def _open_sinks(plan: SweepPlan, root: Path, tracking_uri: str | None) -> "Drive
     if tracker:
         tracker.start_sweep(root / "spec.yaml", sweep_params(spec))
     progress = Progress(spec.total_trials, spec.samples_per_cell, writer.finished.values(), plan.metric, plan.mode)
-    return DriverSinks(plan, writer, tracker, progress, Studies(plan, root / "studies"))
+    return DriverSinks(plan, writer, tracker, progress, Studies(plan, root / "studies"),
+                       MemberStops(str(root.resolve())))
 
 
-def _trial_settings(plan: SweepPlan, root: Path) -> "TrialSettings":
+def _trial_settings(plan: SweepPlan, sinks: "DriverSinks") -> "TrialSettings":
     """What every trial runs, and the stop board of packed trials (started when any cell packs)."""
-    from orchestrator.tune.packing import MemberStops
     from orchestrator.tune.scheduling import rung_epochs
     from orchestrator.tune.shipping import ship
     from orchestrator.tune.trial import TrialSettings
 
     spec = plan.spec
-    stops = MemberStops.of(str(root.resolve()))
     if max(plan.pack_sizes.values()) > 1:
-        stops.start_actor()
+        sinks.stops.start_actor()
     return TrialSettings(ship(plan.trainable, plan.ref), spec.seeds, plan.metric, spec.resources.cpu,
-                         spec.checkpoint_every_s, spec.report_every_s, rung_epochs(plan), stops.actor_name)
+                         spec.checkpoint_every_s, spec.report_every_s, rung_epochs(plan), sinks.stops.actor_name)
 
 
 def _tuner(plan: SweepPlan, root: Path, store: "ExperimentStore", callback: Any,

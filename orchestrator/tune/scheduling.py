@@ -18,7 +18,8 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 from trainables import MEMBERS, Report
 
 from orchestrator.spec.cells import cell_key
-from orchestrator.tune.packing import Member, MemberStops, member_reports, members_of
+from orchestrator.tune.driver import attached
+from orchestrator.tune.packing import Member, member_reports, members_of
 from orchestrator.spec.plan import SweepPlan
 from orchestrator.store.results import load_metrics, load_trials
 
@@ -47,7 +48,7 @@ class CellScheduler(FIFOScheduler):
     """Routes each member's results to its cell's ASHA; stops members whose every seed diverged.
 
     The rungs hold members (packing.py), not Tune trials: a member that ASHA stops leaves its pack (told
-    to the callback and the trial through :class:`MemberStops`), and the pack stops once none is left.
+    to the callback and the trial through the driver's :class:`~orchestrator.tune.packing.MemberStops`), and the pack stops once none is left.
     A resumed sweep gets a scheduler unpickled from its start, with empty rungs; each cell's ASHA
     therefore replays the per-epoch results of the cell's finished trials from Parquet when it is
     first needed, so early stopping after a resume compares against the same trials as before.
@@ -134,7 +135,7 @@ class CellScheduler(FIFOScheduler):
     def on_trial_result(self, tune_controller: "TuneController", trial: Trial, result: dict) -> str:
         done = self._load()[1]
         (cell, members), packed = self._pack(trial), MEMBERS in trial.config
-        stops = MemberStops.of(str(self._results_dir))
+        stops = attached(str(self._results_dir)).stops
         for index, report in member_reports(result).items():
             member = members[index]
             if member.trial_id in done or self._decide(tune_controller, cell, member, report) == self.STOP:

@@ -28,7 +28,6 @@ from orchestrator.spec.plan import SweepPlan
 from orchestrator.store.results import load_trials
 from orchestrator.spec.schema import Param
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 JOURNAL = "journal.log"
 _STATE = {"completed": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
 
