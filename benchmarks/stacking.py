@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from trainables import Report, Reporter  # noqa: E402
 from trainables.template.training import train  # noqa: E402
 
 WIDTHS = (32, 64, 128, 256)
@@ -32,10 +33,10 @@ N_TRAIN = (16, 64, 256)
 
 def _run(config: dict, clock=time.perf_counter) -> tuple[float, list[float]]:
     """Seconds by ``clock`` and the per-seed final test losses of one training run."""
-    reports: list[dict] = []
+    reports: list[Report] = []
     start = clock()
-    train(config, reports.append)
-    return clock() - start, reports[-1]["seed_metrics"]["test_loss"]
+    train(config, Reporter(reports.append))
+    return clock() - start, [row.metrics["test_loss"] for row in reports[-1].rows]
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from trainables import ConfigError, Reporter
+from trainables import ConfigError, Report, Reporter
 
 
 def write_spec(path: Path, spec: dict) -> Path:
@@ -27,17 +27,35 @@ def scalesweep(*args: str, cwd: Path, timeout: float = 600) -> subprocess.Comple
                           text=True, timeout=timeout)
 
 
+def reports_of(train: Callable[[dict[str, Any], Reporter], None], config: dict[str, Any]) -> list[Report]:
+    """Every report of one ``train(config, report)`` run, in order."""
+    reports: list[Report] = []
+    train(config, Reporter(reports.append))
+    return reports
+
+
+def values(report: Report, metric: str) -> list[float]:
+    """``metric`` of each of the report's rows, in row order (NaN on diverged rows)."""
+    return [row.metrics[metric] for row in report.rows]
+
+
+def curve_mean(report: Report, curve: str) -> list[float]:
+    """Per position, the mean of ``curve`` over the report's rows that have not diverged."""
+    live = [row.curves[curve] for row in report.rows if not row.diverged]
+    return [math.fsum(position) / len(live) for position in zip(*live)]
+
+
 class Checkpointing(Reporter):
     """Keeps the state of one chosen epoch, and can hand a saved state back as a restore."""
 
     def __init__(self, save_at: int | None = None, restore: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.reports: list[dict[str, Any]] = []
+        self.reports: list[Report] = []
         self.save_at, self.restore, self.saved = save_at, restore, None
 
-    def __call__(self, metrics: dict[str, Any], state: Any = None) -> None:
+    def __call__(self, metrics: Report, state: Any = None) -> None:
         self.reports.append(metrics)
-        if metrics["epoch"] == self.save_at:
+        if metrics.epoch == self.save_at:
             self.saved = state()
 
     def restored_state(self) -> dict[str, Any] | None:
@@ -57,13 +75,13 @@ def assert_restore_continues_identically(train: Callable[[dict[str, Any], Report
     buffer.seek(0)
     resumed = Checkpointing(restore=torch.load(buffer, weights_only=False))
     train(config, resumed)
-    later = [r for r in full.reports if r["epoch"] > save_at]
+    later = [r for r in full.reports if r.epoch > save_at]
     assert later and resumed.reports == later
     final_state = Checkpointing(save_at=last)
     train(config, final_state)
     again = Checkpointing(restore=final_state.saved)
     train(config, again)
-    assert again.reports == full.reports[-1:] and again.reports[0]["epoch"] == last
+    assert again.reports == full.reports[-1:] and again.reports[0].epoch == last
 
 
 def assert_config_error(resolve: Callable[[Mapping[str, Any]], dict[str, Any]], config: dict[str, Any], key: str,
@@ -88,14 +106,17 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def run_with_member_1_diverging(trainer_cls: Any, config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def run_with_member_1_diverging(trainer_cls: Any, config: dict[str, Any]) -> tuple[Any, Report]:
     """Trains ``config`` as a pack of two one-seed members, member 1 with learning rate 1e30 (it blows up);
     returns the trainer and its final report, after checking that member 1 alone is reported as diverged,
     with NaN metrics."""
     trainer = trainer_cls({**config, "seeds": 1, "members": [{}, {"lr": 1e30}]})
-    reports: list[dict[str, Any]] = []
+    reports: list[Report] = []
     trainer.run(Reporter(reports.append))
     final = reports[-1]
-    assert final["diverged"] == [False, True] and final["members"] == [0, 1]
-    assert all(math.isnan(v[1]) and not math.isnan(v[0]) for v in final["seed_metrics"].values())
+    seed = trainer.cfg["seed"]
+    assert [(r.member, r.seed, r.diverged) for r in final.rows] == [(0, seed, False), (1, seed, True)]
+    kept, blown = final.rows
+    assert kept.metrics and set(blown.metrics) == set(kept.metrics)
+    assert all(math.isnan(blown.metrics[k]) and not math.isnan(v) for k, v in kept.metrics.items())
     return trainer, final

@@ -1,5 +1,5 @@
 """The incontext trainable: task samplers and oracle, baselines, curriculum, model, stacking, reports,
-checkpoints, config and CLI; and that a small model learns in context (RESEARCH.md §2)."""
+checkpoints, config and CLI; and that a small model learns in context (docs/science.md, In-context logistic regression)."""
 from __future__ import annotations
 
 import json
@@ -17,9 +17,9 @@ import torch
 from scipy import optimize, stats
 from scipy.special import expit, log_expit
 
-from helpers import (assert_config_error, assert_restore_continues_identically, one_torch_thread,
-                     run_with_member_1_diverging)
-from trainables import get_trainable
+from helpers import (assert_config_error, assert_restore_continues_identically, curve_mean, one_torch_thread,
+                     reports_of, run_with_member_1_diverging, values)
+from trainables import Report, get_trainable, seed_mean
 from trainables.incontext import curves, metrics, resolve, train
 from trainables.incontext.training import Trainer
 from trainables.incontext.curriculum import Curriculum
@@ -35,10 +35,8 @@ LEARNS = dict(task="logistic_regression", d=2, k=8, embed_dim=32, depth=2, heads
               steps=500, eval_every=250, n_eval=256, seeds=2)
 
 
-def run(config: dict[str, Any]) -> list[dict[str, Any]]:
-    reports: list[dict[str, Any]] = []
-    train(config, reports.append)
-    return reports
+def run(config: dict[str, Any]) -> list[Report]:
+    return reports_of(train, config)
 
 
 def closed_form_oracle_acc(d: int, alpha: float) -> float:
@@ -52,7 +50,7 @@ def closed_form_oracle_acc(d: int, alpha: float) -> float:
 @pytest.mark.parametrize("d,research", [(4, 0.965), (16, 0.986)])
 def test_oracle_accuracy_matches_closed_form_and_research(d: int, research: float) -> None:
     exact = closed_form_oracle_acc(d, alpha=10.0)
-    assert exact == pytest.approx(research, abs=1e-3)  # RESEARCH.md §2's numbers
+    assert exact == pytest.approx(research, abs=1e-3)  # docs/science.md's oracle numbers (In-context logistic regression)
     batch = TASKS["logistic_regression"].sample(4000, 64, d, d, 10.0, torch.Generator().manual_seed(d))
     oracle = ((torch.einsum("nkd,nd->nk", batch.x, batch.w) > 0).float() == batch.y).float()
     assert float(oracle.mean()) == pytest.approx(exact, abs=0.003)  # Monte Carlo, 256k labels
@@ -131,53 +129,62 @@ def _one_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def learned() -> list[dict[str, Any]]:
+def learned() -> list[Report]:
     with one_torch_thread():
         return run(LEARNS)
 
 
-def test_small_model_learns_in_context_well_above_chance(learned: list[dict[str, Any]]) -> None:
+def test_small_model_learns_in_context_well_above_chance(learned: list[Report]) -> None:
     final = learned[-1]
-    assert final["diverged"] == [False, False]
-    assert min(final["seed_metrics"]["test_acc"]) > 0.65  # chance 0.5; 2 × 2048 scored predictions
-    acc = final["acc_by_k"]
+    assert [row.diverged for row in final.rows] == [False, False]
+    assert min(values(final, "test_acc")) > 0.65  # chance 0.5; 2 × 2048 scored predictions
+    acc = curve_mean(final, "acc_by_k")
     assert sum(acc[4:]) / 4 > acc[0] + 0.1  # better with more examples in context: it learned in context
-    assert final["test_acc"] < final["oracle_acc"]
+    assert seed_mean(final.rows, "test_acc") < seed_mean(final.rows, "oracle_acc")
 
 
-def test_report_structure_and_curves_on_the_final_report(learned: list[dict[str, Any]]) -> None:
-    assert [r["epoch"] for r in learned] == [250, 500]
+def test_report_structure_and_curves_on_the_final_report(learned: list[Report]) -> None:
+    assert [r.epoch for r in learned] == [250, 500]
     declared = metrics(LEARNS)
     assert set(declared) == {"train_loss", "test_loss", "test_acc", "oracle_acc", "baseline_acc"}
-    assert set(learned[0]) == {"epoch", "seed_metrics", "diverged", *declared}
+    seed = resolve(LEARNS)["seed"]
+    for r in learned:
+        assert [(row.member, row.seed, row.diverged) for row in r.rows] == [(0, seed, False), (0, seed + 1, False)]
+        assert all(set(row.metrics) == set(declared) for row in r.rows)
+    assert all(row.curves is None for row in learned[0].rows)  # curves on the last report only
     final = learned[-1]
-    assert set(final) == {"epoch", "seed_metrics", "diverged", "seed_curves", *declared, *curves(LEARNS)}
+    assert all(set(row.curves) == set(curves(LEARNS)) for row in final.rows)
     for curve, scalar in curves(LEARNS).items():
-        assert len(final[curve]) == LEARNS["k"] and len(final["seed_curves"][curve]) == 2
-        assert final[scalar] == pytest.approx(sum(final[curve]) / LEARNS["k"], rel=1e-9)
-        for s in range(2):
-            assert final["seed_metrics"][scalar][s] == pytest.approx(sum(final["seed_curves"][curve][s]) / LEARNS["k"])
-    for name, values in final["seed_metrics"].items():
-        assert final[name] == pytest.approx(sum(values) / 2, rel=1e-9) and all(type(v) is float for v in values)
+        assert all(len(row.curves[curve]) == LEARNS["k"] for row in final.rows)
+        assert seed_mean(final.rows, scalar) == pytest.approx(sum(curve_mean(final, curve)) / LEARNS["k"], rel=1e-9)
+        for row in final.rows:
+            assert row.metrics[scalar] == pytest.approx(sum(row.curves[curve]) / LEARNS["k"])
+    for name in declared:
+        assert seed_mean(final.rows, name) == pytest.approx(sum(values(final, name)) / 2, rel=1e-9)
+        assert all(type(v) is float for v in values(final, name))
 
 
 @pytest.mark.parametrize("task", ["logistic_regression", "linear_regression"])
 def test_stacked_members_equal_separate_runs(task: str) -> None:
     config = {**TINY, "task": task, "curriculum": "garg", "curriculum_every": 2}
     stacked = run({**config, "seeds": 3, "seed": 5})[-1]
-    for s in range(3):
-        alone = run({**config, "seeds": 1, "seed": 5 + s})[-1]
-        for name, values in stacked["seed_metrics"].items():
-            assert values[s] == pytest.approx(alone["seed_metrics"][name][0], abs=1e-5), (name, s)
-        for name, values in stacked["seed_curves"].items():
-            assert values[s] == pytest.approx(alone["seed_curves"][name][0], abs=1e-5), (name, s)
+    assert [row.seed for row in stacked.rows] == [5, 6, 7]
+    for s, row in enumerate(stacked.rows):
+        (own,) = run({**config, "seeds": 1, "seed": 5 + s})[-1].rows
+        assert own.seed == row.seed
+        assert set(own.metrics) == set(row.metrics) and set(own.curves) == set(row.curves)
+        for name, value in row.metrics.items():
+            assert value == pytest.approx(own.metrics[name], abs=1e-5), (name, s)
+        for name, curve in row.curves.items():
+            assert curve == pytest.approx(own.curves[name], abs=1e-5), (name, s)
 
 
 def test_gradient_accumulation_takes_the_same_steps() -> None:
     config = {**TINY, "seeds": 2, "batch_size": 8}
     whole, accumulated = run(config)[-1], run({**config, "grad_accum": 4})[-1]
-    for name, values in whole["seed_metrics"].items():
-        assert accumulated["seed_metrics"][name] == pytest.approx(values, abs=1e-5), name
+    assert [row.seed for row in accumulated.rows] == [row.seed for row in whole.rows]
+    for name in whole.rows[0].metrics:
+        assert values(accumulated, name) == pytest.approx(values(whole, name), abs=1e-5), name
 
 
 def test_restore_mid_training_continues_to_identical_reports() -> None:
@@ -214,8 +221,10 @@ def test_resolve_rejects_bad_configs_naming_the_key(config: dict[str, Any], key:
 def test_diverged_member_is_reported_and_does_not_poison_the_other() -> None:
     config = {**TINY, "steps": 4, "eval_every": 2}
     _, final = run_with_member_1_diverging(Trainer, config)
-    assert all(math.isnan(v) for v in final["seed_curves"]["acc_by_k"][1])
-    assert final["test_acc"] == pytest.approx(run({**config, "seeds": 1})[-1]["test_acc"], abs=1e-5)
+    assert all(math.isnan(v) for v in final.rows[1].curves["acc_by_k"])
+    assert not any(math.isnan(v) for v in final.rows[0].curves["acc_by_k"])
+    alone = run({**config, "seeds": 1})[-1]
+    assert seed_mean(final.rows, "test_acc") == pytest.approx(seed_mean(alone.rows, "test_acc"), abs=1e-5)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -230,7 +239,11 @@ def test_cli_jsonl_prints_one_report_per_line() -> None:
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["epoch"] for r in lines] == [2, 4]
-    assert len(lines[-1]["acc_by_k"]) == 8 and len(lines[-1]["seed_metrics"]["test_acc"]) == 2
+    first, last = (Report.from_wire(line) for line in lines)
+    assert [(row.member, row.seed) for row in last.rows] == [(0, 0), (0, 1)]
+    assert all(row.curves is None for row in first.rows)
+    assert all(len(row.curves["acc_by_k"]) == 8 for row in last.rows)
+    assert lines[-1]["test_acc"] == pytest.approx(sum(values(last, "test_acc")) / 2, rel=1e-9)
 
 
 def test_every_task_the_config_accepts_has_a_sampler() -> None:

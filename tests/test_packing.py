@@ -15,12 +15,12 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from ray import tune
 
-from helpers import one_torch_thread
-from orchestrator.plan import plan_sweep
-from orchestrator.results import load_metrics, load_trials
-from orchestrator.run import run_sweep
-from orchestrator.spec import SpecError, parse_spec
-from trainables import Reporter
+from helpers import one_torch_thread, reports_of
+from orchestrator.spec.plan import plan_sweep
+from orchestrator.store.results import load_metrics, load_trials
+from orchestrator.tune.run import run_sweep
+from orchestrator.spec.schema import SpecError, parse_spec
+from trainables import Report, Reporter
 from trainables.template.training import Trainer
 
 TINY = {"task": "copy", "model": "transformer", "depth": 1, "heads": 1, "embed_dim": 16, "dim_head": 8,
@@ -32,20 +32,18 @@ class StopAfter(Reporter):
 
     def __init__(self, member: int) -> None:
         super().__init__()
-        self.reports: list[dict] = []
+        self.reports: list[Report] = []
         self._member = member
 
-    def __call__(self, metrics: dict, state=None) -> None:
+    def __call__(self, metrics: Report, state=None) -> None:
         self.reports.append(metrics)
 
     def stopped(self) -> set[int]:
         return {self._member}
 
 
-def _alone(config: dict) -> list[dict]:
-    reports: list[dict] = []
-    Trainer(config).run(Reporter(reports.append))
-    return reports
+def _alone(config: dict) -> list[Report]:
+    return reports_of(lambda c, report: Trainer(c).run(report), config)
 
 
 def test_a_packed_member_trains_exactly_as_it_would_alone_and_a_stopped_one_leaves_the_stack() -> None:
@@ -54,13 +52,17 @@ def test_a_packed_member_trains_exactly_as_it_would_alone_and_a_stopped_one_leav
         reporter = StopAfter(member=1)
         Trainer({**TINY, "seeds": 2, "optimizer": "adamw", "members": members}).run(reporter)
         alone = [_alone({**TINY, "seeds": 2, "optimizer": "adamw", **m}) for m in members]
-    assert [r["members"] for r in reporter.reports] == [[0, 1, 2], [0, 2], [0, 2]]
+    assert [list(r.members()) for r in reporter.reports] == [[0, 1, 2], [0, 2], [0, 2]]
     for report in reporter.reports:
-        for j, index in enumerate(report["members"]):
-            own = next(r for r in alone[index] if r["epoch"] == report["epoch"])
-            for metric, values in own["seed_metrics"].items():
-                assert report["seed_metrics"][metric][2 * j:2 * j + 2] == pytest.approx(values, abs=1e-5)
-    assert len(reporter.reports[-1]["diverged"]) == 4, "member 1's rows are gone from the stack"
+        for index, member in report.members().items():
+            (own,) = [r for r in alone[index] if r.epoch == report.epoch]
+            seeds = [(r.seed, r.diverged) for r in member.rows]
+            assert seeds == [(r.seed, r.diverged) for r in own.rows] == [(0, False), (1, False)]
+            for row, mine in zip(member.rows, own.rows):
+                assert set(row.metrics) == set(mine.metrics)
+                for metric, value in mine.metrics.items():
+                    assert row.metrics[metric] == pytest.approx(value, abs=1e-5), (index, metric)
+    assert len(reporter.reports[-1].rows) == 4, "member 1's rows are gone from the stack"
 
 
 def test_members_may_differ_only_in_stackable_keys() -> None:
@@ -134,9 +136,9 @@ def test_asha_stops_members_of_a_pack_which_record_them_pruned_and_drop_them(tmp
     packs = tune.ExperimentAnalysis(str(root / "tune")).trials
     assert len(packs) == 4
     for pack in packs:
-        last = pack.last_result
+        last = Report.from_wire(pack.last_result)
         gone = [i for i in range(len(pack.config["members"]))
-                if trials.set_index("trial_id").epochs[f"{pack.trial_id}-m{i}"] <= last["epoch"] - 2]
-        assert not set(gone) & set(last["members"])
-        assert len(last["diverged"]) == 2 * len(last["members"])
+                if trials.set_index("trial_id").epochs[f"{pack.trial_id}-m{i}"] <= last.epoch - 2]
+        assert last.members() and not set(gone) & set(last.members())
+        assert all(len(member.rows) == 2 for member in last.members().values()), "each member has its 2 seeds"
     assert any(not math.isnan(v) for v in trials.final_test_loss)

@@ -1,4 +1,4 @@
-"""Science checks: the paper's qualitative claims (RESEARCH.md §1) on small, seeded, CPU-sized cases.
+"""Science checks: the paper's qualitative claims (docs/science.md, Template tasks and Models) on small, seeded, CPU-sized cases.
 
 Each case trains 3 seeds as one stacked model, with a 256-sample test set over a 256-symbol
 unseen alphabet, and compares means over seeds with wide margins (the per-seed numbers measured
@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from helpers import one_torch_thread
+from helpers import one_torch_thread, reports_of, values
+from trainables import Report
 from trainables.template import train
 
 SMALL_TEST = dict(seeds=3, n_test=256, test_alphabet=256)
@@ -25,28 +26,28 @@ def _one_thread() -> Iterator[None]:
         yield
 
 
-def final(**config: Any) -> dict[str, list[float]]:
-    reports: list[dict[str, Any]] = []
-    train({**config, "eval_every": config["epochs"]}, reports.append)
-    assert not any(reports[-1]["diverged"])
-    return reports[-1]["seed_metrics"]
+def final(**config: Any) -> Report:
+    """The final report of ``config``, checked to hold its 3 seeds, none diverged."""
+    report = reports_of(train, {**config, "eval_every": config["epochs"]})[-1]
+    assert [row.seed for row in report.rows] == [0, 1, 2] and not any(row.diverged for row in report.rows)
+    return report
 
 
 @pytest.mark.parametrize("n", [16, 64, 256])
 def test_mlp_fits_training_set_but_stays_at_chance_on_unseen_symbols(n: int) -> None:
     # measured (n=32): train loss 0.000, test loss 1.01 / 1.07 / 1.01
     m = final(task="same_different", model="mlp", embed_dim=32, n_train=n, epochs=300, **SMALL_TEST)
-    assert max(m["train_loss"]) < 0.05
-    assert 0.85 < mean(m["test_loss"]) < 1.3
-    assert mean(m["test_error"]) > 0.35
+    assert max(values(m, "train_loss")) < 0.05
+    assert 0.85 < mean(values(m, "test_loss")) < 1.3
+    assert mean(values(m, "test_error")) > 0.35
 
 
 @pytest.mark.parametrize("task", ["same_different", "aba_abb"])
 def test_mlp_xxt_generalises_to_unseen_symbols(task: str) -> None:
     # measured (n=64): test loss same_different 0.08 / 0.14 / 0.12, aba_abb 0.11 / 0.12 / 0.08
     m = final(task=task, model="mlp_xxt", embed_dim=32, n_train=64, epochs=300, **SMALL_TEST)
-    assert mean(m["test_loss"]) < 0.3
-    assert max(m["test_error"]) < 0.05
+    assert mean(values(m, "test_loss")) < 0.3
+    assert max(values(m, "test_error")) < 0.05
 
 
 @pytest.mark.parametrize("task", ["same_different", "aba_abb"])
@@ -56,10 +57,10 @@ def test_kq_identity_beats_vanilla_transformer_at_small_n(task: str) -> None:
     config = dict(task=task, embed_dim=64, n_train=64, **TRANSFORMER)
     vanilla = final(**config)
     kq = final(**config, kq_identity=True)
-    assert max(vanilla["train_loss"]) < 0.05 and max(kq["train_loss"]) < 0.05
-    assert mean(vanilla["test_loss"]) > 0.85
-    assert mean(kq["test_loss"]) < 0.5
-    assert all(k < v for k, v in zip(kq["test_loss"], vanilla["test_loss"]))
+    assert max(values(vanilla, "train_loss")) < 0.05 and max(values(kq, "train_loss")) < 0.05
+    assert mean(values(vanilla, "test_loss")) > 0.85
+    assert mean(values(kq, "test_loss")) < 0.5
+    assert all(k < v for k, v in zip(values(kq, "test_loss"), values(vanilla, "test_loss")))
 
 
 def test_copy_vo_identity_succeeds_where_vanilla_fails() -> None:
@@ -67,17 +68,17 @@ def test_copy_vo_identity_succeeds_where_vanilla_fails() -> None:
     config = dict(task="copy", embed_dim=64, n_train=16, **TRANSFORMER)
     vanilla = final(**config)
     vo = final(**config, vo_identity=True)
-    assert max(vanilla["train_loss"]) < 0.05 and max(vo["train_loss"]) < 0.05
-    assert mean(vanilla["test_error"]) > 0.9
-    assert mean(vo["test_error"]) < 0.25
+    assert max(values(vanilla, "train_loss")) < 0.05 and max(values(vo, "train_loss")) < 0.05
+    assert mean(values(vanilla, "test_error")) > 0.9
+    assert mean(values(vo, "test_error")) < 0.25
 
 
 def test_copy_inverse_scaling_wider_vanilla_transformers_fail_more_at_fixed_n() -> None:
     # measured (n=64): test error width 32: 0.59 / 0.57 / 0.54; width 128: 0.97 / 1.00 / 0.95
     narrow = final(task="copy", embed_dim=32, n_train=64, **TRANSFORMER)
     wide = final(task="copy", embed_dim=128, n_train=64, **TRANSFORMER)
-    assert mean(wide["test_error"]) > mean(narrow["test_error"]) + 0.2
-    assert max(narrow["test_error"]) < min(wide["test_error"])
+    assert mean(values(wide, "test_error")) > mean(values(narrow, "test_error")) + 0.2
+    assert max(values(narrow, "test_error")) < min(values(wide, "test_error"))
 
 
 def test_random_tasks_more_templates_need_more_data() -> None:
@@ -86,5 +87,5 @@ def test_random_tasks_more_templates_need_more_data() -> None:
                   **{**TRANSFORMER, "epochs": 200})
     few = final(**config, n_templates=2)
     many = final(**config, n_templates=8)
-    assert max(few["train_loss"]) < 0.05 and max(many["train_loss"]) < 0.05
-    assert mean(many["test_loss"]) > mean(few["test_loss"]) + 0.4
+    assert max(values(few, "train_loss")) < 0.05 and max(values(many, "train_loss")) < 0.05
+    assert mean(values(many, "test_loss")) > mean(values(few, "test_loss")) + 0.4

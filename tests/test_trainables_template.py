@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 import torch
 
-from helpers import assert_config_error, assert_restore_continues_identically, run_with_member_1_diverging
-from trainables import ConfigError, get_trainable
+from helpers import (assert_config_error, assert_restore_continues_identically, reports_of,
+                     run_with_member_1_diverging, values)
+from trainables import ConfigError, Report, get_trainable, seed_mean
 from trainables.template import metrics, resolve, train
-from trainables.template.stacked import Adam
+from trainables.stacked.adam import Adam
 from trainables.template.training import Trainer
 from trainables.template.config import task_of
 from trainables.template.recurrent import LSTM, RNN
@@ -26,10 +27,8 @@ SMALL = dict(embed_dim=16, heads=1, dim_head=8, n_train=24, batch_size=10, epoch
              test_alphabet=64, eval_every=3)
 
 
-def run(config: dict[str, Any]) -> list[dict[str, Any]]:
-    reports: list[dict[str, Any]] = []
-    train(config, reports.append)
-    return reports
+def run(config: dict[str, Any]) -> list[Report]:
+    return reports_of(train, config)
 
 
 @pytest.mark.parametrize("model,task", [("transformer", "copy"), ("transformer", "same_different"),
@@ -38,10 +37,13 @@ def run(config: dict[str, Any]) -> list[dict[str, Any]]:
 def test_stacked_members_equal_separate_runs(model: str, task: str) -> None:
     config = {**SMALL, "model": model, "task": task, "kq_identity": True, "vo_identity": True}
     stacked = run({**config, "seeds": 3, "seed": 5})[-1]
+    assert [row.seed for row in stacked.rows] == [5, 6, 7]
     for s in range(3):
         alone = run({**config, "seeds": 1, "seed": 5 + s})[-1]
-        for name, values in stacked["seed_metrics"].items():
-            assert values[s] == pytest.approx(alone["seed_metrics"][name][0], abs=1e-5), (name, s)
+        assert [row.seed for row in alone.rows] == [5 + s]
+        assert set(alone.rows[0].metrics) == set(stacked.rows[s].metrics)
+        for name in stacked.rows[s].metrics:
+            assert values(stacked, name)[s] == pytest.approx(values(alone, name)[0], abs=1e-5), (name, s)
 
 
 @pytest.mark.parametrize("decoupled,wd", [(False, 0.0), (False, 0.01), (True, 0.01)])
@@ -64,7 +66,7 @@ def test_per_member_lr_and_diverged_member_does_not_poison_others() -> None:
     config = {**SMALL, "task": "same_different", "epochs": 4, "eval_every": 1}
     trainer, final = run_with_member_1_diverging(Trainer, config)
     alone = run({**config, "seeds": 1})[-1]
-    assert final["test_loss"] == pytest.approx(alone["test_loss"], abs=1e-5)
+    assert seed_mean(final.rows, "test_loss") == pytest.approx(seed_mean(alone.rows, "test_loss"), abs=1e-5)
     assert all(torch.isfinite(p).all() for p in trainer.stack.params)  # quarantined: zeroed, not NaN
 
 
@@ -103,16 +105,19 @@ def test_registered_definition_and_metric_directions() -> None:
 def test_report_structure() -> None:
     config = {**SMALL, "task": "copy", "seeds": 2, "epochs": 7, "eval_every": 3}
     reports = run(config)
-    assert [r["epoch"] for r in reports] == [3, 6, 7]
+    assert [r.epoch for r in reports] == [3, 6, 7]
     declared = metrics(config)
+    seed = resolve(config)["seed"]
     for r in reports:
-        assert set(r) == {"epoch", "seed_metrics", "diverged", *declared}
-        assert isinstance(r["epoch"], int) and r["diverged"] == [False, False]
-        assert set(r["seed_metrics"]) == set(declared)
-        for name, values in r["seed_metrics"].items():
-            assert len(values) == 2 and all(type(v) is float for v in values)
-            assert r[name] == pytest.approx(sum(values) / 2, rel=1e-6)
-        assert r["test_acc"] == pytest.approx(1 - r["test_error"])
+        assert isinstance(r.epoch, int)
+        assert [(row.member, row.seed, row.diverged) for row in r.rows] == [(0, seed, False), (0, seed + 1, False)]
+        assert list(r.members()) == [0]
+        for row in r.rows:
+            assert set(row.metrics) == set(declared) and row.curves is None  # the template has no curves
+            assert all(type(v) is float for v in row.metrics.values())
+            assert row.metrics["test_acc"] == pytest.approx(1 - row.metrics["test_error"])
+        for name in declared:
+            assert seed_mean(r.rows, name) == pytest.approx(sum(values(r, name)) / 2, rel=1e-6)
 
 
 @pytest.mark.parametrize("model", ["transformer", "mlp"])
@@ -228,7 +233,15 @@ def test_cli_jsonl_prints_one_json_object_per_report() -> None:
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2, 3, 4]
-    assert len(lines[-1]["seed_metrics"]["test_error"]) == 2
+    declared = metrics({"task": "copy"})
+    for line in lines:
+        assert set(line) == {"epoch", "rows", *declared}
+        report = Report.from_wire(line)
+        assert [(row.member, row.seed, row.diverged, row.curves) for row in report.rows] == [
+            (0, 0, False, None), (0, 1, False, None)]
+        assert set(report.rows[0].metrics) == set(report.rows[1].metrics) == set(declared)
+        for name in declared:
+            assert line[name] == pytest.approx(sum(values(report, name)) / 2, rel=1e-9)
 
 
 def test_cli_accepts_templates_as_json() -> None:

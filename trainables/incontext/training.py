@@ -10,10 +10,9 @@ seed means the same data on every device.
 A unit of the loop is one optimizer step (``grad_accum`` micro-batches, gradients accumulated). Reports
 every ``eval_every`` steps and at the last, with ``epoch`` = steps completed: ``train_loss`` = the mean
 training loss over the steps since the previous report, the evaluation's means over positions
-(``test_acc``, ``test_loss``, ``oracle_acc``, ``baseline_acc``, or ``test_mse``, ``baseline_mse``),
-``seed_metrics`` and ``diverged``. The last report adds the per-position curves (``config.curves``): the
-mean over live rows under the curve's name (``acc_by_k``: a list of k floats) and every row's under
-``seed_curves`` ({curve: [[k floats] per row]}), as ``seed_metrics`` does for scalars.
+(``test_acc``, ``test_loss``, ``oracle_acc``, ``baseline_acc``, or ``test_mse``, ``baseline_mse``), one
+row per (member, seed). The last report's rows add the per-position curves (``config.curves``, e.g.
+``acc_by_k``: k floats per row).
 """
 from __future__ import annotations
 
@@ -93,6 +92,6 @@ class Trainer:
 def train(config: dict[str, Any], report: Reporter) -> None:
     """The ``incontext`` trainable: build everything from ``config``, train, report per evaluation.
 
-    ``report`` is a :class:`Reporter`; a plain ``fn(metrics)`` callable is accepted too.
+    ``report`` is a :class:`Reporter` (``Reporter(fn)`` hands each :class:`Report` to ``fn``).
     """
     Trainer(config).run(report)

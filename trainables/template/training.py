@@ -117,6 +117,6 @@ class Trainer:
 def train(config: dict[str, Any], report: Reporter) -> None:
     """The ``template`` trainable: build everything from ``config``, train, report per evaluation.
 
-    ``report`` is a :class:`Reporter`; a plain ``fn(metrics)`` callable is accepted too.
+    ``report`` is a :class:`Reporter` (``Reporter(fn)`` hands each :class:`Report` to ``fn``).
     """
     Trainer(config).run(report)
