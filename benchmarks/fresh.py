@@ -1,4 +1,5 @@
 """Runs for benchmarks in a fresh Python process each (its own local Ray), so no run warms another."""
+
 from __future__ import annotations
 
 import json
@@ -23,14 +24,19 @@ SWEEP = textwrap.dedent("""
     print(json.dumps({"wall": outcome.seconds, "own": own, "trials": sum(outcome.counts.values()),
                       "packs": sorted(set(plan.pack_sizes.values()))}))
 """)
-"""`scalesweep run` in-process on spec (argv 1: JSON, or a YAML file's path) under work (argv 2): its wall (Ray's start excluded),
-the trials' own seconds, the trials recorded and the pack sizes used."""
+"""`scalesweep run` in-process on spec (argv 1: JSON, or a YAML file's path) under work (argv 2):
+its wall (Ray's start excluded), the trials' own seconds, the trials recorded and the pack sizes used."""
 
 
 def run_json(code: str, *args: str) -> dict:
     """Run ``code`` with ``args`` in a fresh interpreter; its last stdout line, as JSON."""
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -10,6 +10,7 @@ the marginal ratio of the added ones shows the steady state without the sweep's 
 against one trial's seconds alone (in a process of its own, after an untimed warm-up run) are printed
 too: a trial's own seconds in a sweep include what the sweep's other processes take from it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,17 @@ from pathlib import Path
 
 from fresh import run_json, run_sweep
 
-FIXED = {"task": "copy", "model": "transformer", "depth": 1, "heads": 1, "embed_dim": 32, "n_train": 16,
-         "n_test": 256, "eval_every": 10, "seeds": 2}
+FIXED = {
+    "task": "copy",
+    "model": "transformer",
+    "depth": 1,
+    "heads": 1,
+    "embed_dim": 32,
+    "n_train": 16,
+    "n_test": 256,
+    "eval_every": 10,
+    "seeds": 2,
+}
 
 TUNE_DEFAULTS = textwrap.dedent("""
     import json, sys, time
@@ -61,10 +71,18 @@ machine that only trains, without the sweep's processes competing for the cores.
 
 
 def _spec(fixed: dict, trials: int) -> dict:
-    lrs = [round(1e-3 * (1 + i / trials), 6) for i in range(trials)]  # distinct configs, one cell each
-    return {"name": f"orchestration-{trials}", "trainable": "template",
-            "fixed": {k: v for k, v in fixed.items() if k != "seeds"}, "axes": {"lr": lrs},
-            "search": {"algorithm": "grid-only"}, "seeds": fixed["seeds"], "metric": {"name": "test_error", "mode": "min"}}
+    lrs = [
+        round(1e-3 * (1 + i / trials), 6) for i in range(trials)
+    ]  # distinct configs, one cell each
+    return {
+        "name": f"orchestration-{trials}",
+        "trainable": "template",
+        "fixed": {k: v for k, v in fixed.items() if k != "seeds"},
+        "axes": {"lr": lrs},
+        "search": {"algorithm": "grid-only"},
+        "seeds": fixed["seeds"],
+        "metric": {"name": "test_error", "mode": "min"},
+    }
 
 
 def main() -> None:
@@ -79,27 +97,45 @@ def main() -> None:
         print(f"{args.trials} trials of {args.epochs} epochs on {cpus} CPUs", flush=True)
         alone = run_json(ALONE, json.dumps({**fixed, "lr": lrs[0]}), "3")["alone"]
         print(f"  one trial alone (no sweep around it): {alone:.2f}s", flush=True)
-        tune_run = run_json(TUNE_DEFAULTS.format(cpus=cpus), json.dumps(fixed), json.dumps(lrs), str(Path(tmp) / "tune"))
-        print(f"  Ray Tune defaults: wall {tune_run['wall']:.1f}s, trials' own {tune_run['own']:.1f}s", flush=True)
+        tune_run = run_json(
+            TUNE_DEFAULTS.format(cpus=cpus),
+            json.dumps(fixed),
+            json.dumps(lrs),
+            str(Path(tmp) / "tune"),
+        )
+        print(
+            f"  Ray Tune defaults: wall {tune_run['wall']:.1f}s, trials' own {tune_run['own']:.1f}s",
+            flush=True,
+        )
         ours = run_sweep(_spec(fixed, args.trials), Path(tmp) / "scalesweep")
-        print(f"  scalesweep:        wall {ours['wall']:.1f}s, trials' own {ours['own']:.1f}s, "
-              f"{ours['own'] / ours['trials']:.2f}s per trial (Optuna-free grid, Parquet and MLflow on sqlite included)",
-              flush=True)
+        print(
+            f"  scalesweep:        wall {ours['wall']:.1f}s, trials' own {ours['own']:.1f}s, "
+            f"{ours['own'] / ours['trials']:.2f}s per trial (Optuna-free grid, Parquet and MLflow on sqlite included)",
+            flush=True,
+        )
         double = run_sweep(_spec(fixed, 2 * args.trials), Path(tmp) / "scalesweep-double")
-        print(f"  scalesweep, {2 * args.trials} trials: wall {double['wall']:.1f}s, trials' own {double['own']:.1f}s",
-              flush=True)
+        print(
+            f"  scalesweep, {2 * args.trials} trials: wall {double['wall']:.1f}s, trials' own {double['own']:.1f}s",
+            flush=True,
+        )
     for name, run in (("Ray Tune defaults", tune_run), ("scalesweep", ours)):
         print(f"{name:18s} ratio wall / (own / {cpus}) = {run['wall'] / (run['own'] / cpus):.2f}")
     marginal = (double["wall"] - ours["wall"]) / ((double["own"] - ours["own"]) / cpus)
-    print(f"scalesweep marginal ratio, {args.trials} more trials: Δwall / (Δown / {cpus}) = {marginal:.2f} "
-          f"(start-up costs cancel: Ray's workers importing torch, MLflow creating its database)")
+    print(
+        f"scalesweep marginal ratio, {args.trials} more trials: Δwall / (Δown / {cpus}) = {marginal:.2f} "
+        f"(start-up costs cancel: Ray's workers importing torch, MLflow creating its database)"
+    )
     print(f"scalesweep wall / Tune defaults wall = {ours['wall'] / tune_run['wall']:.2f}")
     # The trials' own seconds include what the sweep's other processes take from them (the driver, Ray's
     # agents, the first trial's imports in each worker): against trials alone the ratios are stricter.
     for name, run in (("Ray Tune defaults", tune_run), ("scalesweep", ours)):
-        print(f"{name:18s} ratio wall / (trials × alone / {cpus}) = {run['wall'] / (args.trials * alone / cpus):.2f}")
-    print(f"scalesweep marginal ratio against trials alone: Δwall / ({args.trials} × alone / {cpus}) = "
-          f"{(double['wall'] - ours['wall']) / (args.trials * alone / cpus):.2f}")
+        print(
+            f"{name:18s} ratio wall / (trials × alone / {cpus}) = {run['wall'] / (args.trials * alone / cpus):.2f}"
+        )
+    print(
+        f"scalesweep marginal ratio against trials alone: Δwall / ({args.trials} × alone / {cpus}) = "
+        f"{(double['wall'] - ours['wall']) / (args.trials * alone / cpus):.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Ray, MLflow on sqlite, ASHA off so every trial runs every epoch:
 - command: ``{command: python train.py}``, one process per seed, a JSON line per epoch.
 It prints each sweep's wall per trial and the ratio to the built-in's, measured in this run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,27 +57,43 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     fixed = {"epochs": args.epochs, "sleep_s": args.sleep, "size": 1.0, "rate": 0.3}
-    kinds = {"built-in": "synthetic", "function": "ownbench:train",
-             "command": {"command": f"{sys.executable} train_cmd.py"}}
-    print(f"{args.trials} trials × {args.epochs} epochs × {args.seeds} seeds, {args.sleep}s sleep per epoch, "
-          f"{os.cpu_count()} CPUs")
+    kinds = {
+        "built-in": "synthetic",
+        "function": "ownbench:train",
+        "command": {"command": f"{sys.executable} train_cmd.py"},
+    }
+    print(
+        f"{args.trials} trials × {args.epochs} epochs × {args.seeds} seeds, {args.sleep}s sleep per epoch, "
+        f"{os.cpu_count()} CPUs"
+    )
     per_trial: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "ownbench.py").write_text(CURVE)
         (Path(tmp) / "train_cmd.py").write_text(COMMAND)
         for kind, trainable in kinds.items():
-            spec = {"name": f"own-{kind}".replace(" ", ""), "trainable": trainable, "fixed": fixed,
-                    "axes": {"noise": [0.01]}, "seeds": args.seeds,
-                    "search": {"algorithm": "random", "samples_per_cell": args.trials,
-                               "space": {"lr": {"loguniform": [1e-4, 1e-1]}}},
-                    "resources": {"members_per_trial": 1}}
+            spec = {
+                "name": f"own-{kind}".replace(" ", ""),
+                "trainable": trainable,
+                "fixed": fixed,
+                "axes": {"noise": [0.01]},
+                "seeds": args.seeds,
+                "search": {
+                    "algorithm": "random",
+                    "samples_per_cell": args.trials,
+                    "space": {"lr": {"loguniform": [1e-4, 1e-1]}},
+                },
+                "resources": {"members_per_trial": 1},
+            }
             path = Path(tmp) / f"{kind}.yaml"
             path.write_text(yaml.safe_dump(spec))
             run = run_sweep(path, Path(tmp) / kind)
             assert run["trials"] == args.trials, run
             per_trial[kind] = run["wall"] / run["trials"]
-            print(f"  {kind:9s}: wall {run['wall']:6.1f}s, {1000 * per_trial[kind]:7.1f} ms per trial, "
-                  f"{per_trial[kind] / per_trial['built-in']:5.2f}x built-in", flush=True)
+            print(
+                f"  {kind:9s}: wall {run['wall']:6.1f}s, {1000 * per_trial[kind]:7.1f} ms per trial, "
+                f"{per_trial[kind] / per_trial['built-in']:5.2f}x built-in",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

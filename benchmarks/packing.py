@@ -7,6 +7,7 @@ Each run is a sweep of --trials configs of one cell (the copy-task transformer, 
 configs) with ``resources.members_per_trial: K``, in a fresh process with its own local Ray; the wall
 is measured around the sweep (Ray's start excluded). Ratios are trials/hour over K = 1's in this run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,16 @@ from pathlib import Path
 
 from fresh import run_sweep
 
-FIXED = {"task": "copy", "model": "transformer", "depth": 1, "heads": 1, "embed_dim": 32, "n_train": 16,
-         "n_test": 256, "eval_every": 10}
+FIXED = {
+    "task": "copy",
+    "model": "transformer",
+    "depth": 1,
+    "heads": 1,
+    "embed_dim": 32,
+    "n_train": 16,
+    "n_test": 256,
+    "eval_every": 10,
+}
 
 
 def main() -> None:
@@ -26,21 +35,38 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--members", type=int, nargs="+", default=[1, 4, 16, 64])
     args = parser.parse_args()
-    print(f"{args.trials} trials of {args.epochs} epochs on {os.cpu_count()} CPUs; trials/hour by members per trial")
+    print(
+        f"{args.trials} trials of {args.epochs} epochs on {os.cpu_count()} CPUs; trials/hour by members per trial"
+    )
     rates: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for k in args.members:
-            spec = {"name": f"packing-{k}", "trainable": "template", "fixed": {**FIXED, "epochs": args.epochs},
-                    "axes": {"n_train": [FIXED["n_train"]]}, "seeds": 2, "metric": {"name": "test_error"},
-                    "search": {"algorithm": "random", "samples_per_cell": args.trials,
-                               "space": {"lr": {"loguniform": [1e-3, 1e-2]}, "weight_decay": {"uniform": [0, 0.1]}}},
-                    "resources": {"members_per_trial": k}}
+            spec = {
+                "name": f"packing-{k}",
+                "trainable": "template",
+                "fixed": {**FIXED, "epochs": args.epochs},
+                "axes": {"n_train": [FIXED["n_train"]]},
+                "seeds": 2,
+                "metric": {"name": "test_error"},
+                "search": {
+                    "algorithm": "random",
+                    "samples_per_cell": args.trials,
+                    "space": {
+                        "lr": {"loguniform": [1e-3, 1e-2]},
+                        "weight_decay": {"uniform": [0, 0.1]},
+                    },
+                },
+                "resources": {"members_per_trial": k},
+            }
             spec["fixed"].pop("n_train")
             run = run_sweep(spec, Path(tmp) / f"k{k}")
             assert run["trials"] == args.trials, run
             rates[k] = run["trials"] / run["wall"] * 3600
-            print(f"  K = {k:3d}: wall {run['wall']:6.1f}s, {rates[k]:9.0f} trials/hour, "
-                  f"{rates[k] / rates[args.members[0]]:5.2f}x K = {args.members[0]}", flush=True)
+            print(
+                f"  K = {k:3d}: wall {run['wall']:6.1f}s, {rates[k]:9.0f} trials/hour, "
+                f"{rates[k] / rates[args.members[0]]:5.2f}x K = {args.members[0]}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

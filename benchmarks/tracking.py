@@ -16,6 +16,7 @@ best walls none 180.7 s, sqlite 193.0 s (1.068; median 1.127), server 182.4 s (1
 sqlite misses the goal: MLflow's SQLAlchemy store spends ~0.4 ms of CPU per value inside the
 driver (+20 s driver CPU for 48,000 values), holding the GIL that Tune's loop needs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,15 @@ from mlflow_server import Server  # noqa: E402  (the tests' real local server)
 def _spec(trials: int, epochs: int, seeds: int, sleep_s: float) -> dict:
     axes = {"size": [1, 2, 4, 8], "rate": [0.2, 0.4, 0.6]}
     return {
-        "name": "tracking-bench", "trainable": "synthetic", "fixed": {"epochs": epochs, "sleep_s": sleep_s},
-        "axes": axes, "seeds": seeds,
-        "search": {"samples_per_cell": math.ceil(trials / 12), "space": {"lr": {"loguniform": [1e-4, 1e-1]}}},
+        "name": "tracking-bench",
+        "trainable": "synthetic",
+        "fixed": {"epochs": epochs, "sleep_s": sleep_s},
+        "axes": axes,
+        "seeds": seeds,
+        "search": {
+            "samples_per_cell": math.ceil(trials / 12),
+            "space": {"lr": {"loguniform": [1e-4, 1e-1]}},
+        },
     }
 
 
@@ -61,7 +68,9 @@ def run_once(work: Path, label: str, uri: str | None, index: int) -> tuple[float
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - start
     if os.waitstatus_to_exitcode(status) != 0 or "warning: MLflow" in log.read_text():
-        raise SystemExit(f"{label}: the sweep failed or tracking failed:\n{log.read_text()[-2000:]}")
+        raise SystemExit(
+            f"{label}: the sweep failed or tracking failed:\n{log.read_text()[-2000:]}"
+        )
     return wall, usage.ru_utime + usage.ru_stime
 
 
@@ -70,7 +79,9 @@ def _count_runs(uri: str) -> int:
 
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("tracking-bench")
-    return len(client.search_runs([experiment.experiment_id], "tags.trial_id != ''", max_results=50_000))
+    return len(
+        client.search_runs([experiment.experiment_id], "tags.trial_id != ''", max_results=50_000)
+    )
 
 
 def main() -> None:
@@ -93,26 +104,37 @@ def main() -> None:
             variants = {"none": None, "sqlite": f"sqlite:///{work}/mlflow.db", "server": server.uri}
             walls: dict[str, list[float]] = {v: [] for v in variants}
             cpus: dict[str, list[float]] = {v: [] for v in variants}
-            print(f"{trials} trials × {args.epochs} epochs × {args.sleep}s, {values} MLflow values per trial "
-                  f"({trials * values} per sweep), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+            print(
+                f"{trials} trials × {args.epochs} epochs × {args.sleep}s, {values} MLflow values per trial "
+                f"({trials * values} per sweep), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+            )
             for r in range(args.repeats):
-                order = list(variants)[r % 3:] + list(variants)[:r % 3]
+                order = list(variants)[r % 3 :] + list(variants)[: r % 3]
                 for label in order:
                     wall, cpu = run_once(work, label, variants[label], r)
                     walls[label].append(wall)
                     cpus[label].append(cpu)
-                    print(f"  repeat {r + 1} {label:6s} wall {wall:6.1f}s  driver CPU {cpu:6.1f}s  "
-                          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+                    print(
+                        f"  repeat {r + 1} {label:6s} wall {wall:6.1f}s  driver CPU {cpu:6.1f}s  "
+                        f"load average {os.getloadavg()[0]:.1f}",
+                        flush=True,
+                    )
             for label in ("sqlite", "server"):
-                assert _count_runs(variants[label]) == trials * args.repeats, f"{label}: runs missing in MLflow"
+                assert _count_runs(variants[label]) == trials * args.repeats, (
+                    f"{label}: runs missing in MLflow"
+                )
         finally:
             server.kill(signal.SIGTERM)
     base, base_cpu = min(walls["none"]), min(cpus["none"])
-    print(f"\n{'tracking':8s} {'best wall':>9s} {'median':>7s} {'ratio':>6s}   {'best CPU':>8s} {'ratio':>6s}")
+    print(
+        f"\n{'tracking':8s} {'best wall':>9s} {'median':>7s} {'ratio':>6s}   {'best CPU':>8s} {'ratio':>6s}"
+    )
     for label, ws in walls.items():
         cpu = min(cpus[label])
-        print(f"{label:8s} {min(ws):8.1f}s {statistics.median(ws):6.1f}s {min(ws) / base:6.3f}   "
-              f"{cpu:7.1f}s {cpu / base_cpu:6.3f}")
+        print(
+            f"{label:8s} {min(ws):8.1f}s {statistics.median(ws):6.1f}s {min(ws) / base:6.3f}   "
+            f"{cpu:7.1f}s {cpu / base_cpu:6.3f}"
+        )
 
 
 if __name__ == "__main__":

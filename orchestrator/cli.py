@@ -2,6 +2,7 @@
 
 Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 a sweep that ran but failed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,10 @@ def _plan(spec_path: str, overrides: list[str]):
 def cmd_validate(args: argparse.Namespace) -> int:
     plan = _plan(args.spec, args.set)
     spec = plan.spec
-    print(f"{args.spec}: ok — {spec.name}: {spec.n_cells} cells × {spec.samples_per_cell} samples = "
-          f"{spec.total_trials} trials, {spec.seeds} seeds each; metric {plan.metric} ({plan.mode})")
+    print(
+        f"{args.spec}: ok — {spec.name}: {spec.n_cells} cells × {spec.samples_per_cell} samples = "
+        f"{spec.total_trials} trials, {spec.seeds} seeds each; metric {plan.metric} ({plan.mode})"
+    )
     return 0
 
 
@@ -47,7 +50,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def _report(outcome: "SweepOutcome", tracking_uri: str | None) -> int:
     plan = outcome.plan
     counts = ", ".join(f"{n} {s}" for s, n in outcome.counts.items() if n)
-    print(f"\n{plan.spec.name}: {sum(outcome.counts.values())} trials ({counts}) in {outcome.seconds:.0f}s")
+    print(
+        f"\n{plan.spec.name}: {sum(outcome.counts.values())} trials ({counts}) in {outcome.seconds:.0f}s"
+    )
     print(f"  results: {outcome.results_dir}/trials.parquet, {outcome.results_dir}/metrics/")
     for path in outcome.curve_files:
         print(f"  curve:   {path}")
@@ -61,7 +66,7 @@ def _report(outcome: "SweepOutcome", tracking_uri: str | None) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from orchestrator.answers.status import sweep_status, format_status
+    from orchestrator.answers.status import format_status, sweep_status
 
     report = sweep_status(Path(args.dir))
     print(json.dumps(report, indent=2) if args.json else format_status(report))
@@ -95,7 +100,9 @@ def cmd_sync_mlflow(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from orchestrator.answers.report import write_report
 
-    for path in write_report([Path(d) for d in args.dirs], Path(args.output) if args.output else None):
+    for path in write_report(
+        [Path(d) for d in args.dirs], Path(args.output) if args.output else None
+    ):
         print(path)
     return 0
 
@@ -106,24 +113,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a spec without running anything")
     p.add_argument("spec")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec field")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec field"
+    )
     p.set_defaults(fn=cmd_validate)
 
     p = sub.add_parser("run", help="run a sweep")
     p.add_argument("spec")
-    p.add_argument("--results", metavar="DIR", help="results root (default: the spec's storage.results)")
-    p.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: the spec's)")
-    p.add_argument("--address", metavar="ADDR", help="an existing Ray cluster: auto or ray://host:10001")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a spec field, e.g. --set fixed.epochs=50 (repeatable)")
-    p.add_argument("--resume", action="store_true",
-                   help="if the results directory already holds this sweep, continue it (for job retries)")
+    p.add_argument(
+        "--results", metavar="DIR", help="results root (default: the spec's storage.results)"
+    )
+    p.add_argument(
+        "--tracking-uri", metavar="URI", help="MLflow tracking URI (default: the spec's)"
+    )
+    p.add_argument(
+        "--address", metavar="ADDR", help="an existing Ray cluster: auto or ray://host:10001"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec field, e.g. --set fixed.epochs=50 (repeatable)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="if the results directory already holds this sweep, continue it (for job retries)",
+    )
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("resume", help="continue a sweep whose driver stopped or was killed")
     p.add_argument("dir")
-    p.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: the spec's)")
-    p.add_argument("--address", metavar="ADDR", help="an existing Ray cluster: auto or ray://host:10001")
+    p.add_argument(
+        "--tracking-uri", metavar="URI", help="MLflow tracking URI (default: the spec's)"
+    )
+    p.add_argument(
+        "--address", metavar="ADDR", help="an existing Ray cluster: auto or ray://host:10001"
+    )
     p.set_defaults(fn=cmd_resume)
 
     p = sub.add_parser("status", help="trials per cell of a running or finished sweep")
@@ -131,23 +158,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_status)
 
-    p = sub.add_parser("curves", help="recompute a sweep's curves from its Parquet results (or MLflow runs)")
+    p = sub.add_parser(
+        "curves", help="recompute a sweep's curves from its Parquet results (or MLflow runs)"
+    )
     p.add_argument("dir")
-    p.add_argument("--from-mlflow", metavar="URI", help="read the trials from this MLflow tracking server instead")
+    p.add_argument(
+        "--from-mlflow",
+        metavar="URI",
+        help="read the trials from this MLflow tracking server instead",
+    )
     p.set_defaults(fn=cmd_curves)
 
-    p = sub.add_parser("sync-mlflow", help="backfill MLflow with the runs and metrics it misses (idempotent)")
+    p = sub.add_parser(
+        "sync-mlflow", help="backfill MLflow with the runs and metrics it misses (idempotent)"
+    )
     p.add_argument("dir")
-    p.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: the spec's)")
+    p.add_argument(
+        "--tracking-uri", metavar="URI", help="MLflow tracking URI (default: the spec's)"
+    )
     p.set_defaults(fn=cmd_sync_mlflow)
 
-    p = sub.add_parser("report", help="a markdown + self-contained HTML report per sweep: question, plots, n*, compute")
+    p = sub.add_parser(
+        "report",
+        help="a markdown + self-contained HTML report per sweep: question, plots, n*, compute",
+    )
     p.add_argument("dirs", nargs="+", metavar="DIR")
-    p.add_argument("-o", "--output", metavar="FILE.md",
-                   help="one document for all DIRs here (PNGs copied beside it); default: DIR/report.md")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE.md",
+        help="one document for all DIRs here (PNGs copied beside it); default: DIR/report.md",
+    )
     p.set_defaults(fn=cmd_report)
 
     from orchestrator.k8s.commands import add_k8s_commands
+
     add_k8s_commands(sub)
     return parser
 

@@ -12,13 +12,27 @@ A fit needs per-seed values, which ``trials`` does not hold: the curve functions
 :func:`load_points` (each cell's best trial, as ``scalesweep curves`` picks it), and accept such
 points directly. The logic lives in ``orchestrator.answers``; this package only adapts it to notebooks.
 """
-from orchestrator.store.results import load_metrics
+
 from orchestrator.spec.schema import SpecError
+from orchestrator.store.results import load_metrics
 from trainables import ConfigError, Report, Reporter, Row, Trainable, seed_mean
 
 from . import curves
 from .results import load, load_points
 from .sweep import SweepError, run
 
-__all__ = ["ConfigError", "Report", "Reporter", "Row", "SpecError", "SweepError", "Trainable", "curves", "load",
-           "load_metrics", "load_points", "run", "seed_mean"]
+__all__ = [
+    "ConfigError",
+    "Report",
+    "Reporter",
+    "Row",
+    "SpecError",
+    "SweepError",
+    "Trainable",
+    "curves",
+    "load",
+    "load_metrics",
+    "load_points",
+    "run",
+    "seed_mean",
+]

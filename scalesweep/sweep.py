@@ -11,6 +11,7 @@
 A function defined in ``__main__`` (or a notebook) travels to the workers by value; one importable from a
 module is found by name, and its module travels with the sweep when it is not installed on the workers.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,9 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from orchestrator.spec.plan import plan_sweep
+from orchestrator.spec.schema import SpecError, parse_spec, read_spec
 from orchestrator.store.results import load_trials
 from orchestrator.tune.run import run_sweep
-from orchestrator.spec.schema import SpecError, parse_spec, read_spec
 from trainables import Trainable
 from trainables.api import TrainFn, check_signature
 
@@ -37,16 +38,21 @@ class SweepError(RuntimeError):
     """The sweep ran, and every trial failed: the message is the last trial's error."""
 
 
-def run(spec: Union[str, "os.PathLike[str]", Mapping[str, Any]], trainable: TrainFn | Trainable | None = None,
-        results: str | None = None, tracking_uri: Any = _FROM_SPEC, address: str | None = None,
-        resume: bool = False) -> "pd.DataFrame":
+def run(
+    spec: Union[str, "os.PathLike[str]", Mapping[str, Any]],
+    trainable: TrainFn | Trainable | None = None,
+    results: str | None = None,
+    tracking_uri: Any = _FROM_SPEC,
+    address: str | None = None,
+    resume: bool = False,
+) -> "pd.DataFrame":
     """Run (or with ``resume``, continue) a sweep and return its trials, one row per trial.
 
-    ``spec``: a YAML path or a dict with the same keys; ``trainable`` overrides the spec's (its
-    ``trainable:`` may then be left out); ``results``: the results root (default: the spec's);
-    ``tracking_uri``: an MLflow URI, or None for no tracking (default: the spec's); ``address``: an existing
-    Ray cluster. Bad input raises :class:`SpecError` (one line naming the field) before Ray starts; a sweep in
-which every trial failed raises :class:`SweepError` with the last trial's error.
+        ``spec``: a YAML path or a dict with the same keys; ``trainable`` overrides the spec's (its
+        ``trainable:`` may then be left out); ``results``: the results root (default: the spec's);
+        ``tracking_uri``: an MLflow URI, or None for no tracking (default: the spec's); ``address``: an existing
+        Ray cluster. Bad input raises :class:`SpecError` (one line naming the field) before Ray starts; a sweep in
+    which every trial failed raises :class:`SweepError` with the last trial's error.
     """
     if isinstance(spec, Mapping):
         raw, source, directory = dict(spec), "spec", Path.cwd()
@@ -66,7 +72,9 @@ which every trial failed raises :class:`SweepError` with the last trial's error.
     return load_trials(outcome.results_dir)
 
 
-def _reference(trainable: TrainFn | Trainable, directory: Path) -> tuple[str, Trainable | None, Path]:
+def _reference(
+    trainable: TrainFn | Trainable, directory: Path
+) -> tuple[str, Trainable | None, Path]:
     """How the spec names ``trainable``, the object when it must travel by value, and where its module lives.
 
     An object importable under its own module and name is named ``module:name`` and found again like a
@@ -74,14 +82,19 @@ def _reference(trainable: TrainFn | Trainable, directory: Path) -> tuple[str, Tr
     fn = trainable.train if isinstance(trainable, Trainable) else trainable
     if not isinstance(trainable, Trainable):
         check_signature(fn, "trainable")
-    module = getattr(trainable, "__module__", None) if not isinstance(trainable, Trainable) else None
+    module = (
+        getattr(trainable, "__module__", None) if not isinstance(trainable, Trainable) else None
+    )
     name = getattr(trainable, "__qualname__", "")
     if module and module != "__main__" and "<" not in name and _resolves(module, name, trainable):
         file = getattr(sys.modules[module], "__file__", None)
         top = Path(file).resolve().parents[module.count(".")] if file else directory
         return f"{module}:{name}", None, top
-    label = trainable.name if isinstance(trainable, Trainable) and trainable.name else \
-        f"{getattr(fn, '__module__', '__main__')}:{getattr(fn, '__qualname__', 'train')}"
+    label = (
+        trainable.name
+        if isinstance(trainable, Trainable) and trainable.name
+        else f"{getattr(fn, '__module__', '__main__')}:{getattr(fn, '__qualname__', 'train')}"
+    )
     obj = trainable if isinstance(trainable, Trainable) else Trainable(train=trainable, name=label)
     return label, obj, directory
 

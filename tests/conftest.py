@@ -1,4 +1,5 @@
 """Shared fixtures: one real local Ray per test session."""
+
 from __future__ import annotations
 
 import os

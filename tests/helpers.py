@@ -1,4 +1,5 @@
 """Helpers for tests: write a spec, run the CLI as a user would, check a trainable's checkpoints."""
+
 from __future__ import annotations
 
 import io
@@ -23,11 +24,18 @@ def write_spec(path: Path, spec: dict) -> Path:
 
 def scalesweep(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """The CLI as a user runs it: a fresh process, captured stdout and stderr."""
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-def reports_of(train: Callable[[dict[str, Any], Reporter], None], config: dict[str, Any]) -> list[Report]:
+def reports_of(
+    train: Callable[[dict[str, Any], Reporter], None], config: dict[str, Any]
+) -> list[Report]:
     """Every report of one ``train(config, report)`` run, in order."""
     reports: list[Report] = []
     train(config, Reporter(reports.append))
@@ -62,8 +70,12 @@ class Checkpointing(Reporter):
         return self.restore
 
 
-def assert_restore_continues_identically(train: Callable[[dict[str, Any], Reporter], None], config: dict[str, Any],
-                                         save_at: int, last: int) -> None:
+def assert_restore_continues_identically(
+    train: Callable[[dict[str, Any], Reporter], None],
+    config: dict[str, Any],
+    save_at: int,
+    last: int,
+) -> None:
     """A run restored from its checkpoint at ``save_at`` makes exactly the reports the uninterrupted run made
     after it; one restored from its last checkpoint (epoch ``last``) reports the final state again."""
     import torch  # only the trainable tests need it
@@ -84,8 +96,12 @@ def assert_restore_continues_identically(train: Callable[[dict[str, Any], Report
     assert again.reports == full.reports[-1:] and again.reports[0].epoch == last
 
 
-def assert_config_error(resolve: Callable[[Mapping[str, Any]], dict[str, Any]], config: dict[str, Any], key: str,
-                        fragment: str) -> None:
+def assert_config_error(
+    resolve: Callable[[Mapping[str, Any]], dict[str, Any]],
+    config: dict[str, Any],
+    key: str,
+    fragment: str,
+) -> None:
     """``resolve(config)`` raises a ConfigError naming ``key``, whose message says what was expected."""
     with pytest.raises(ConfigError) as info:
         resolve(config)
@@ -95,7 +111,8 @@ def assert_config_error(resolve: Callable[[Mapping[str, Any]], dict[str, Any]], 
 
 @contextmanager
 def one_torch_thread() -> Iterator[None]:
-    """One torch thread: on 2 shared, loaded cores two threads ran ~9× slower than one (docs/science.md, Training settings)."""
+    """One torch thread: on 2 shared, loaded cores two threads ran ~9× slower than one
+    (docs/science.md, Training settings)."""
     import torch
 
     threads = torch.get_num_threads()
@@ -115,7 +132,10 @@ def run_with_member_1_diverging(trainer_cls: Any, config: dict[str, Any]) -> tup
     trainer.run(Reporter(reports.append))
     final = reports[-1]
     seed = trainer.cfg["seed"]
-    assert [(r.member, r.seed, r.diverged) for r in final.rows] == [(0, seed, False), (1, seed, True)]
+    assert [(r.member, r.seed, r.diverged) for r in final.rows] == [
+        (0, seed, False),
+        (1, seed, True),
+    ]
     kept, blown = final.rows
     assert kept.metrics and set(blown.metrics) == set(kept.metrics)
     assert all(math.isnan(blown.metrics[k]) and not math.isnan(v) for k, v in kept.metrics.items())

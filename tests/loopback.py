@@ -1,5 +1,6 @@
 """A real multi-node Ray on 127.0.0.1: a head and workers, each a `ray start --block` in its own
 process group, so a test can kill one node (or all) abruptly, as a lost machine would die."""
+
 from __future__ import annotations
 
 import os
@@ -23,30 +24,60 @@ class LoopbackCluster:
     """``head_flags`` and each of ``worker_flags`` are extra `ray start` flags (``--num-cpus=1`` ...)."""
 
     def __init__(self, head_flags: list[str], worker_flags: list[list[str]]) -> None:
-        self.temp = tempfile.mkdtemp(prefix="ssray", dir="/tmp")  # Ray's socket paths must stay short
+        self.temp = tempfile.mkdtemp(
+            prefix="ssray", dir="/tmp"
+        )  # Ray's socket paths must stay short
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.env = {**os.environ, **RAY_ENV}
         common = ["--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
-        self.procs = [self._start([RAY, "start", "--head", f"--port={self.port}", f"--temp-dir={self.temp}",
-                                   "--include-dashboard=false", *common, *head_flags], "head")]
+        self.procs = [
+            self._start(
+                [
+                    RAY,
+                    "start",
+                    "--head",
+                    f"--port={self.port}",
+                    f"--temp-dir={self.temp}",
+                    "--include-dashboard=false",
+                    *common,
+                    *head_flags,
+                ],
+                "head",
+            )
+        ]
         self.wait_for(nodes=1)
         for i, flags in enumerate(worker_flags, 1):
-            self.procs.append(self._start([RAY, "start", f"--address={self.address}", *common, *flags],
-                                          f"worker{i}"))
+            self.procs.append(
+                self._start(
+                    [RAY, "start", f"--address={self.address}", *common, *flags], f"worker{i}"
+                )
+            )
         self.wait_for(nodes=1 + len(worker_flags))
 
     def _start(self, argv: list[str], name: str) -> subprocess.Popen:
-        return subprocess.Popen(argv, env=self.env, start_new_session=True, stdout=subprocess.DEVNULL,
-                                stderr=open(Path(self.temp) / f"{name}.log", "w"))
+        return subprocess.Popen(
+            argv,
+            env=self.env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=open(Path(self.temp) / f"{name}.log", "w"),
+        )
 
     def wait_for(self, nodes: int, timeout: float = 120) -> None:
         """Until exactly ``nodes`` nodes are alive (a dead node's loss takes the GCS a while to see)."""
-        probe = "import ray; ray.init(log_to_driver=False); print(sum(n['Alive'] for n in ray.nodes()))"
+        probe = (
+            "import ray; ray.init(log_to_driver=False); print(sum(n['Alive'] for n in ray.nodes()))"
+        )
         deadline = time.monotonic() + timeout
         while True:
-            proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                                  env={**self.env, "RAY_ADDRESS": self.address}, timeout=120)
+            proc = subprocess.run(
+                [sys.executable, "-c", probe],
+                capture_output=True,
+                text=True,
+                env={**self.env, "RAY_ADDRESS": self.address},
+                timeout=120,
+            )
             if proc.returncode == 0 and int(proc.stdout.split()[-1]) == nodes:
                 return
             assert time.monotonic() < deadline, proc.stderr[-2000:]

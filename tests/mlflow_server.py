@@ -1,4 +1,5 @@
 """A real ``mlflow server`` on 127.0.0.1, for tests and benchmarks: started, killed, restarted."""
+
 from __future__ import annotations
 
 import os
@@ -23,11 +24,27 @@ class Server:
 
     def start(self) -> "Server":
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "1", "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db",
-             "--artifacts-destination", str(self.root / "artifacts")],
-            cwd=self.root, stdout=subprocess.DEVNULL, stderr=open(self.root / "server.log", "a"),
-            start_new_session=True)  # its own process group: kill() reaches uvicorn's worker too
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{self.root}/mlflow.db",
+                "--artifacts-destination",
+                str(self.root / "artifacts"),
+            ],
+            cwd=self.root,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.root / "server.log", "a"),
+            start_new_session=True,
+        )  # its own process group: kill() reaches uvicorn's worker too
         deadline = time.monotonic() + 300
         while True:
             try:
@@ -35,7 +52,9 @@ class Server:
                 return self
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"mlflow server did not start: {(self.root / 'server.log').read_text()[-2000:]}")
+                    raise RuntimeError(
+                        f"mlflow server did not start: {(self.root / 'server.log').read_text()[-2000:]}"
+                    ) from None
                 time.sleep(0.3)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:

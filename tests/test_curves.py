@@ -1,4 +1,5 @@
 """Curves on synthetic data with known answers: best-trial choice, n*, sigmoid n*, power laws."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,14 @@ import pandas as pd
 import pytest
 from scipy.optimize import minimize
 
-from orchestrator.answers.curves import (SC_COLUMNS, SL_COLUMNS, sample_complexity, scaling_law, scaling_slope,
-                                         seed_points)
+from orchestrator.answers.curves import (
+    SC_COLUMNS,
+    SL_COLUMNS,
+    sample_complexity,
+    scaling_law,
+    scaling_slope,
+    seed_points,
+)
 from orchestrator.answers.kernels import huber as _huber
 
 AXES = ["n_train"]
@@ -15,31 +22,56 @@ AXES = ["n_train"]
 
 # ------------------------------------------------------------------------------ seed_points
 
+
 def _trial(tid: str, n: int, status: str, final: float, best: float | None = None) -> dict:
-    return {"trial_id": tid, "cell": f"n_train={n}", "n_train": n, "lr": 1e-3, "status": status,
-            "epochs": 5, "seconds": 1.0, "final_test_loss": final,
-            "best_test_loss": final if best is None else best, "final_test_acc": 1 - final}
+    return {
+        "trial_id": tid,
+        "cell": f"n_train={n}",
+        "n_train": n,
+        "lr": 1e-3,
+        "status": status,
+        "epochs": 5,
+        "seconds": 1.0,
+        "final_test_loss": final,
+        "best_test_loss": final if best is None else best,
+        "final_test_acc": 1 - final,
+    }
 
 
 def _curve(tid: str, losses: list[float], seeds: int = 2) -> list[dict]:
-    return [{"trial_id": tid, "epoch": e, "seed": s, "test_loss": v + 0.01 * s,
-             "test_acc": 1 - v - 0.01 * s} for e, v in enumerate(losses) for s in range(seeds)]
+    return [
+        {
+            "trial_id": tid,
+            "epoch": e,
+            "seed": s,
+            "test_loss": v + 0.01 * s,
+            "test_acc": 1 - v - 0.01 * s,
+        }
+        for e, v in enumerate(losses)
+        for s in range(seeds)
+    ]
 
 
 @pytest.fixture
 def tiny() -> tuple[pd.DataFrame, pd.DataFrame]:
-    trials = pd.DataFrame([
-        _trial("good", 16, "completed", 0.30),
-        _trial("worse", 16, "completed", 0.50),
-        _trial("pruned", 16, "pruned", 0.10),  # better value, but from a shorter budget
-        _trial("errored", 16, "errored", 0.01),
-        _trial("only_pruned", 32, "pruned", 0.40),
-        _trial("diverged", 64, "diverged", np.nan),
-    ])
+    trials = pd.DataFrame(
+        [
+            _trial("good", 16, "completed", 0.30),
+            _trial("worse", 16, "completed", 0.50),
+            _trial("pruned", 16, "pruned", 0.10),  # better value, but from a shorter budget
+            _trial("errored", 16, "errored", 0.01),
+            _trial("only_pruned", 32, "pruned", 0.40),
+            _trial("diverged", 64, "diverged", np.nan),
+        ]
+    )
     metrics = pd.DataFrame(
-        _curve("good", [0.9, 0.5, 0.2, 0.25, 0.3]) + _curve("worse", [0.9, 0.7, 0.6, 0.55, 0.5])
-        + _curve("pruned", [0.5, 0.1]) + _curve("errored", [0.01])
-        + _curve("only_pruned", [0.8, 0.4]) + _curve("diverged", [np.nan, np.nan]))
+        _curve("good", [0.9, 0.5, 0.2, 0.25, 0.3])
+        + _curve("worse", [0.9, 0.7, 0.6, 0.55, 0.5])
+        + _curve("pruned", [0.5, 0.1])
+        + _curve("errored", [0.01])
+        + _curve("only_pruned", [0.8, 0.4])
+        + _curve("diverged", [np.nan, np.nan])
+    )
     return trials, metrics
 
 
@@ -77,10 +109,16 @@ def test_seed_points_names_the_missing_column(tiny):
 
 # ------------------------------------------------------------------------ sample complexity
 
+
 def _points(xs, fn, seeds: int, noise: float, seed: int = 0, **cols) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame([{"n": x, "seed": s, "err": fn(x) + rng.normal(0, noise), **cols}
-                         for x in xs for s in range(seeds)])
+    return pd.DataFrame(
+        [
+            {"n": x, "seed": s, "err": fn(x) + rng.normal(0, noise), **cols}
+            for x in xs
+            for s in range(seeds)
+        ]
+    )
 
 
 XS = 2 ** np.arange(3, 12)
@@ -88,8 +126,12 @@ XS = 2 ** np.arange(3, 12)
 
 def test_grid_n_star_on_noisy_step_curves():
     steps = {"a": 64, "b": 256, "c": 1024}
-    pts = pd.concat([_points(XS, lambda x, s=step: 0.9 * (x < s), 3, 0.05, i, group=g)
-                     for i, (g, step) in enumerate(steps.items())])
+    pts = pd.concat(
+        [
+            _points(XS, lambda x, s=step: 0.9 * (x < s), 3, 0.05, i, group=g)
+            for i, (g, step) in enumerate(steps.items())
+        ]
+    )
     table = sample_complexity(pts, "n", "err", ["group"], threshold=0.2, n_boot=300)
     assert list(table.columns) == ["group", *SC_COLUMNS]
     assert table.set_index("group")["n_star"].to_dict() == steps
@@ -118,8 +160,9 @@ def test_sigmoid_estimate_close_to_true_crossing():
     true = 2 ** (t0 + np.log((1 - thr) / thr) / k)  # where 1/(1+e^{k(t-t0)}) = thr: ~ 272
     curve = lambda x: 1 / (1 + np.exp(k * (np.log2(x) - t0)))  # noqa: E731
     for chance in (None, 1.0):
-        row = sample_complexity(_points(XS, curve, 5, 0.02, 3), "n", "err", [], thr,
-                                n_boot=300, chance=chance).iloc[0]
+        row = sample_complexity(
+            _points(XS, curve, 5, 0.02, 3), "n", "err", [], thr, n_boot=300, chance=chance
+        ).iloc[0]
         assert abs(np.log2(row.n_star_smooth / true)) < 0.1
         assert row.n_star_smooth_lo <= true <= row.n_star_smooth_hi
 
@@ -152,17 +195,24 @@ def test_points_errors_are_actionable():
 
 # ------------------------------------------------------------------------------ scaling law
 
-def _law(A: float, alpha: float, E: float, seeds: int, noise: float, seed: int, xs=XS,
-         **cols) -> pd.DataFrame:
+
+def _law(
+    A: float, alpha: float, E: float, seeds: int, noise: float, seed: int, xs=XS, **cols
+) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame([{"n": x, "seed": s, **cols,
-                          "loss": (A * x ** -alpha + E) * np.exp(rng.normal(0, noise))}
-                         for x in xs for s in range(seeds)])
+    return pd.DataFrame(
+        [
+            {"n": x, "seed": s, **cols, "loss": (A * x**-alpha + E) * np.exp(rng.normal(0, noise))}
+            for x in xs
+            for s in range(seeds)
+        ]
+    )
 
 
 def test_scaling_law_recovers_alpha_and_E():
-    pts = pd.concat([_law(3.0, 0.5, 0.05, 5, 0.02, 0, width=64),
-                     _law(10.0, 1.0, 0.2, 5, 0.02, 1, width=128)])
+    pts = pd.concat(
+        [_law(3.0, 0.5, 0.05, 5, 0.02, 0, width=64), _law(10.0, 1.0, 0.2, 5, 0.02, 1, width=128)]
+    )
     table = scaling_law(pts, "n", "loss", ["width"], n_boot=300).set_index("width")
     assert list(table.reset_index().columns) == ["width", *SL_COLUMNS]
     for w, (A, alpha, E) in {64: (3.0, 0.5, 0.05), 128: (10.0, 1.0, 0.2)}.items():
@@ -184,8 +234,10 @@ def test_batched_fit_matches_scipy_lbfgsb_multistart():
 
     starts = [(ly.mean(), a, ly.min() - d) for a in (0.3, 1.0, 2.5) for d in (6.0, 0.3)]
     bounds = [(ly.min() - 12, ly.max() + 12), (0.0, 5.0), (ly.min() - 12, ly.max())]
-    best = min((minimize(loss, np.array(s), method="L-BFGS-B", bounds=bounds) for s in starts),
-               key=lambda r: r.fun)
+    best = min(
+        (minimize(loss, np.array(s), method="L-BFGS-B", bounds=bounds) for s in starts),
+        key=lambda r: r.fun,
+    )
     row = scaling_law(pts, "n", "loss", [], n_boot=10).iloc[0]
     ours = np.array([np.log(row.A) - row.alpha * ref_lx, row.alpha, np.log(row.E)])
     assert loss(ours) <= best.fun + 1e-7
@@ -197,24 +249,39 @@ def test_scaling_law_edge_cases():
     assert few.n_points[0] == 2 and np.isnan(few.alpha[0])
     one = scaling_law(_law(3, 0.5, 0.05, 1, 0.05, 0), "n", "loss", [], n_boot=20).iloc[0]
     assert one.alpha_lo == pytest.approx(one.alpha) and one.alpha_hi == pytest.approx(one.alpha)
-    table, boots = scaling_law(_law(3, 0.5, 0.05, 3, 0.05, 0), "n", "loss", [], n_boot=20,
-                               return_bootstrap=True)
+    table, boots = scaling_law(
+        _law(3, 0.5, 0.05, 3, 0.05, 0), "n", "loss", [], n_boot=20, return_bootstrap=True
+    )
     assert boots[0].shape == (20, 3) and np.isfinite(boots[0]).all()
 
 
 # ----------------------------------------------------------------------------- slope of n*
 
+
 def test_scaling_slope_recovers_exponent_over_reached_groups():
     rows = []
     for vo, exponent in ((False, 1.0), (True, 0.0)):
         for w in (64, 128, 256, 512):
-            n = 4.0 * w ** exponent
-            rows.append({"embed_dim": w, "vo_identity": vo, "n_star": n, "n_star_lo": n * 0.8,
-                         "n_star_hi": n * 1.25, "n_star_smooth": n, "n_star_smooth_lo": n * 0.9,
-                         "n_star_smooth_hi": n * 1.1, "reached": True, "x_min": 4.0,
-                         "x_max": 4096.0, "n_seeds": 3})
-    rows.append({**rows[0], "embed_dim": 1024, "n_star": np.inf, "n_star_smooth": np.inf,
-                 "reached": False})  # never reached: left out, or it would bend the line
+            n = 4.0 * w**exponent
+            rows.append(
+                {
+                    "embed_dim": w,
+                    "vo_identity": vo,
+                    "n_star": n,
+                    "n_star_lo": n * 0.8,
+                    "n_star_hi": n * 1.25,
+                    "n_star_smooth": n,
+                    "n_star_smooth_lo": n * 0.9,
+                    "n_star_smooth_hi": n * 1.1,
+                    "reached": True,
+                    "x_min": 4.0,
+                    "x_max": 4096.0,
+                    "n_seeds": 3,
+                }
+            )
+    rows.append(
+        {**rows[0], "embed_dim": 1024, "n_star": np.inf, "n_star_smooth": np.inf, "reached": False}
+    )  # never reached: left out, or it would bend the line
     fit = scaling_slope(pd.DataFrame(rows), "embed_dim", seed=1)
     f = fit.fits.set_index("vo_identity")
     assert f.loc[False, "slope"] == pytest.approx(1.0)

@@ -6,6 +6,7 @@ draws are seeded, so the test is deterministic). What it catches: an interval th
 noise, or one half as wide as it should be (that covers ~59%). Measured here: alpha 0.92, E 0.96,
 smooth n* 0.84; the plain bootstrap without the sqrt(k/(k-1)) inflation gives 0.84, 0.86, 0.78.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,9 @@ XS = 2.0 ** np.arange(3, 12)
 def _draw(rng: np.random.Generator, mean: np.ndarray, noise: str, scale: float) -> pd.DataFrame:
     eps = rng.normal(0, scale, (len(XS), SEEDS))
     y = mean[:, None] * np.exp(eps) if noise == "log" else mean[:, None] + eps
-    return pd.DataFrame({"n": np.repeat(XS, SEEDS), "seed": np.tile(np.arange(SEEDS), len(XS)),
-                         "y": y.ravel()})
+    return pd.DataFrame(
+        {"n": np.repeat(XS, SEEDS), "seed": np.tile(np.arange(SEEDS), len(XS)), "y": y.ravel()}
+    )
 
 
 def test_alpha_ci_coverage():
@@ -29,7 +31,7 @@ def test_alpha_ci_coverage():
     rng = np.random.default_rng(2024)
     hits = {"alpha": 0, "E": 0}
     for i in range(DRAWS):
-        pts = _draw(rng, A * XS ** -alpha + E, "log", 0.1)
+        pts = _draw(rng, A * XS**-alpha + E, "log", 0.1)
         row = scaling_law(pts, "n", "y", [], n_boot=300, seed=i).iloc[0]
         hits["alpha"] += row.alpha_lo <= alpha <= row.alpha_hi
         hits["E"] += row.E_lo <= E <= row.E_hi

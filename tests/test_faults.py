@@ -2,6 +2,7 @@
 
 Drivers here are real `scalesweep` processes in their own process group, killed with SIGKILL.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from helpers import scalesweep, write_spec
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
-
-from helpers import scalesweep, write_spec
 
 N_TRIALS = 16
 SPEC = {
@@ -35,9 +35,14 @@ SPEC = {
 
 
 def _start(spec: Path, cwd: Path, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(spec)], cwd=cwd,
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})})
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "run", str(spec)],
+        cwd=cwd,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _rows(root: Path) -> int:
@@ -78,17 +83,27 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path: Path, kill_a
     packed = {"resources": {"members_per_trial": 2}} if kill_at == "during-parquet-write" else {}
     spec = write_spec(tmp_path / "spec.yaml", {**SPEC, **packed})
     root = tmp_path / "results" / "faults"
-    env = {"SCALESWEEP_KILL_AT": "after-metrics-write"} if kill_at == "during-parquet-write" else None
+    env = (
+        {"SCALESWEEP_KILL_AT": "after-metrics-write"} if kill_at == "during-parquet-write" else None
+    )
     driver = _start(spec, tmp_path, env)
     if kill_at == "early":
         _wait(lambda: (root / "tune").exists())
     elif kill_at == "mid-sweep":
         _wait(lambda: _rows(root) >= 3)
-        second = scalesweep("resume", str(root), cwd=tmp_path, timeout=120)  # the lock refuses a second driver
+        second = scalesweep(
+            "resume", str(root), cwd=tmp_path, timeout=120
+        )  # the lock refuses a second driver
         assert second.returncode == 2 and "another driver is running this sweep" in second.stderr
         assert second.stderr.count("\n") == 1
-        status = json.loads(scalesweep("status", str(root), "--json", cwd=tmp_path, timeout=120).stdout)
-        assert status["driver"] == "running" and status["running"] >= 1 and 3 <= status["done"] < N_TRIALS
+        status = json.loads(
+            scalesweep("status", str(root), "--json", cwd=tmp_path, timeout=120).stdout
+        )
+        assert (
+            status["driver"] == "running"
+            and status["running"] >= 1
+            and 3 <= status["done"] < N_TRIALS
+        )
     if kill_at != "during-parquet-write":
         os.killpg(driver.pid, signal.SIGKILL)
     driver.wait(timeout=180)
@@ -100,20 +115,31 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path: Path, kill_a
 
 
 def test_resume_refuses_a_spec_whose_cells_changed(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path / "spec.yaml", {**SPEC, "fixed": {"epochs": 2}, "search": {"samples_per_cell": 1},
-                                               "scheduler": {}})
+    spec = write_spec(
+        tmp_path / "spec.yaml",
+        {**SPEC, "fixed": {"epochs": 2}, "search": {"samples_per_cell": 1}, "scheduler": {}},
+    )
     assert scalesweep("run", str(spec), cwd=tmp_path).returncode == 0
     root = tmp_path / "results" / "faults"
     text = (root / "spec.yaml").read_text().replace("- 0.6", "- 0.9")
     (root / "spec.yaml").write_text(text)
     proc = scalesweep("resume", str(root), cwd=tmp_path, timeout=120)
     assert proc.returncode == 2
-    assert "spec.yaml: axes changed since the sweep started (cells added: 2, removed: 2)" in proc.stderr
+    assert (
+        "spec.yaml: axes changed since the sweep started (cells added: 2, removed: 2)"
+        in proc.stderr
+    )
 
 
 def test_failing_and_diverging_trials_are_recorded_and_the_rest_complete(tmp_path: Path) -> None:
-    spec = {**SPEC, "fixed": {"epochs": 5}, "axes": {"size": [1], "fail_epoch": [0, 3], "diverge": [False, True]},
-            "search": {"samples_per_cell": 1}, "max_failures": 1, "scheduler": {}}
+    spec = {
+        **SPEC,
+        "fixed": {"epochs": 5},
+        "axes": {"size": [1], "fail_epoch": [0, 3], "diverge": [False, True]},
+        "search": {"samples_per_cell": 1},
+        "max_failures": 1,
+        "scheduler": {},
+    }
     proc = scalesweep("run", str(write_spec(tmp_path / "spec.yaml", spec)), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     trials = pd.read_parquet(tmp_path / "results" / "faults" / "trials.parquet").set_index("cell")

@@ -7,6 +7,7 @@ What it maps: /spec and /data to directories here, the MLflow service to the MLf
 the cpu overlay's Deployment, and each Ray node's `ray start` flags from the RayJob's rayStartParams.
 What it cannot show: KubeRay itself (submission, retries, pod lifecycle), NFS semantics, images.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,10 +21,10 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pyarrow.parquet as pq
-
 from helpers import write_spec
 from loopback import LoopbackCluster
 from test_k8s import by_kind, needs_kubectl, start_mlflow_from_manifest, stop
+
 from orchestrator.k8s.render import build_overlay, render
 from orchestrator.spec.schema import load_spec
 
@@ -47,18 +48,25 @@ def ray_start_flags(params: dict[str, str]) -> list[str]:
 def rayjob_cluster(rayjob: dict) -> LoopbackCluster:
     """The RayJob's head and first worker group, one worker, with their rayStartParams."""
     cluster = rayjob["spec"]["rayClusterSpec"]
-    return LoopbackCluster(ray_start_flags(cluster["headGroupSpec"]["rayStartParams"]),
-                           [ray_start_flags(cluster["workerGroupSpecs"][0]["rayStartParams"])])
+    return LoopbackCluster(
+        ray_start_flags(cluster["headGroupSpec"]["rayStartParams"]),
+        [ray_start_flags(cluster["workerGroupSpecs"][0]["rayStartParams"])],
+    )
 
 
 def entrypoint_argv(rayjob: dict, spec_dir: Path, data_dir: Path, mlflow_port: int) -> list[str]:
     """The RayJob's entrypoint, word for word, with the pod's paths and service mapped to local ones."""
     words = shlex.split(rayjob["spec"]["entrypoint"])
     assert words[0] == "scalesweep"
-    mapping = {"/spec/spec.yaml": str(spec_dir / "spec.yaml"), "/data/results": str(data_dir / "results"),
-               "http://scalesweep-mlflow:5000": f"http://127.0.0.1:{mlflow_port}"}
+    mapping = {
+        "/spec/spec.yaml": str(spec_dir / "spec.yaml"),
+        "/data/results": str(data_dir / "results"),
+        "http://scalesweep-mlflow:5000": f"http://127.0.0.1:{mlflow_port}",
+    }
     mapped = [mapping.get(w, w) for w in words[1:]]
-    assert len(set(mapped) & set(mapping.values())) == 3, "the entrypoint's paths or service changed"
+    assert len(set(mapped) & set(mapping.values())) == 3, (
+        "the entrypoint's paths or service changed"
+    )
     return [sys.executable, "-m", "orchestrator", *mapped]
 
 
@@ -70,7 +78,9 @@ def _rows(root: Path) -> int:
 
 
 @needs_kubectl
-def test_the_rayjob_entrypoint_resumes_on_a_new_cluster_and_never_runs_twice(tmp_path: Path) -> None:
+def test_the_rayjob_entrypoint_resumes_on_a_new_cluster_and_never_runs_twice(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "spec").mkdir()
     spec_path = write_spec(tmp_path / "spec" / "spec.yaml", SPEC)
     objects, _ = render(load_spec(spec_path), spec_path.read_text(), build_overlay("cpu"))
@@ -85,8 +95,14 @@ def test_the_rayjob_entrypoint_resumes_on_a_new_cluster_and_never_runs_twice(tmp
     try:
         clusters.append(rayjob_cluster(rayjob))  # attempt 1's RayCluster
         env = {**clusters[0].env, "RAY_ADDRESS": clusters[0].address}
-        first = subprocess.Popen(argv, env=env, cwd=tmp_path, start_new_session=True,
-                                 stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+        first = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=tmp_path,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=open(log, "w"),
+        )
         drivers.append(first)
         deadline = time.monotonic() + 300
         while _rows(root) < 3:
@@ -94,8 +110,12 @@ def test_the_rayjob_entrypoint_resumes_on_a_new_cluster_and_never_runs_twice(tmp
             assert time.monotonic() < deadline, "attempt 1 made no progress"
             time.sleep(0.2)
 
-        overlap = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-        assert overlap.returncode == 2 and "another driver is running this sweep" in overlap.stderr, overlap.stderr
+        overlap = subprocess.run(
+            argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+        )
+        assert (
+            overlap.returncode == 2 and "another driver is running this sweep" in overlap.stderr
+        ), overlap.stderr
 
         assert first.poll() is None, "attempt 1 finished before it could be cut off"
         clusters[0].kill()  # the head is lost, the driver with it: the attempt fails
@@ -106,7 +126,9 @@ def test_the_rayjob_entrypoint_resumes_on_a_new_cluster_and_never_runs_twice(tmp
 
         clusters.append(rayjob_cluster(rayjob))  # the retry: a NEW RayCluster, same volume
         env["RAY_ADDRESS"] = clusters[1].address
-        second = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        second = subprocess.run(
+            argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
+        )
         assert second.returncode == 0, second.stderr[-3000:]
     finally:
         for driver in drivers:

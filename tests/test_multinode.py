@@ -4,6 +4,7 @@ The cluster is real: `ray start --head` with one CPU and `ray start --address` w
 127.0.0.1. The worker is killed with SIGKILL (its raylet and trial processes with it) while it runs
 trials; Tune retries those trials on the head from their checkpoints and the sweep completes.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-
 from helpers import write_spec
 from loopback import LoopbackCluster
 
@@ -47,9 +47,14 @@ def test_a_sweep_uses_both_nodes_and_completes_when_the_worker_dies(tmp_path: Pa
     log = tmp_path / "driver.log"
     driver = None
     try:
-        driver = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(spec), "--address",
-                                   cluster.address], cwd=tmp_path, env=cluster.env, start_new_session=True,
-                                  stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "run", str(spec), "--address", cluster.address],
+            cwd=tmp_path,
+            env=cluster.env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=open(log, "w"),
+        )
         deadline = time.monotonic() + 240
         peak = 0
         while peak < 3:  # the head has one CPU: three trials at once means the worker runs two
@@ -83,17 +88,38 @@ def test_a_module_function_from_the_spec_directory_runs_on_another_node(tmp_path
         "from mymodel.helpers import loss_at\n\n\n"
         "def train(config, report):\n"
         "    for epoch in range(1, config['epochs'] + 1):\n"
-        "        report({'epoch': epoch, 'test_loss': loss_at(epoch, config['seed']), 'pid': os.getpid()})\n")
-    (tmp_path / "mymodel" / "helpers.py").write_text("def loss_at(epoch, seed):\n    return 1.0 / (epoch + seed)\n")
-    spec = write_spec(tmp_path / "spec.yaml", {
-        "name": "shipped", "trainable": "mymodel.fit:train", "fixed": {"epochs": 3}, "axes": {"n": [1, 2, 3]},
-        "seeds": 2, "storage": {"results": "results", "tracking_uri": None}})
-    elsewhere = tmp_path / "elsewhere"  # the driver runs from another directory: the spec's is what counts
+        "        report({'epoch': epoch, 'test_loss': loss_at(epoch, config['seed']), 'pid': os.getpid()})\n"
+    )
+    (tmp_path / "mymodel" / "helpers.py").write_text(
+        "def loss_at(epoch, seed):\n    return 1.0 / (epoch + seed)\n"
+    )
+    spec = write_spec(
+        tmp_path / "spec.yaml",
+        {
+            "name": "shipped",
+            "trainable": "mymodel.fit:train",
+            "fixed": {"epochs": 3},
+            "axes": {"n": [1, 2, 3]},
+            "seeds": 2,
+            "storage": {"results": "results", "tracking_uri": None},
+        },
+    )
+    elsewhere = (
+        tmp_path / "elsewhere"
+    )  # the driver runs from another directory: the spec's is what counts
     elsewhere.mkdir()
-    cluster = LoopbackCluster(["--num-cpus=0"], [["--num-cpus=2"]])  # every trial runs on the worker node
+    cluster = LoopbackCluster(
+        ["--num-cpus=0"], [["--num-cpus=2"]]
+    )  # every trial runs on the worker node
     try:
-        run = subprocess.run([sys.executable, "-m", "orchestrator", "run", str(spec), "--address", cluster.address],
-                             cwd=elsewhere, env=cluster.env, capture_output=True, text=True, timeout=300)
+        run = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "run", str(spec), "--address", cluster.address],
+            cwd=elsewhere,
+            env=cluster.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         cluster.kill()
     assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-3000:]

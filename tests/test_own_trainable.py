@@ -1,6 +1,7 @@
 """A researcher's own trainable, swept three ways from a throwaway package outside the project: as
 ``module:function`` from the CLI, as ``{command: ...}``, and with ``scalesweep.run()`` from a script whose
 function lives in ``__main__``. Each sweep is real: local Ray, ASHA, MLflow on sqlite, Parquet, curves."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,6 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-
 from helpers import scalesweep, write_spec
 
 SEEDS = 3
@@ -52,14 +52,27 @@ SCRIPT = textwrap.dedent("""
 
 def _spec(name: str, trainable: object) -> dict:
     return {
-        "name": name, "trainable": trainable, "fixed": {"epochs": EPOCHS}, "axes": {"n": [1, 2, 4, 8]},
-        "search": {"algorithm": "random", "samples_per_cell": 3, "space": {"lr": {"loguniform": [0.003, 1.0]}}},
-        "seeds": SEEDS, "metric": {"name": "test_loss"},
+        "name": name,
+        "trainable": trainable,
+        "fixed": {"epochs": EPOCHS},
+        "axes": {"n": [1, 2, 4, 8]},
+        "search": {
+            "algorithm": "random",
+            "samples_per_cell": 3,
+            "space": {"lr": {"loguniform": [0.003, 1.0]}},
+        },
+        "seeds": SEEDS,
+        "metric": {"name": "test_loss"},
         "scheduler": {"asha": {"grace_period": 2, "reduction_factor": 3}},
-        "resources": {"max_concurrent_trials": 1},  # one at a time: ASHA sees the same order every run
-        "report_every_s": 0, "max_failures": 0,
-        "curves": [{"kind": "scaling_law", "x": "n", "y": "test_loss"},
-                   {"kind": "sample_complexity", "x": "n", "y": "test_error", "threshold": 0.5}],
+        "resources": {
+            "max_concurrent_trials": 1
+        },  # one at a time: ASHA sees the same order every run
+        "report_every_s": 0,
+        "max_failures": 0,
+        "curves": [
+            {"kind": "scaling_law", "x": "n", "y": "test_loss"},
+            {"kind": "sample_complexity", "x": "n", "y": "test_error", "threshold": 0.5},
+        ],
     }
 
 
@@ -95,7 +108,9 @@ def _check_sweep(root: Path, uri: str, name: str) -> None:
     assert len(fit) == 1 and fit.iloc[0].notna().any()
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name(name)
-    runs = client.search_runs([experiment.experiment_id], "tags.`mlflow.parentRunId` != ''", max_results=100)
+    runs = client.search_runs(
+        [experiment.experiment_id], "tags.`mlflow.parentRunId` != ''", max_results=100
+    )
     assert len(runs) == 12
     one = runs[0].data.metrics
     assert {"test_loss", "test_loss/seed_0", "test_loss/seed_1", "test_loss/seed_2"} <= set(one)
@@ -104,15 +119,23 @@ def _check_sweep(root: Path, uri: str, name: str) -> None:
 def test_module_function_from_the_cli(package: Path, tmp_path: Path) -> None:
     spec = write_spec(package / "function.yaml", _spec("function", "toypkg.learner:train"))
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    ran = scalesweep("run", str(spec), "--results", str(tmp_path), "--tracking-uri", uri, cwd=tmp_path)
-    assert ran.returncode == 0, ran.stderr[-3000:]  # run from elsewhere: the module is found beside the spec
+    ran = scalesweep(
+        "run", str(spec), "--results", str(tmp_path), "--tracking-uri", uri, cwd=tmp_path
+    )
+    assert ran.returncode == 0, ran.stderr[
+        -3000:
+    ]  # run from elsewhere: the module is found beside the spec
     _check_sweep(tmp_path, uri, "function")
 
 
 def test_a_command_as_trainable(package: Path, tmp_path: Path) -> None:
-    spec = write_spec(package / "command.yaml", _spec("command", {"command": f"{sys.executable} train_cmd.py"}))
+    spec = write_spec(
+        package / "command.yaml", _spec("command", {"command": f"{sys.executable} train_cmd.py"})
+    )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    ran = scalesweep("run", str(spec), "--results", str(tmp_path), "--tracking-uri", uri, cwd=package)
+    ran = scalesweep(
+        "run", str(spec), "--results", str(tmp_path), "--tracking-uri", uri, cwd=package
+    )
     assert ran.returncode == 0, ran.stderr[-3000:]
     _check_sweep(tmp_path, uri, "command")
 
@@ -120,8 +143,13 @@ def test_a_command_as_trainable(package: Path, tmp_path: Path) -> None:
 def test_python_api_with_a_function_in_main(package: Path, tmp_path: Path) -> None:
     spec = {k: v for k, v in _spec("api", None).items() if k != "trainable"}
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    ran = subprocess.run([sys.executable, "drive.py", json.dumps(spec), str(tmp_path), uri], cwd=package,
-                         capture_output=True, text=True, timeout=600)
+    ran = subprocess.run(
+        [sys.executable, "drive.py", json.dumps(spec), str(tmp_path), uri],
+        cwd=package,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert json.loads(ran.stdout.strip().splitlines()[-1]) == {"rows": 12, "module": "__main__"}
     _check_sweep(tmp_path, uri, "api")

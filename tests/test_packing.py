@@ -3,6 +3,7 @@
 Real local Ray, real Optuna journal, real Parquet; the template trainable where results must match, the
 synthetic one where only the orchestration is under test.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,20 +12,31 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from helpers import one_torch_thread, reports_of
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from ray import tune
 
-from helpers import one_torch_thread, reports_of
 from orchestrator.spec.plan import plan_sweep
+from orchestrator.spec.schema import SpecError, parse_spec
 from orchestrator.store.results import load_metrics, load_trials
 from orchestrator.tune.run import run_sweep
-from orchestrator.spec.schema import SpecError, parse_spec
 from trainables import Report, Reporter
 from trainables.template.training import Trainer
 
-TINY = {"task": "copy", "model": "transformer", "depth": 1, "heads": 1, "embed_dim": 16, "dim_head": 8,
-        "n_train": 8, "n_test": 64, "test_alphabet": 64, "epochs": 6, "eval_every": 2}
+TINY = {
+    "task": "copy",
+    "model": "transformer",
+    "depth": 1,
+    "heads": 1,
+    "embed_dim": 16,
+    "dim_head": 8,
+    "n_train": 8,
+    "n_test": 64,
+    "test_alphabet": 64,
+    "epochs": 6,
+    "eval_every": 2,
+}
 
 
 class StopAfter(Reporter):
@@ -46,7 +58,9 @@ def _alone(config: dict) -> list[Report]:
     return reports_of(lambda c, report: Trainer(c).run(report), config)
 
 
-def test_a_packed_member_trains_exactly_as_it_would_alone_and_a_stopped_one_leaves_the_stack() -> None:
+def test_a_packed_member_trains_exactly_as_it_would_alone_and_a_stopped_one_leaves_the_stack() -> (
+    None
+):
     members = [{"lr": 1e-3}, {"lr": 3e-3, "weight_decay": 0.01}, {"lr": 1e-2}]
     with one_torch_thread():
         reporter = StopAfter(member=1)
@@ -66,19 +80,37 @@ def test_a_packed_member_trains_exactly_as_it_would_alone_and_a_stopped_one_leav
 
 
 def test_members_may_differ_only_in_stackable_keys() -> None:
-    with pytest.raises(SpecError, match=r"resources.members_per_trial: expected 1 or auto: .* 'batch_size'"):
-        plan_sweep(parse_spec({"name": "x", "trainable": "template", "fixed": TINY, "axes": {"seed": [0]},
-                               "search": {"samples_per_cell": 4, "space": {"batch_size": {"choice": [8, 16]}}},
-                               "resources": {"members_per_trial": 4}}))
+    with pytest.raises(
+        SpecError, match=r"resources.members_per_trial: expected 1 or auto: .* 'batch_size'"
+    ):
+        plan_sweep(
+            parse_spec(
+                {
+                    "name": "x",
+                    "trainable": "template",
+                    "fixed": TINY,
+                    "axes": {"seed": [0]},
+                    "search": {"samples_per_cell": 4, "space": {"batch_size": {"choice": [8, 16]}}},
+                    "resources": {"members_per_trial": 4},
+                }
+            )
+        )
 
 
 def test_auto_packs_small_models_and_never_more_than_a_cell_needs() -> None:
     fixed = {k: v for k, v in TINY.items() if k != "embed_dim"}
-    spec = {"name": "x", "trainable": "template", "fixed": fixed, "axes": {"embed_dim": [16, 2048]},
-            "search": {"samples_per_cell": 8, "space": {"lr": {"loguniform": [1e-4, 1e-2]}}}}
+    spec = {
+        "name": "x",
+        "trainable": "template",
+        "fixed": fixed,
+        "axes": {"embed_dim": [16, 2048]},
+        "search": {"samples_per_cell": 8, "space": {"lr": {"loguniform": [1e-4, 1e-2]}}},
+    }
     sizes = plan_sweep(parse_spec(spec)).pack_sizes
     assert sizes["embed_dim=16"] == 8 and sizes["embed_dim=2048"] < 8
-    assert set(plan_sweep(parse_spec({**spec, "resources": {"members_per_trial": 3}})).pack_sizes.values()) == {3}
+    assert set(
+        plan_sweep(parse_spec({**spec, "resources": {"members_per_trial": 3}})).pack_sizes.values()
+    ) == {3}
 
 
 def _sweep(root: Path, name: str, spec: dict) -> Path:
@@ -87,11 +119,21 @@ def _sweep(root: Path, name: str, spec: dict) -> Path:
 
 
 @pytest.mark.usefixtures("ray_session")
-def test_a_packed_sweep_records_the_same_per_member_metrics_as_an_unpacked_one(tmp_path: Path) -> None:
-    spec = {"trainable": "template", "fixed": {k: v for k, v in TINY.items() if k != "n_train"},
-            "axes": {"n_train": [8, 16]}, "seeds": 2, "metric": {"name": "test_loss"},
-            "search": {"algorithm": "random", "samples_per_cell": 3,
-                       "space": {"lr": {"loguniform": [1e-3, 1e-2]}, "weight_decay": {"uniform": [0, 0.1]}}}}
+def test_a_packed_sweep_records_the_same_per_member_metrics_as_an_unpacked_one(
+    tmp_path: Path,
+) -> None:
+    spec = {
+        "trainable": "template",
+        "fixed": {k: v for k, v in TINY.items() if k != "n_train"},
+        "axes": {"n_train": [8, 16]},
+        "seeds": 2,
+        "metric": {"name": "test_loss"},
+        "search": {
+            "algorithm": "random",
+            "samples_per_cell": 3,
+            "space": {"lr": {"loguniform": [1e-3, 1e-2]}, "weight_decay": {"uniform": [0, 0.1]}},
+        },
+    }
     unpacked = _sweep(tmp_path, "unpacked", {**spec, "resources": {"members_per_trial": 1}})
     packed = _sweep(tmp_path, "packed", {**spec, "resources": {"members_per_trial": 3}})
     keys = ["cell", "lr", "weight_decay", "epoch", "seed"]
@@ -99,29 +141,50 @@ def test_a_packed_sweep_records_the_same_per_member_metrics_as_an_unpacked_one(t
     def table(root: Path) -> pd.DataFrame:
         trials = load_trials(root)
         assert len(trials) == 6 and set(trials.status) == {"completed"}
-        return load_metrics(root).merge(trials[["trial_id", "cell", "lr", "weight_decay"]]).set_index(keys).sort_index()
+        return (
+            load_metrics(root)
+            .merge(trials[["trial_id", "cell", "lr", "weight_decay"]])
+            .set_index(keys)
+            .sort_index()
+        )
 
     a, b = table(unpacked), table(packed)
     assert load_trials(packed).trial_id.str.contains("-m").all() and len(a) == len(b) == 6 * 3 * 2
-    assert a.index.equals(b.index), "the same configs (a seeded random search asks the same values either way)"
+    assert a.index.equals(b.index), (
+        "the same configs (a seeded random search asks the same values either way)"
+    )
     for metric in ("train_loss", "test_loss", "test_error"):
         assert (a[metric] - b[metric]).abs().max() <= 1e-5
 
 
 @pytest.mark.usefixtures("ray_session")
-def test_asha_stops_members_of_a_pack_which_record_them_pruned_and_drop_them(tmp_path: Path) -> None:
-    spec = {"trainable": "synthetic", "fixed": {"epochs": 12, "sleep_s": 0.1}, "axes": {"size": [1, 4]},
-            "search": {"samples_per_cell": 8, "space": {"lr": {"loguniform": [1e-4, 1e-1]}}}, "seeds": 2,
-            "metric": {"name": "test_loss"}, "scheduler": {"asha": {"grace_period": 2, "reduction_factor": 2}},
-            "resources": {"members_per_trial": 4}}
+def test_asha_stops_members_of_a_pack_which_record_them_pruned_and_drop_them(
+    tmp_path: Path,
+) -> None:
+    spec = {
+        "trainable": "synthetic",
+        "fixed": {"epochs": 12, "sleep_s": 0.1},
+        "axes": {"size": [1, 4]},
+        "search": {"samples_per_cell": 8, "space": {"lr": {"loguniform": [1e-4, 1e-1]}}},
+        "seeds": 2,
+        "metric": {"name": "test_loss"},
+        "scheduler": {"asha": {"grace_period": 2, "reduction_factor": 2}},
+        "resources": {"members_per_trial": 4},
+    }
     root = _sweep(tmp_path, "asha", spec)
     trials, metrics = load_trials(root), load_metrics(root)
-    assert len(trials) == 16 and trials.trial_id.is_unique and trials.groupby("cell").size().eq(8).all()
+    assert (
+        len(trials) == 16
+        and trials.trial_id.is_unique
+        and trials.groupby("cell").size().eq(8).all()
+    )
     pruned = trials[trials.status == "pruned"]
     assert len(pruned) >= 4 and (pruned.epochs < 12).all()
     assert set(trials.status) == {"completed", "pruned"}
     recorded = metrics.groupby("trial_id").epoch.max()
-    assert (recorded.loc[trials.trial_id].values == trials.epochs.values).all(), "nothing after a member's stop"
+    assert (recorded.loc[trials.trial_id].values == trials.epochs.values).all(), (
+        "nothing after a member's stop"
+    )
 
     # Optuna: one trial per member, told once, in its cell's study
     storage = JournalStorage(JournalFileBackend(str(root / "studies" / "journal.log")))
@@ -130,15 +193,25 @@ def test_asha_stops_members_of_a_pack_which_record_them_pruned_and_drop_them(tmp
         mine = trials[trials.cell == study.study_name].set_index("trial_id")
         assert sorted(t.user_attrs["trial_id"] for t in told) == sorted(mine.index)
         for t in told:
-            assert t.state.name == {"completed": "COMPLETE", "pruned": "PRUNED"}[mine.status[t.user_attrs["trial_id"]]]
+            assert (
+                t.state.name
+                == {"completed": "COMPLETE", "pruned": "PRUNED"}[
+                    mine.status[t.user_attrs["trial_id"]]
+                ]
+            )
 
     # each pack stopped training its stopped members: its last report's stack lacks those stopped 2+ reports before
     packs = tune.ExperimentAnalysis(str(root / "tune")).trials
     assert len(packs) == 4
     for pack in packs:
         last = Report.from_wire(pack.last_result)
-        gone = [i for i in range(len(pack.config["members"]))
-                if trials.set_index("trial_id").epochs[f"{pack.trial_id}-m{i}"] <= last.epoch - 2]
+        gone = [
+            i
+            for i in range(len(pack.config["members"]))
+            if trials.set_index("trial_id").epochs[f"{pack.trial_id}-m{i}"] <= last.epoch - 2
+        ]
         assert last.members() and not set(gone) & set(last.members())
-        assert all(len(member.rows) == 2 for member in last.members().values()), "each member has its 2 seeds"
+        assert all(len(member.rows) == 2 for member in last.members().values()), (
+            "each member has its 2 seeds"
+        )
     assert any(not math.isnan(v) for v in trials.final_test_loss)

@@ -1,4 +1,5 @@
 """write_curves end to end on a synthetic 30-cell × 3-seed sweep: files, columns, summary, PNGs."""
+
 from __future__ import annotations
 
 import time
@@ -20,8 +21,14 @@ MODES = {"test_loss": "min", "test_error": "min", "train_loss": "min"}
 METRICS = ("train_loss", "test_loss", "test_error")
 
 
-def make_sweep(seed: int = 0, widths=(64, 128, 256), ns=(16, 32, 64, 128, 256), seeds: int = 3,
-               per_cell: int = 2, epochs: int = 6) -> tuple[pd.DataFrame, pd.DataFrame]:
+def make_sweep(
+    seed: int = 0,
+    widths=(64, 128, 256),
+    ns=(16, 32, 64, 128, 256),
+    seeds: int = 3,
+    per_cell: int = 2,
+    epochs: int = 6,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Copy-task-like sweep: vanilla n* doubles with width (256 never gets there), VO needs ~16."""
     rng = np.random.default_rng(seed)
     trials, metrics = [], []
@@ -33,27 +40,58 @@ def make_sweep(seed: int = 0, widths=(64, 128, 256), ns=(16, 32, 64, 128, 256), 
                 for j in range(per_cell):
                     tid = f"t{len(trials):04d}"
                     worse = 0.3 * (per_cell - 1 - j)  # the last trial of a cell is its best
-                    err = np.clip(1 / (1 + np.exp(2 * (np.log2(n) - mid))) + worse
-                                  + rng.normal(0, 0.03, seeds), 0, 1)
-                    loss = (4 * n ** -0.6 + 0.05) * (1 + worse) * np.exp(rng.normal(0, 0.05, seeds))
-                    rows = [{"trial_id": tid, "epoch": e, "seed": s, "train_loss": loss[s] * d / 2,
-                             "test_loss": loss[s] * d, "test_error": min(1.0, err[s] * d)}
-                            for e in range(epochs) for d in [np.exp((epochs - 1 - e) / 2)]
-                            for s in range(seeds)]
+                    err = np.clip(
+                        1 / (1 + np.exp(2 * (np.log2(n) - mid)))
+                        + worse
+                        + rng.normal(0, 0.03, seeds),
+                        0,
+                        1,
+                    )
+                    loss = (4 * n**-0.6 + 0.05) * (1 + worse) * np.exp(rng.normal(0, 0.05, seeds))
+                    rows = [
+                        {
+                            "trial_id": tid,
+                            "epoch": e,
+                            "seed": s,
+                            "train_loss": loss[s] * d / 2,
+                            "test_loss": loss[s] * d,
+                            "test_error": min(1.0, err[s] * d),
+                        }
+                        for e in range(epochs)
+                        for d in [np.exp((epochs - 1 - e) / 2)]
+                        for s in range(seeds)
+                    ]
                     metrics += rows
                     m = pd.DataFrame(rows)
                     per_epoch = m.groupby("epoch")[list(METRICS)].mean()
-                    trials.append({"trial_id": tid, "cell": cell, "embed_dim": w, "n_train": n,
-                                   "vo_identity": vo, "lr": 1e-3 * (j + 1), "status": "completed",
-                                   "epochs": epochs, "seconds": 1.0,
-                                   **{f"final_{k}": per_epoch[k].iloc[-1] for k in METRICS},
-                                   **{f"best_{k}": per_epoch[k].min() for k in METRICS}})
+                    trials.append(
+                        {
+                            "trial_id": tid,
+                            "cell": cell,
+                            "embed_dim": w,
+                            "n_train": n,
+                            "vo_identity": vo,
+                            "lr": 1e-3 * (j + 1),
+                            "status": "completed",
+                            "epochs": epochs,
+                            "seconds": 1.0,
+                            **{f"final_{k}": per_epoch[k].iloc[-1] for k in METRICS},
+                            **{f"best_{k}": per_epoch[k].min() for k in METRICS},
+                        }
+                    )
     return pd.DataFrame(trials), pd.DataFrame(metrics)
 
 
-SPECS = [CurveSpec(kind="sample_complexity", x="n_train", y="test_error",
-                   by=["embed_dim", "vo_identity"], threshold=0.1),
-         CurveSpec(kind="scaling_law", x="n_train", y="test_loss", by=["embed_dim"])]
+SPECS = [
+    CurveSpec(
+        kind="sample_complexity",
+        x="n_train",
+        y="test_error",
+        by=["embed_dim", "vo_identity"],
+        threshold=0.1,
+    ),
+    CurveSpec(kind="scaling_law", x="n_train", y="test_loss", by=["embed_dim"]),
+]
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +108,16 @@ def test_write_curves_writes_every_output(written):
     out, paths, seconds = written
     names = {p.name for p in paths}
     stem = "test_error_vs_n_train_by_embed_dim_vo_identity"
-    assert names == {f"sample_complexity_{stem}.png", f"n_star_vs_embed_dim_{stem}.png",
-                     # vo_identity varies, so it joins `by` on its own: no line mixes cells
-                     "scaling_law_test_loss_vs_n_train_by_embed_dim_vo_identity.png",
-                     "sample_complexity.parquet", "scaling_law.parquet", "scaling_slope.parquet",
-                     "summary.md"}
+    assert names == {
+        f"sample_complexity_{stem}.png",
+        f"n_star_vs_embed_dim_{stem}.png",
+        # vo_identity varies, so it joins `by` on its own: no line mixes cells
+        "scaling_law_test_loss_vs_n_train_by_embed_dim_vo_identity.png",
+        "sample_complexity.parquet",
+        "scaling_law.parquet",
+        "scaling_slope.parquet",
+        "summary.md",
+    }
     for p in paths:
         assert p.exists() and p.parent == out
         if p.suffix == ".png":
@@ -112,26 +155,56 @@ def test_summary_prints_never_reached_and_cis(written):
 def test_write_curves_is_robust(tmp_path):
     trials, metrics = make_sweep(seeds=1, ns=(16,), widths=(64, 128))  # one seed, one x
     metrics.loc[metrics.trial_id == trials.trial_id.iloc[-1], "test_error"] = np.nan  # diverged
-    specs = [{"kind": "sample_complexity", "x": "n_train", "y": "test_error", "by": [],
-              "threshold": 0.1, "at": "best"},
-             {"kind": "scaling_law", "x": "n_train", "y": "test_loss", "by": []}]
+    specs = [
+        {
+            "kind": "sample_complexity",
+            "x": "n_train",
+            "y": "test_error",
+            "by": [],
+            "threshold": 0.1,
+            "at": "best",
+        },
+        {"kind": "scaling_law", "x": "n_train", "y": "test_loss", "by": []},
+    ]
     paths = write_curves(trials, metrics, specs, AXES, "test_loss", MODES, tmp_path)
     assert (tmp_path / "summary.md") in paths and len(list(tmp_path.glob("*.png"))) == 2
     sl = pd.read_parquet(tmp_path / "scaling_law.parquet")
     assert sl["alpha"].isna().all() and (sl["n_points"] == 1).all()
     with pytest.warns(UserWarning, match="curves.0: no metric column 'test_acc'.*: skipped"):
-        paths = write_curves(trials, metrics, [{"kind": "scaling_law", "x": "n_train", "y": "test_acc"}],
-                             AXES, "test_loss", MODES, tmp_path / "missing")
+        paths = write_curves(
+            trials,
+            metrics,
+            [{"kind": "scaling_law", "x": "n_train", "y": "test_acc"}],
+            AXES,
+            "test_loss",
+            MODES,
+            tmp_path / "missing",
+        )
     assert paths == [tmp_path / "missing" / "summary.md"]
     with pytest.raises(ValueError, match="curves.0.by: 'depth' is not an axis"):
-        write_curves(trials, metrics, [{"kind": "scaling_law", "x": "n_train", "y": "test_loss",
-                                        "by": ["depth"]}], AXES, "test_loss", MODES, tmp_path)
+        write_curves(
+            trials,
+            metrics,
+            [{"kind": "scaling_law", "x": "n_train", "y": "test_loss", "by": ["depth"]}],
+            AXES,
+            "test_loss",
+            MODES,
+            tmp_path,
+        )
 
 
 def test_two_specs_of_one_kind_share_a_table(tmp_path):
     trials, metrics = make_sweep(widths=(64, 128))
-    specs = [CurveSpec(kind="sample_complexity", x="n_train", y="test_error",
-                       by=["embed_dim", "vo_identity"], threshold=t) for t in (0.1, 0.3)]
+    specs = [
+        CurveSpec(
+            kind="sample_complexity",
+            x="n_train",
+            y="test_error",
+            by=["embed_dim", "vo_identity"],
+            threshold=t,
+        )
+        for t in (0.1, 0.3)
+    ]
     write_curves(trials, metrics, specs, AXES, "test_loss", MODES, tmp_path)
     sc = pd.read_parquet(tmp_path / "sample_complexity.parquet")
     assert sc["curve"].nunique() == 2 and len(sc) == 8
@@ -158,31 +231,73 @@ def test_seed_points_from_the_synthetic_sweep_picks_best_trial():
 def _synthetic_sweep(root: Path, status: str, test_loss: float | None) -> SweepPlan:
     """A 3-cell synthetic sweep on disk (trials.parquet, metrics/) whose trials all end in ``status``;
     ``test_loss`` None: no metric rows at all (every trial failed before its first epoch)."""
-    plan = plan_sweep(parse_spec({
-        "name": "failed", "trainable": "synthetic", "axes": {"size": [1, 2, 4]}, "seeds": 2,
-        "search": {"algorithm": "grid-only"}, "storage": {"tracking_uri": None},
-        "curves": [{"kind": "sample_complexity", "x": "size", "y": "test_loss", "threshold": 0.5},
-                   {"kind": "scaling_law", "x": "size", "y": "test_loss"},
-                   {"kind": "scaling_law", "x": "size", "y": "train_loss"}]}))
+    plan = plan_sweep(
+        parse_spec(
+            {
+                "name": "failed",
+                "trainable": "synthetic",
+                "axes": {"size": [1, 2, 4]},
+                "seeds": 2,
+                "search": {"algorithm": "grid-only"},
+                "storage": {"tracking_uri": None},
+                "curves": [
+                    {"kind": "sample_complexity", "x": "size", "y": "test_loss", "threshold": 0.5},
+                    {"kind": "scaling_law", "x": "size", "y": "test_loss"},
+                    {"kind": "scaling_law", "x": "size", "y": "train_loss"},
+                ],
+            }
+        )
+    )
     final = np.nan if test_loss is None else test_loss
-    train = {n: 0.5 / n if status == "completed" else final for n in (1, 2, 4)}  # completed: only test_loss is NaN
-    trials = pd.DataFrame([{"trial_id": f"t{i}", "cell": f"size={n}", "size": n, "status": status, "epochs": 2,
-                            "seconds": 1.0, "error": None, "final_test_loss": final, "best_test_loss": final,
-                            "final_train_loss": train[n], "best_train_loss": train[n]}
-                           for i, n in enumerate([1, 2, 4])])
+    train = {
+        n: 0.5 / n if status == "completed" else final for n in (1, 2, 4)
+    }  # completed: only test_loss is NaN
+    trials = pd.DataFrame(
+        [
+            {
+                "trial_id": f"t{i}",
+                "cell": f"size={n}",
+                "size": n,
+                "status": status,
+                "epochs": 2,
+                "seconds": 1.0,
+                "error": None,
+                "final_test_loss": final,
+                "best_test_loss": final,
+                "final_train_loss": train[n],
+                "best_train_loss": train[n],
+            }
+            for i, n in enumerate([1, 2, 4])
+        ]
+    )
     root.mkdir(parents=True)
     trials.to_parquet(root / "trials.parquet", index=False)
     if test_loss is not None:
         (root / "metrics").mkdir()
-        pd.DataFrame([{"trial_id": f"t{i}", "epoch": e, "seed": s, "test_loss": test_loss, "train_loss": train[n]}
-                      for i, n in enumerate([1, 2, 4]) for e in (1, 2) for s in (0, 1)]
-                     ).to_parquet(root / "metrics" / "part-0.parquet", index=False)
+        pd.DataFrame(
+            [
+                {
+                    "trial_id": f"t{i}",
+                    "epoch": e,
+                    "seed": s,
+                    "test_loss": test_loss,
+                    "train_loss": train[n],
+                }
+                for i, n in enumerate([1, 2, 4])
+                for e in (1, 2)
+                for s in (0, 1)
+            ]
+        ).to_parquet(root / "metrics" / "part-0.parquet", index=False)
     return plan
 
 
-@pytest.mark.parametrize("status, test_loss", [("errored", None), ("errored", 1.0), ("diverged", np.nan),
-                                               ("completed", np.nan)])
-def test_a_sweep_whose_trials_all_failed_skips_its_curves_with_a_warning(tmp_path, status, test_loss):
+@pytest.mark.parametrize(
+    "status, test_loss",
+    [("errored", None), ("errored", 1.0), ("diverged", np.nan), ("completed", np.nan)],
+)
+def test_a_sweep_whose_trials_all_failed_skips_its_curves_with_a_warning(
+    tmp_path, status, test_loss
+):
     """Curves are fitted after a run has written its results: one with nothing to fit (y absent or all
     NaN at the cells' best trials) is skipped with a one-line warning instead of failing the run."""
     plan = _synthetic_sweep(tmp_path / "sweep", status, test_loss)
@@ -191,11 +306,18 @@ def test_a_sweep_whose_trials_all_failed_skips_its_curves_with_a_warning(tmp_pat
     skipped = [str(w.message) for w in caught if "skipped" in str(w.message)]
     assert all(m.count("\n") == 0 for m in skipped)
     curves = tmp_path / "sweep" / "curves"
-    if status == "completed":  # only test_loss is all NaN: the train_loss scaling law is still drawn
+    if (
+        status == "completed"
+    ):  # only test_loss is all NaN: the train_loss scaling law is still drawn
         assert [m[:9] for m in skipped] == ["curves.0:", "curves.1:"]
-        assert {p.name for p in paths} == {"scaling_law_train_loss_vs_size.png", "scaling_law.parquet",
-                                           "summary.md"}
-        assert set(pd.read_parquet(curves / "scaling_law.parquet")["curve"]) == {"train_loss_vs_size"}
+        assert {p.name for p in paths} == {
+            "scaling_law_train_loss_vs_size.png",
+            "scaling_law.parquet",
+            "summary.md",
+        }
+        assert set(pd.read_parquet(curves / "scaling_law.parquet")["curve"]) == {
+            "train_loss_vs_size"
+        }
     else:
         assert len(skipped) == 3 and paths == [curves / "summary.md"]
     assert (curves / "summary.md").read_text().startswith("# Curves")

@@ -1,5 +1,6 @@
 """The live display: per-cell rows (running cells first, best metric in the sweep's direction) and
 plain log lines when stdout is not a terminal."""
+
 from __future__ import annotations
 
 import io
@@ -10,7 +11,13 @@ from orchestrator.answers.progress import CELL_ROWS, Progress
 
 
 def _row(trial_id: str, cell: str, value: float, status: str = "completed") -> dict:
-    return {"trial_id": trial_id, "cell": cell, "status": status, "final_test_acc": value, "seconds": 1.5}
+    return {
+        "trial_id": trial_id,
+        "cell": cell,
+        "status": status,
+        "final_test_acc": value,
+        "seconds": 1.5,
+    }
 
 
 def _render(progress: Progress) -> list[str]:
@@ -20,7 +27,9 @@ def _render(progress: Progress) -> list[str]:
 
 
 def test_cells_show_done_running_and_the_best_value_in_the_metric_direction(capsys) -> None:
-    progress = Progress(6, 3, [_row("a", "n=16", 0.5), _row("b", "n=16", 0.7)], "test_acc", "max", tty=False)
+    progress = Progress(
+        6, 3, [_row("a", "n=16", 0.5), _row("b", "n=16", 0.7)], "test_acc", "max", tty=False
+    )
     progress.trial_started("c", "n=32")
     progress.trial_finished(_row("d", "n=16", 0.6))
     progress.trial_finished(_row("e", "n=64", float("nan"), status="errored"))
@@ -30,7 +39,12 @@ def test_cells_show_done_running_and_the_best_value_in_the_metric_direction(caps
     assert lines[2].split() == ["n=64", "1/3", "-"], "then the most recently finished"
     assert lines[3].split() == ["n=16", "3/3", "0.7"], "best is the max for a max metric"
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and out[0].startswith("[3/6") and "completed" in out[0] and "test_acc=0.6" in out[0]
+    assert (
+        len(out) == 2
+        and out[0].startswith("[3/6")
+        and "completed" in out[0]
+        and "test_acc=0.6" in out[0]
+    )
 
 
 def test_a_sweep_with_many_cells_shows_a_bounded_table_with_a_pointer_to_status() -> None:

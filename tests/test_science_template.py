@@ -1,9 +1,11 @@
-"""Science checks: the paper's qualitative claims (docs/science.md, Template tasks and Models) on small, seeded, CPU-sized cases.
+"""Science checks: the paper's qualitative claims (docs/science.md, Template tasks and Models) on small,
+seeded, CPU-sized cases.
 
 Each case trains 3 seeds as one stacked model, with a 256-sample test set over a 256-symbol
 unseen alphabet, and compares means over seeds with wide margins (the per-seed numbers measured
 when these settings were chosen are in the comments).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -11,8 +13,8 @@ from statistics import mean
 from typing import Any
 
 import pytest
-
 from helpers import one_torch_thread, reports_of, values
+
 from trainables import Report
 from trainables.template import train
 
@@ -29,7 +31,9 @@ def _one_thread() -> Iterator[None]:
 def final(**config: Any) -> Report:
     """The final report of ``config``, checked to hold its 3 seeds, none diverged."""
     report = reports_of(train, {**config, "eval_every": config["epochs"]})[-1]
-    assert [row.seed for row in report.rows] == [0, 1, 2] and not any(row.diverged for row in report.rows)
+    assert [row.seed for row in report.rows] == [0, 1, 2] and not any(
+        row.diverged for row in report.rows
+    )
     return report
 
 
@@ -83,8 +87,15 @@ def test_copy_inverse_scaling_wider_vanilla_transformers_fail_more_at_fixed_n() 
 
 def test_random_tasks_more_templates_need_more_data() -> None:
     # measured (KQ transformer, width 32, n=128), test loss: r=2 0.43 / 0.19 / 0.08, r=8 0.85 / 1.48 / 1.14
-    config = dict(task="random", n_wildcards=3, length=4, embed_dim=32, n_train=128, kq_identity=True,
-                  **{**TRANSFORMER, "epochs": 200})
+    config = dict(
+        task="random",
+        n_wildcards=3,
+        length=4,
+        embed_dim=32,
+        n_train=128,
+        kq_identity=True,
+        **{**TRANSFORMER, "epochs": 200},
+    )
     few = final(**config, n_templates=2)
     many = final(**config, n_templates=8)
     assert max(values(few, "train_loss")) < 0.05 and max(values(many, "train_loss")) < 0.05

@@ -1,4 +1,5 @@
 """Bad input never starts Ray: one line on stderr naming the field or file, exit 2, nothing written."""
+
 from __future__ import annotations
 
 import subprocess
@@ -6,11 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import scalesweep, write_spec
 
 from orchestrator.spec.cells import cell_key, expand
 from orchestrator.spec.schema import SpecError, load_spec
-
-from helpers import scalesweep, write_spec
 
 GOOD = {
     "name": "bad-input",
@@ -42,15 +42,32 @@ _DELETE = object()
 CASES = {
     "unknown key": (_with(colour="blue"), "colour: unknown key"),
     "wrong type": (_with(seeds="three"), "seeds:"),
-    "empty axis": (_with(axes={"embed_dim": [16], "n_train": []}), "axes: n_train: expected a non-empty list"),
-    "unknown trainable": (_with(trainable="nope"), "trainable: expected an installed trainable (incontext, synthetic, template) or package.module:function, got 'nope'"),
+    "empty axis": (
+        _with(axes={"embed_dim": [16], "n_train": []}),
+        "axes: n_train: expected a non-empty list",
+    ),
+    "unknown trainable": (
+        _with(trainable="nope"),
+        "trainable: expected an installed trainable (incontext, synthetic, template) or "
+        "package.module:function, got 'nope'",
+    ),
     "unknown task": (_with(fixed={"task": "juggling", "model": "transformer"}), "fixed.task:"),
     "unknown model": (_with(fixed={"task": "copy", "model": "abacus"}), "fixed.model:"),
     "unknown config key": (_with(fixed={"task": "copy", "wingspan": 3}), "fixed.wingspan:"),
-    "unknown metric": (_with(metric={"name": "happiness"}), "metric.name: 'happiness' is not reported"),
-    "curve on a non-axis": (_with(curves=[{"kind": "sample_complexity", "x": "lr", "y": "test_error",
-                                           "threshold": 0.1}]), "curves.0.x: 'lr' is not an axis"),
-    "bad distribution": (_with(search={"space": {"lr": {"loguniform": [0, 1]}}}), "search.space.lr"),
+    "unknown metric": (
+        _with(metric={"name": "happiness"}),
+        "metric.name: 'happiness' is not reported",
+    ),
+    "curve on a non-axis": (
+        _with(
+            curves=[{"kind": "sample_complexity", "x": "lr", "y": "test_error", "threshold": 0.1}]
+        ),
+        "curves.0.x: 'lr' is not an axis",
+    ),
+    "bad distribution": (
+        _with(search={"space": {"lr": {"loguniform": [0, 1]}}}),
+        "search.space.lr",
+    ),
 }
 
 
@@ -79,7 +96,9 @@ def test_yaml_that_does_not_parse(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     proc = scalesweep("run", "nowhere.yaml", cwd=tmp_path, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: nowhere.yaml: no such file; expected a sweep spec YAML file"
+    assert (
+        proc.stderr.strip() == "error: nowhere.yaml: no such file; expected a sweep spec YAML file"
+    )
 
 
 def test_set_overrides_and_validate_ok(tmp_path: Path) -> None:
@@ -98,8 +117,13 @@ def test_cells_cover_the_grid_in_axis_order() -> None:
     assert cells[0].key == "embed_dim=32,n_train=4,vo_identity=false"
     assert cells[-1].key == "embed_dim=128,n_train=16,vo_identity=true"
     assert len({c.key for c in cells}) == 12
-    assert cell_key({"n_train": 8, "embed_dim": 32, "vo_identity": True, "lr": 0.1},
-                    ["embed_dim", "n_train", "vo_identity"]) == "embed_dim=32,n_train=8,vo_identity=true"
+    assert (
+        cell_key(
+            {"n_train": 8, "embed_dim": 32, "vo_identity": True, "lr": 0.1},
+            ["embed_dim", "n_train", "vo_identity"],
+        )
+        == "embed_dim=32,n_train=8,vo_identity=true"
+    )
 
 
 def test_quickstart_spec_validates() -> None:
@@ -112,13 +136,17 @@ def test_quickstart_spec_validates() -> None:
 def test_validating_the_shipped_sweeps_imports_no_torch() -> None:
     """A spec is checked in a fraction of a second: torch (seconds and ~300 MB to import) stays out of
     validation and of the driver's modules; only sizing auto packs (building a cell's model) needs it."""
-    code = ("import glob, sys\n"
-            "from orchestrator.spec.plan import plan_sweep\n"
-            "from orchestrator.spec.schema import load_spec\n"
-            "plans = [plan_sweep(load_spec(f)) for f in sorted(glob.glob('sweeps/*.yaml'))]\n"
-            "import orchestrator.cli, orchestrator.tune.run, orchestrator.tune.trial\n"
-            "print(len(plans), 'torch' in sys.modules)")
+    code = (
+        "import glob, sys\n"
+        "from orchestrator.spec.plan import plan_sweep\n"
+        "from orchestrator.spec.schema import load_spec\n"
+        "plans = [plan_sweep(load_spec(f)) for f in sorted(glob.glob('sweeps/*.yaml'))]\n"
+        "import orchestrator.cli, orchestrator.tune.run, orchestrator.tune.trial\n"
+        "print(len(plans), 'torch' in sys.modules)"
+    )
     repo = Path(__file__).resolve().parent.parent
-    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == [str(len(list((repo / "sweeps").glob("*.yaml")))), "False"]

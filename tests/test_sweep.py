@@ -1,7 +1,6 @@
 """A tiny sweep end to end on a real local Ray, real Optuna journal storage, real MLflow (sqlite)."""
-from __future__ import annotations
 
-from pathlib import Path
+from __future__ import annotations
 
 import mlflow
 import pyarrow as pa
@@ -11,9 +10,9 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from orchestrator.spec.plan import plan_sweep
+from orchestrator.spec.schema import parse_spec
 from orchestrator.store.results import load_metrics, load_trials
 from orchestrator.tune.run import run_sweep
-from orchestrator.spec.schema import parse_spec
 
 SPEC = {
     "name": "tiny",
@@ -69,7 +68,9 @@ def test_metrics_hold_each_trial_epoch_seed_once(sweep) -> None:
 
 def test_each_cell_study_holds_its_own_trials_only(sweep) -> None:
     plan, outcome, _ = sweep
-    storage = JournalStorage(JournalFileBackend(str(outcome.results_dir / "studies" / "journal.log")))
+    storage = JournalStorage(
+        JournalFileBackend(str(outcome.results_dir / "studies" / "journal.log"))
+    )
     trials = load_trials(outcome.results_dir).set_index("trial_id")
     studies = storage.get_all_studies()
     assert sorted(s.study_name for s in studies) == sorted(c.key for c in plan.cells)

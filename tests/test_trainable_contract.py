@@ -1,5 +1,6 @@
 """The public trainable contract without Ray: seeds as lockstep replicas, their checkpoints, the typed report,
 bad trainables rejected at validate in one line, and an installed package's Trainable found by name."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from helpers import scalesweep, write_spec
+
 from trainables import Report, Reporter, Row, Trainable, run_trainable, seed_mean
 
 
@@ -39,7 +40,10 @@ def counting(config: dict[str, Any], report: Reporter) -> None:
     while epoch < config["epochs"]:
         epoch += 1
         value = value * 0.5 + config["seed"]
-        report({"epoch": epoch, "loss": value, "seed_seen": config["seed"]}, state=lambda e=epoch, v=value: (e, v))
+        report(
+            {"epoch": epoch, "loss": value, "seed_seen": config["seed"]},
+            state=lambda e=epoch, v=value: (e, v),
+        )
 
 
 def test_seeds_run_as_replicas_whose_rows_carry_their_seed() -> None:
@@ -74,7 +78,11 @@ def test_one_failing_seed_fails_the_trial_and_stops_the_others() -> None:
 
 
 def test_the_seed_mean_skips_diverged_rows_and_says_when_nothing_is_left() -> None:
-    rows = [Row(0, 0, {"loss": 1.0}), Row(0, 1, {"loss": math.nan}, diverged=True), Row(0, 2, {"loss": 3.0})]
+    rows = [
+        Row(0, 0, {"loss": 1.0}),
+        Row(0, 1, {"loss": math.nan}, diverged=True),
+        Row(0, 2, {"loss": 3.0}),
+    ]
     assert seed_mean(rows, "loss") == 2.0
     assert math.isnan(seed_mean(rows[1:2], "loss"))
     assert seed_mean(rows, "accuracy") is None
@@ -82,7 +90,9 @@ def test_the_seed_mean_skips_diverged_rows_and_says_when_nothing_is_left() -> No
 
 
 def test_declared_keys_are_typed_and_checked() -> None:
-    trainable = Trainable(train=counting, defaults={"epochs": 10, "lr": 0.1, "seed": 0}, metrics={"loss": "min"})
+    trainable = Trainable(
+        train=counting, defaults={"epochs": 10, "lr": 0.1, "seed": 0}, metrics={"loss": "min"}
+    )
     assert trainable.resolved({"epochs": "3"}) == {"epochs": 3, "lr": 0.1, "seed": 0}
     with pytest.raises(ValueError, match="lrr: expected one of"):
         trainable.resolved({"lrr": 1})
@@ -90,21 +100,34 @@ def test_declared_keys_are_typed_and_checked() -> None:
 
 BAD = {
     "a module that does not exist": ("nowhere.at_all:train", "no module named 'nowhere'"),
-    "a module that raises on import": ("broken:train", "importing 'broken' failed: ZeroDivisionError"),
+    "a module that raises on import": (
+        "broken:train",
+        "importing 'broken' failed: ZeroDivisionError",
+    ),
     "a missing attribute": ("fine:nothing", "module 'fine' has no attribute 'nothing'"),
     "a wrong signature": ("fine:one_argument", "expected a function taking (config, report)"),
-    "not a function": ("fine:NUMBER", "expected a function train(config, report) or a scalesweep.Trainable"),
-    "a command not found": ({"command": "no-such-program-here --flag"}, "'no-such-program-here' not found"),
+    "not a function": (
+        "fine:NUMBER",
+        "expected a function train(config, report) or a scalesweep.Trainable",
+    ),
+    "a command not found": (
+        {"command": "no-such-program-here --flag"},
+        "'no-such-program-here' not found",
+    ),
     "a script not found": ({"command": "python missing.py"}, "'missing.py': no such file"),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_a_bad_trainable_is_one_line_and_exit_2_at_validate_and_run(tmp_path: Path, case: str) -> None:
+def test_a_bad_trainable_is_one_line_and_exit_2_at_validate_and_run(
+    tmp_path: Path, case: str
+) -> None:
     trainable, fragment = BAD[case]
     (tmp_path / "broken.py").write_text("1 / 0\n")
     (tmp_path / "fine.py").write_text("NUMBER = 3\n\ndef one_argument(config):\n    pass\n")
-    spec = write_spec(tmp_path / "spec.yaml", {"name": "bad", "trainable": trainable, "axes": {"n": [1]}})
+    spec = write_spec(
+        tmp_path / "spec.yaml", {"name": "bad", "trainable": trainable, "axes": {"n": [1]}}
+    )
     for command in ("validate", "run"):
         result = scalesweep(command, str(spec), cwd=tmp_path)
         assert result.returncode == 2, (command, result.stderr)
@@ -114,22 +137,41 @@ def test_a_bad_trainable_is_one_line_and_exit_2_at_validate_and_run(tmp_path: Pa
     assert not (tmp_path / "results").exists()
 
 
-def test_a_sweep_whose_trainable_never_reports_the_metric_exits_1_with_that_line_last(tmp_path: Path) -> None:
-    (tmp_path / "quiet.py").write_text(textwrap.dedent("""
+def test_a_sweep_whose_trainable_never_reports_the_metric_exits_1_with_that_line_last(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "quiet.py").write_text(
+        textwrap.dedent("""
         def train(config, report):
             for epoch in range(1, 4):
                 report({"epoch": epoch, "loss": 1.0 / epoch})
-    """))
-    spec = write_spec(tmp_path / "spec.yaml", {
-        "name": "quiet", "trainable": "quiet:train", "axes": {"n": [1, 2]}, "seeds": 2, "max_failures": 0,
-        "metric": {"name": "test_loss"}, "storage": {"tracking_uri": None},
-        "curves": [{"kind": "scaling_law", "x": "n", "y": "test_loss"}]})
+    """)
+    )
+    spec = write_spec(
+        tmp_path / "spec.yaml",
+        {
+            "name": "quiet",
+            "trainable": "quiet:train",
+            "axes": {"n": [1, 2]},
+            "seeds": 2,
+            "max_failures": 0,
+            "metric": {"name": "test_loss"},
+            "storage": {"tracking_uri": None},
+            "curves": [{"kind": "scaling_law", "x": "n", "y": "test_loss"}],
+        },
+    )
     result = scalesweep("run", str(spec), cwd=tmp_path)
     assert result.returncode == 1, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: every trial failed") and "'test_loss'" in last and "reported: loss" in last
-    errors = __import__("pandas").read_parquet(tmp_path / "results" / "quiet" / "trials.parquet").error
+    assert (
+        last.startswith("error: every trial failed")
+        and "'test_loss'" in last
+        and "reported: loss" in last
+    )
+    errors = (
+        __import__("pandas").read_parquet(tmp_path / "results" / "quiet" / "trials.parquet").error
+    )
     assert errors.str.contains("never reported the metric 'test_loss'").all()
 
 
@@ -146,11 +188,18 @@ ENTRY_PACKAGE = {
 }
 
 
-def test_an_installed_trainable_is_found_by_name_and_validates_without_torch(tmp_path: Path) -> None:
+def test_an_installed_trainable_is_found_by_name_and_validates_without_torch(
+    tmp_path: Path,
+) -> None:
     for name, text in ENTRY_PACKAGE.items():
         (tmp_path / "site" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "site" / name).write_text(text)
-    good = {"name": "lin", "trainable": "linreg", "fixed": {"epochs": 5}, "axes": {"lr": [0.1, 0.01]}}
+    good = {
+        "name": "lin",
+        "trainable": "linreg",
+        "fixed": {"epochs": 5},
+        "axes": {"lr": [0.1, 0.01]},
+    }
     write_spec(tmp_path / "good.yaml", good)
     write_spec(tmp_path / "bad.yaml", {**good, "fixed": {"epochs": 5, "learning_rate": 0.1}})
     probe = textwrap.dedent("""
@@ -164,10 +213,19 @@ def test_an_installed_trainable_is_found_by_name_and_validates_without_torch(tmp
         out["torch"] = "torch" in sys.modules
         print(json.dumps(out))
     """)
-    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
-                            env={**__import__("os").environ, "PYTHONPATH": str(tmp_path / "site")}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(tmp_path / "site")},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
     print(out)  # the milliseconds, for the record (no timing threshold in tests)
     assert out["good.yaml"] == 0 and out["bad.yaml"] == 2 and out["torch"] is False
-    assert "bad.yaml: fixed.learning_rate: expected one of ['epochs', 'lr', 'seed'] (unknown key)" in result.stderr
+    assert (
+        "bad.yaml: fixed.learning_rate: expected one of ['epochs', 'lr', 'seed'] (unknown key)"
+        in result.stderr
+    )

@@ -8,6 +8,7 @@ every tenth of the run and for the final report. A bad name or key: one line on 
 Numbers and booleans are passed as such, other values as strings (a trainable's ``resolve`` coerces
 further); a value that starts with ``[`` or ``{`` is decoded as JSON.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,8 @@ import sys
 import time
 from typing import Any
 
-from .api import ConfigError, Report, Reporter, seed_mean
+from .api import Report, Reporter, seed_mean
+from .errors import ConfigError
 from .registry import get_trainable, trainable_names
 from .replicas import SEEDS, run_trainable
 from .stacked.process import configure_process
@@ -28,7 +30,9 @@ def _parse(args: list[str]) -> tuple[str, dict[str, Any], bool]:
     jsonl = "--jsonl" in args
     rest = [a for a in args if a != "--jsonl"]
     if not rest or rest[0].startswith("-") or "=" in rest[0]:
-        raise ConfigError("trainable", f"expected a trainable name first, one of {trainable_names()} ({USAGE})")
+        raise ConfigError(
+            "trainable", f"expected a trainable name first, one of {trainable_names()} ({USAGE})"
+        )
     config: dict[str, Any] = {}
     for arg in rest[1:]:
         key, sep, value = arg.partition("=")
@@ -39,7 +43,9 @@ def _parse(args: list[str]) -> tuple[str, dict[str, Any], bool]:
                 config[key] = json.loads(value)
                 continue
             except json.JSONDecodeError:
-                raise ConfigError(key, f"expected valid JSON for a structured value, got {value!r}") from None
+                raise ConfigError(
+                    key, f"expected valid JSON for a structured value, got {value!r}"
+                ) from None
         config[key] = _scalar(value)
     return rest[0], config, jsonl
 
@@ -70,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         name, config, jsonl = _parse(list(sys.argv[1:] if argv is None else argv))
         trainable = get_trainable(name, ["."])
         seeds = int(config.pop(SEEDS, 1))
-        resolved = trainable.resolved({**config, SEEDS: seeds} if trainable.stacks_seeds else config)
+        resolved = trainable.resolved(
+            {**config, SEEDS: seeds} if trainable.stacks_seeds else config
+        )
     except (ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -84,14 +92,21 @@ def main(argv: list[str] | None = None) -> int:
         if jsonl:
             print(json.dumps(_clean({**report.to_wire(), **means})), flush=True)
             return
-        if epochs and report.epoch < epochs and report.epoch - last_printed[0] < max(1, epochs // 10):
+        if (
+            epochs
+            and report.epoch < epochs
+            and report.epoch - last_printed[0] < max(1, epochs // 10)
+        ):
             return
         last_printed[0] = report.epoch
         shown = "  ".join(f"{k} {v:.4g}" for k, v in means.items() if v is not None)
         diverged = sum(row.diverged for row in report.rows)
         tail = f"  diverged {diverged}" if diverged else ""
-        print(f"epoch {report.epoch}{'/' + str(epochs) if epochs else ''}  {shown}{tail}  "
-              f"({time.perf_counter() - started:.1f}s)", flush=True)
+        print(
+            f"epoch {report.epoch}{'/' + str(epochs) if epochs else ''}  {shown}{tail}  "
+            f"({time.perf_counter() - started:.1f}s)",
+            flush=True,
+        )
 
     configure_process()
     run_trainable(trainable, config, seeds, Reporter(on_report))

@@ -10,6 +10,7 @@ What flows back is a :class:`Report`: one :class:`Row` per (pack member, seed) t
 orchestrator never re-derives which seed or member a value belongs to, and :func:`seed_mean` is the one
 rule by which a member's metric is averaged over its seeds.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -18,6 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Any, Literal
+
+from .keys import resolve_defaults
 
 Mode = Literal["min", "max"]
 MEMBERS = "members"
@@ -29,18 +32,6 @@ ROWS = "rows"
 """The key of a sent report holding its rows (see :meth:`Report.to_wire`)."""
 StateFn = Callable[[], Any]
 TrainFn = Callable[[dict[str, Any], "Reporter"], None]
-
-
-class ConfigError(ValueError):
-    """A config key is unknown or has a bad value; the message names the key and what was expected."""
-
-    def __init__(self, key: str, expected: str) -> None:
-        super().__init__(f"{key}: {expected}")
-        self.key = key
-        self.expected = expected
-
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # raised on a Ray worker, re-raised on the driver
-        return type(self), (self.key, self.expected)
 
 
 @dataclass(frozen=True)
@@ -66,12 +57,16 @@ class Report:
     def to_wire(self) -> dict[str, Any]:
         """Plain lists and dicts, as Ray Tune carries and stores a result (it flattens nested dicts but
         leaves lists alone)."""
-        return {"epoch": self.epoch,
-                ROWS: [[r.member, r.seed, r.diverged, r.metrics, r.curves] for r in self.rows]}
+        return {
+            "epoch": self.epoch,
+            ROWS: [[r.member, r.seed, r.diverged, r.metrics, r.curves] for r in self.rows],
+        }
 
     @classmethod
     def from_wire(cls, result: Mapping[str, Any]) -> "Report":
-        return cls(int(result["epoch"]), [Row(m, s, dict(v), d, c) for m, s, d, v, c in result[ROWS]])
+        return cls(
+            int(result["epoch"]), [Row(m, s, dict(v), d, c) for m, s, d, v, c in result[ROWS]]
+        )
 
     def members(self) -> dict[int, "Report"]:
         """Each pack member's own report (its rows, in order): what the member alone would have reported."""
@@ -91,8 +86,11 @@ def seed_mean(rows: Sequence[Row], metric: str) -> float | None:
     values = [r.metrics[metric] for r in rows if metric in r.metrics]
     if not values:
         return None
-    live = [v for r, v in zip((r for r in rows if metric in r.metrics), values)
-            if not r.diverged and math.isfinite(v)]
+    live = [
+        v
+        for r, v in zip((r for r in rows if metric in r.metrics), values)
+        if not r.diverged and math.isfinite(v)
+    ]
     return math.fsum(live) / len(live) if live else math.nan
 
 
@@ -100,10 +98,17 @@ def single_row(metrics: Mapping[str, Any], seed: int) -> Report:
     """A plain ``report({"epoch": e, ...})`` of one function replica: every numeric key but ``epoch`` is a
     metric; a non-finite value marks the replica diverged at this report."""
     if "epoch" not in metrics:
-        raise ValueError(f"report: expected a dict with 'epoch' and numeric metrics, got keys {sorted(metrics)}")
-    values = {k: float(v) for k, v in metrics.items()
-              if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return Report(int(metrics["epoch"]), [Row(0, seed, values, not all(map(math.isfinite, values.values())))])
+        raise ValueError(
+            f"report: expected a dict with 'epoch' and numeric metrics, got keys {sorted(metrics)}"
+        )
+    values = {
+        k: float(v)
+        for k, v in metrics.items()
+        if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    return Report(
+        int(metrics["epoch"]), [Row(0, seed, values, not all(map(math.isfinite, values.values())))]
+    )
 
 
 class Reporter:
@@ -134,7 +139,11 @@ class Reporter:
 
 def _guess_mode(metric: str) -> Mode:
     """A metric's direction when nobody declared it: accuracies and scores rise, everything else falls."""
-    return "max" if any(w in metric.lower() for w in ("acc", "auc", "score", "reward", "return", "f1")) else "min"
+    return (
+        "max"
+        if any(w in metric.lower() for w in ("acc", "auc", "score", "reward", "return", "f1"))
+        else "min"
+    )
 
 
 def infer_mode(metric: str, declared: Mapping[str, Mode] | None = None) -> Mode:
@@ -178,8 +187,6 @@ class Trainable:
             return self.resolve(config)
         if self.defaults is None:
             return dict(config)
-        from .keys import resolve_defaults
-
         return resolve_defaults(config, self.defaults)
 
     def modes(self, config: Mapping[str, Any]) -> dict[str, Mode] | None:
@@ -199,13 +206,16 @@ class Trainable:
 def check_signature(fn: Any, where: str) -> None:
     """Raise TypeError naming ``where`` unless ``fn`` can be called as ``fn(config, report)``."""
     if not callable(fn):
-        raise TypeError(f"{where}: expected a function train(config, report) or a scalesweep.Trainable, "
-                        f"got {type(fn).__name__}")
+        raise TypeError(
+            f"{where}: expected a function train(config, report) or a scalesweep.Trainable, "
+            f"got {type(fn).__name__}"
+        )
     try:
         inspect.signature(fn).bind(None, None)
     except TypeError:
-        raise TypeError(f"{where}: expected a function taking (config, report), got {fn.__name__}"
-                        f"{inspect.signature(fn)}") from None
+        raise TypeError(
+            f"{where}: expected a function taking (config, report), got {fn.__name__}"
+            f"{inspect.signature(fn)}"
+        ) from None
     except ValueError:  # a builtin without a signature: trust it
         pass
-

@@ -5,6 +5,7 @@ NAME key=value``) and as JSON in ``SCALESWEEP_CONFIG``. Each line it prints to s
 object with ``epoch`` is one report; any other line goes to the trial's log. A non-zero exit fails the
 trial, with the program's last stderr line as the error. It runs once per seed, as any function does.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .api import ConfigError, Reporter, Trainable
+from .api import Reporter, Trainable
+from .errors import ConfigError
 
 CONFIG_ENV = "SCALESWEEP_CONFIG"
 
@@ -41,8 +43,15 @@ class Command:
         args = [f"{k}={argument(v)}" for k, v in config.items()]
         env = {**os.environ, CONFIG_ENV: json.dumps(config)}
         cwd = self.cwd if self.cwd and Path(self.cwd).is_dir() else None
-        proc = subprocess.Popen([*self.argv, *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, bufsize=1)
+        proc = subprocess.Popen(
+            [*self.argv, *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         tail: deque[str] = deque(maxlen=20)
         errors = threading.Thread(target=_drain, args=(proc.stderr, tail), daemon=True)
         errors.start()
@@ -55,7 +64,9 @@ class Command:
                     report(parsed)
             code = proc.wait()
         finally:
-            if proc.poll() is None:  # the trial was stopped, or reporting failed: do not leave it running
+            if (
+                proc.poll() is None
+            ):  # the trial was stopped, or reporting failed: do not leave it running
                 proc.kill()
                 proc.wait()
         errors.join()
@@ -88,7 +99,9 @@ def command_trainable(spec: Mapping[str, Any], directory: str | Path) -> Trainab
         raise ConfigError("trainable.command", "expected a command line, e.g. python train.py")
     here = Path(directory).resolve()
     if shutil.which(argv[0]) is None and shutil.which(str(here / argv[0])) is None:
-        raise ConfigError("trainable.command", f"{argv[0]!r} not found on PATH or in {here}; expected a program")
+        raise ConfigError(
+            "trainable.command", f"{argv[0]!r} not found on PATH or in {here}; expected a program"
+        )
     for arg in argv[1:]:
         if arg.endswith(".py") and not (here / arg).exists() and not Path(arg).exists():
             raise ConfigError("trainable.command", f"{arg!r}: no such file in {here}")

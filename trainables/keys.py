@@ -5,13 +5,14 @@ keys and ``CHECKS`` (range checks); ``resolve_keys`` turns a raw config into the
 defaults filled in, or raises ``ConfigError(key, "expected ...")`` before any work starts. A CLI
 passes strings: "64" → 64, "true" → True, "1e-3" → 0.001.
 """
+
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .api import ConfigError
+from .errors import ConfigError
 
 Keys = dict[str, tuple[type, Any, str]]
 Check = Callable[[str, Any], None]
@@ -41,7 +42,9 @@ def coerce(key: str, kind: type, value: Any, choices: Mapping[str, list[str]]) -
     if kind is int:
         if isinstance(value, str):
             try:
-                value = float(value.strip()) if any(c in value for c in ".eE") else int(value.strip())
+                value = (
+                    float(value.strip()) if any(c in value for c in ".eE") else int(value.strip())
+                )
             except ValueError:
                 raise ConfigError(key, f"expected an integer, got {value!r}") from None
         if isinstance(value, float) and value.is_integer():
@@ -70,20 +73,31 @@ def at_least(lo: float, strict: bool = False) -> Check:
     def check(key: str, value: Any) -> None:
         if value < lo or (strict and value == lo):
             raise ConfigError(key, f"expected a value {'>' if strict else '≥'} {lo}, got {value!r}")
+
     return check
 
 
-def resolve_keys(config: Mapping[str, Any], keys: Keys, choices: Mapping[str, list[str]],
-                 checks: Mapping[str, Check]) -> dict[str, Any]:
+def resolve_keys(
+    config: Mapping[str, Any],
+    keys: Keys,
+    choices: Mapping[str, list[str]],
+    checks: Mapping[str, Check],
+) -> dict[str, Any]:
     """Every key of ``keys``, typed and checked; a missing or None value takes the default."""
     if not isinstance(config, Mapping):
-        raise ConfigError("config", f"expected a mapping of keys to values, got {type(config).__name__}")
+        raise ConfigError(
+            "config", f"expected a mapping of keys to values, got {type(config).__name__}"
+        )
     unknown = sorted(set(config) - set(keys))
     if unknown:
         raise ConfigError(unknown[0], f"expected one of {sorted(keys)} (unknown key)")
     out: dict[str, Any] = {}
     for key, (kind, default, _) in keys.items():
-        value = coerce(key, kind, config[key], choices) if key in config and config[key] is not None else default
+        value = (
+            coerce(key, kind, config[key], choices)
+            if key in config and config[key] is not None
+            else default
+        )
         if key in checks:
             checks[key](key, value)
         out[key] = value
@@ -93,7 +107,9 @@ def resolve_keys(config: Mapping[str, Any], keys: Keys, choices: Mapping[str, li
 def resolve_defaults(config: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
     """``resolve_keys`` for keys declared as {key: default}: each key's type is its default's (None: any)."""
     if not isinstance(config, Mapping):
-        raise ConfigError("config", f"expected a mapping of keys to values, got {type(config).__name__}")
+        raise ConfigError(
+            "config", f"expected a mapping of keys to values, got {type(config).__name__}"
+        )
     unknown = sorted(set(config) - set(defaults))
     if unknown:
         raise ConfigError(unknown[0], f"expected one of {sorted(defaults)} (unknown key)")

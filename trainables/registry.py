@@ -5,6 +5,7 @@ pyproject.toml), each naming a :class:`Trainable`. ``module:attr`` names a :clas
 ``train(config, report)`` function; its module is searched on the given directories (the spec's, the
 working directory), then on ``sys.path``. Every failure is a :class:`ConfigError` on the key ``trainable``.
 """
+
 from __future__ import annotations
 
 import sys
@@ -15,7 +16,8 @@ from importlib import import_module, metadata
 from pathlib import Path
 from typing import Any
 
-from .api import ConfigError, Trainable, check_signature
+from .api import Trainable, check_signature
+from .errors import ConfigError
 
 GROUP = "scalesweep.trainables"
 
@@ -35,8 +37,11 @@ def get_trainable(ref: str, search: Iterable[str | Path] = ()) -> Trainable:
         return _from_module(ref, search)
     points = _entry_points()
     if ref not in points:
-        raise ConfigError("trainable", f"expected an installed trainable ({', '.join(sorted(points))}) or "
-                                       f"package.module:function, got {ref!r}")
+        raise ConfigError(
+            "trainable",
+            f"expected an installed trainable ({', '.join(sorted(points))}) or "
+            f"package.module:function, got {ref!r}",
+        )
     return _as_trainable(_load(points[ref].value, ref, search), ref)
 
 
@@ -54,17 +59,24 @@ def _load(target: str, ref: str, search: Iterable[str | Path]) -> Any:
             module = import_module(module_name)
         except ModuleNotFoundError as err:
             if err.name and module_name.startswith(err.name):
-                raise ConfigError("trainable", f"no module named {err.name!r} for {ref!r}; expected it in the "
-                                               f"spec's directory, the working directory or on PYTHONPATH") from None
+                raise ConfigError(
+                    "trainable",
+                    f"no module named {err.name!r} for {ref!r}; expected it in the "
+                    f"spec's directory, the working directory or on PYTHONPATH",
+                ) from None
             raise ConfigError("trainable", f"importing {module_name!r} failed: {err}") from None
         except Exception as err:  # the user's module raised while importing: say so in one line
-            raise ConfigError("trainable", f"importing {module_name!r} failed: "
-                                           f"{type(err).__name__}: {err}") from None
+            raise ConfigError(
+                "trainable", f"importing {module_name!r} failed: {type(err).__name__}: {err}"
+            ) from None
     value: Any = module
     for part in attr.split("."):
         if not hasattr(value, part):
-            raise ConfigError("trainable", f"module {module_name!r} has no attribute {attr!r}; expected a "
-                                           f"function train(config, report) or a scalesweep.Trainable")
+            raise ConfigError(
+                "trainable",
+                f"module {module_name!r} has no attribute {attr!r}; expected a "
+                f"function train(config, report) or a scalesweep.Trainable",
+            )
         value = getattr(value, part)
     return value
 

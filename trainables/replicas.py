@@ -10,6 +10,7 @@ same report, so their states are saved together and restored together.
 Threads, not processes: a replica that computes in NumPy or torch releases the GIL and runs beside the
 others; a pure-Python one runs interleaved, costing what running the seeds one after another would.
 """
+
 from __future__ import annotations
 
 import threading
@@ -21,7 +22,9 @@ from .api import MEMBERS, Report, Reporter, Row, StateFn, Trainable, single_row
 SEEDS = "seeds"
 
 
-def run_trainable(trainable: Trainable, config: Mapping[str, Any], seeds: int, report: Reporter) -> None:
+def run_trainable(
+    trainable: Trainable, config: Mapping[str, Any], seeds: int, report: Reporter
+) -> None:
     """Train one trial's ``config`` (spec values, with ``seed`` as the base seed) for ``seeds`` seeds."""
     if trainable.stacks_seeds:
         trainable.function()(trainable.resolved({**config, SEEDS: seeds}), report)
@@ -52,12 +55,21 @@ class _Lockstep:
         self._round = 0
         self._failure: BaseException | None = None
         restored = outer.restored_state()
-        self.restored: list[Any] = restored["replicas"] if restored is not None else [None] * len(seeds)
+        self.restored: list[Any] = (
+            restored["replicas"] if restored is not None else [None] * len(seeds)
+        )
 
     def run(self, trainable: Trainable, configs: list[dict[str, Any]]) -> None:
         fn = trainable.function()
-        threads = [threading.Thread(target=self._replica, args=(fn, config, i), daemon=True,
-                                    name=f"seed-{config['seed']}") for i, config in enumerate(configs)]
+        threads = [
+            threading.Thread(
+                target=self._replica,
+                args=(fn, config, i),
+                daemon=True,
+                name=f"seed-{config['seed']}",
+            )
+            for i, config in enumerate(configs)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -103,12 +115,17 @@ class _Lockstep:
         epochs = {r.epoch for r, _ in pending.values()}
         try:
             if len(epochs) > 1:
-                raise ValueError(f"seeds reported different epochs at one report ({sorted(epochs)}): each seed "
-                                 f"must report the same sequence of epochs")
+                raise ValueError(
+                    f"seeds reported different epochs at one report ({sorted(epochs)}): each seed "
+                    f"must report the same sequence of epochs"
+                )
             rows = [row for r, _ in pending.values() for row in r.rows]
             states = [s for _, s in pending.values()]
-            state = (lambda: {"replicas": [s() if s is not None else None for s in states]}) \
-                if len(pending) == len(self.seeds) and all(s is not None for s in states) else None
+            state = (
+                (lambda: {"replicas": [s() if s is not None else None for s in states]})
+                if len(pending) == len(self.seeds) and all(s is not None for s in states)
+                else None
+            )
             self.outer(Report(epochs.pop(), rows), state)
         except BaseException as err:  # the runner stopped the trial (SystemExit) or sending failed
             self._failure = self._failure or err
@@ -126,9 +143,13 @@ class _Replica(Reporter):
 
     def __call__(self, metrics: Mapping[str, Any] | Report, state: StateFn | None = None) -> None:
         report = metrics if isinstance(metrics, Report) else single_row(metrics, self._seed)
-        report = Report(report.epoch, [Row(0, self._seed, r.metrics, r.diverged, r.curves) for r in report.rows])
+        report = Report(
+            report.epoch, [Row(0, self._seed, r.metrics, r.diverged, r.curves) for r in report.rows]
+        )
         if len(self._lockstep.seeds) == 1:
-            self._lockstep.outer(report, (lambda: {"replicas": [state()]}) if state is not None else None)
+            self._lockstep.outer(
+                report, (lambda: {"replicas": [state()]}) if state is not None else None
+            )
         else:
             self._lockstep.report(self._index, report, state)
 

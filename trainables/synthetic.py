@@ -5,6 +5,7 @@ loss(epoch) = floor + (1 - floor)·exp(-rate·epoch) with floor = (log10 lr + 2.
 per-seed noise, so the best lr is known (10^-2.5) and larger ``size`` means lower loss. ``sleep_s``
 sets a trial's cost per epoch, ``fail_epoch`` makes a trial raise and ``diverge`` makes it NaN.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,16 +14,27 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .api import ConfigError, Mode, Report, Reporter, Row, Trainable
+from .api import Mode, Report, Reporter, Row, Trainable
+from .errors import ConfigError
 from .packs import member_configs, resolve_pack
 
 DEFAULTS: dict[str, Any] = {
-    "epochs": 10, "lr": 1e-3, "size": 1.0, "rate": 0.3, "noise": 0.01, "sleep_s": 0.0,
-    "seeds": 1, "seed": 0, "fail_epoch": 0, "diverge": False,
+    "epochs": 10,
+    "lr": 1e-3,
+    "size": 1.0,
+    "rate": 0.3,
+    "noise": 0.01,
+    "sleep_s": 0.0,
+    "seeds": 1,
+    "seed": 0,
+    "fail_epoch": 0,
+    "diverge": False,
 }
 
 
-STACKABLE = frozenset({"lr", "size", "rate", "noise", "diverge"})  # what the members of one pack may vary
+STACKABLE = frozenset(
+    {"lr", "size", "rate", "noise", "diverge"}
+)  # what the members of one pack may vary
 
 
 def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,8 +68,14 @@ def _member_rows(member: int, c: Mapping[str, Any], epoch: int) -> list[Row]:
     for s in range(c["seeds"]):
         noise = c["noise"] * random.Random(hash((c["seed"] + s, epoch))).gauss(0, 1)
         values = {"train_loss": curve * 0.9, "test_loss": curve + noise}
-        rows.append(Row(member, c["seed"] + s, {k: math.nan for k in values} if c["diverge"] else values,
-                        diverged=c["diverge"]))
+        rows.append(
+            Row(
+                member,
+                c["seed"] + s,
+                {k: math.nan for k in values} if c["diverge"] else values,
+                diverged=c["diverge"],
+            )
+        )
     return rows
 
 
@@ -70,12 +88,22 @@ def train(config: dict[str, Any], report: Reporter) -> None:
         if not members:
             return
         if config["fail_epoch"] and epoch >= config["fail_epoch"]:
-            raise RuntimeError(f"synthetic failure at epoch {epoch} (fail_epoch={config['fail_epoch']})")
+            raise RuntimeError(
+                f"synthetic failure at epoch {epoch} (fail_epoch={config['fail_epoch']})"
+            )
         time.sleep(config["sleep_s"])
         rows = [row for m in members for row in _member_rows(m, configs[m], epoch)]
-        report(Report(epoch, rows), lambda e=epoch, kept=list(members): {"epoch": e, "members": kept})
+        report(
+            Report(epoch, rows), lambda e=epoch, kept=list(members): {"epoch": e, "members": kept}
+        )
         members = [m for m in members if m not in report.stopped()]
 
 
-SYNTHETIC = Trainable(train=train, name="synthetic", resolve=resolve, metrics=metrics, stackable=STACKABLE,
-                      stacks_seeds=True)
+SYNTHETIC = Trainable(
+    train=train,
+    name="synthetic",
+    resolve=resolve,
+    metrics=metrics,
+    stackable=STACKABLE,
+    stacks_seeds=True,
+)

@@ -7,23 +7,53 @@ third for k=3), so resampled means are pushed away from the observed mean by sqr
 coverage tests rely on it. Fits run batched over all bootstrap replicates at once (`kernels`),
 which keeps a whole sweep's curves to a second or two.
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterator, Literal, Mapping, NamedTuple, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from orchestrator.answers.kernels import (ALPHA_MAX, boot_means, fit_power_law, fit_sigmoid, grid_n_star, percentile_ci,
-                      sigmoid_crossing)
+from orchestrator.answers.kernels import (
+    ALPHA_MAX,
+    boot_means,
+    fit_power_law,
+    fit_sigmoid,
+    grid_n_star,
+    percentile_ci,
+    sigmoid_crossing,
+)
 
 Mode = Literal["min", "max"]
-SC_COLUMNS = ["n_star", "n_star_lo", "n_star_hi", "n_star_smooth", "n_star_smooth_lo",
-              "n_star_smooth_hi", "reached", "x_min", "x_max", "n_seeds"]
-SL_COLUMNS = ["alpha", "alpha_lo", "alpha_hi", "A", "A_lo", "A_hi", "E", "E_lo", "E_hi",
-              "rmse_log", "n_points"]
+SC_COLUMNS = [
+    "n_star",
+    "n_star_lo",
+    "n_star_hi",
+    "n_star_smooth",
+    "n_star_smooth_lo",
+    "n_star_smooth_hi",
+    "reached",
+    "x_min",
+    "x_max",
+    "n_seeds",
+]
+SL_COLUMNS = [
+    "alpha",
+    "alpha_lo",
+    "alpha_hi",
+    "A",
+    "A_lo",
+    "A_hi",
+    "E",
+    "E_lo",
+    "E_hi",
+    "rmse_log",
+    "n_points",
+]
 SLOPE_COLUMNS = ["slope", "slope_lo", "slope_hi", "intercept", "n_points", "estimate"]
 _STATUS_RANK = {"completed": 0, "pruned": 1, "diverged": 2}
 METRIC_KEYS = ["trial_id", "epoch", "seed"]
@@ -43,8 +73,14 @@ def metric_sign(modes: dict[str, str], metric: str) -> float:
     return 1.0 if mode == "min" else -1.0
 
 
-def seed_points(trials: pd.DataFrame, metrics: pd.DataFrame, axes: Sequence[str], select: str,
-                modes: dict[str, str], at: Literal["final", "best", "all"] = "final") -> pd.DataFrame:
+def seed_points(
+    trials: pd.DataFrame,
+    metrics: pd.DataFrame,
+    axes: Sequence[str],
+    select: str,
+    modes: dict[str, str],
+    at: Literal["final", "best", "all"] = "final",
+) -> pd.DataFrame:
     """Per cell, the best trial's per-seed metrics at its final (or best) epoch: what curves fit.
 
     A curve needs the best hyper-parameters per cell, judged at the budget the curve is read at,
@@ -57,7 +93,9 @@ def seed_points(trials: pd.DataFrame, metrics: pd.DataFrame, axes: Sequence[str]
     """
     if at not in ("final", "best", "all"):
         raise ValueError(f"at: expected 'final', 'best' or 'all', got {at!r}")
-    key = f"{at}_{select}" if f"{at}_{select}" in trials.columns else f"final_{select}"  # all: ranked at final
+    key = (
+        f"{at}_{select}" if f"{at}_{select}" in trials.columns else f"final_{select}"
+    )  # all: ranked at final
     _require(trials, ["trial_id", "cell", "status", key, *axes], "trials")
     _require(metrics, [*METRIC_KEYS, select], "metrics")
     sign = metric_sign(modes, select)
@@ -68,7 +106,9 @@ def seed_points(trials: pd.DataFrame, metrics: pd.DataFrame, axes: Sequence[str]
     m = metrics[metrics["trial_id"].isin(best["trial_id"])]
     missing = sorted(set(best["trial_id"]) - set(m["trial_id"]))
     if missing:
-        warnings.warn(f"no metric rows for best trials {missing[:5]}: their cells are left out")
+        warnings.warn(
+            f"no metric rows for best trials {missing[:5]}: their cells are left out", stacklevel=2
+        )
     if at == "all":
         epochs = m[["trial_id", "epoch"]].drop_duplicates()
     elif at == "final":
@@ -87,16 +127,21 @@ def seed_points(trials: pd.DataFrame, metrics: pd.DataFrame, axes: Sequence[str]
     return out.sort_values([*axes, "seed"]).reset_index(drop=True)
 
 
-def _groups(points: pd.DataFrame, x: str, y: str, by: Sequence[str]
-            ) -> Iterator[tuple[dict[str, Any], np.ndarray, np.ndarray]]:
+def _groups(
+    points: pd.DataFrame, x: str, y: str, by: Sequence[str]
+) -> Iterator[tuple[dict[str, Any], np.ndarray, np.ndarray]]:
     """Yield (group key, sorted grid x, Y[x, seed]) with NaN where a seed is missing/diverged."""
     if "seed" not in points.columns:
-        raise ValueError("points: missing column 'seed'; build per-seed points with "
-                         "seed_points(trials, metrics, axes, select, modes)")
+        raise ValueError(
+            "points: missing column 'seed'; build per-seed points with "
+            "seed_points(trials, metrics, axes, select, modes)"
+        )
     _require(points, [x, y, *by], "points")
     if points.duplicated([*by, x, "seed"]).any():
-        raise ValueError(f"points: several rows per ({', '.join([*by, x])}, seed): an axis that "
-                         "varies is missing from `by`")
+        raise ValueError(
+            f"points: several rows per ({', '.join([*by, x])}, seed): an axis that "
+            "varies is missing from `by`"
+        )
     if not pd.api.types.is_numeric_dtype(points[x]) or (points[x] <= 0).any():
         raise ValueError(f"x: axis {x!r} must be numeric and > 0 to be read on a log scale")
     grouped = points.groupby(list(by), dropna=False, sort=True) if by else [((), points)]
@@ -106,9 +151,18 @@ def _groups(points: pd.DataFrame, x: str, y: str, by: Sequence[str]
         yield dict(zip(by, key)), wide.index.to_numpy(float), wide.to_numpy(float)
 
 
-def sample_complexity(points: pd.DataFrame, x: str, y: str, by: Sequence[str],
-                      threshold: float, mode: Mode = "min", n_boot: int = 1000,
-                      ci: float = 0.9, seed: int = 0, chance: float | None = None) -> pd.DataFrame:
+def sample_complexity(
+    points: pd.DataFrame,
+    x: str,
+    y: str,
+    by: Sequence[str],
+    threshold: float,
+    mode: Mode = "min",
+    n_boot: int = 1000,
+    ci: float = 0.9,
+    seed: int = 0,
+    chance: float | None = None,
+) -> pd.DataFrame:
     """Per group of `by`: the data size n* from which the seed-mean of y meets the threshold.
 
     `n_star` is the smallest grid x where the mean is good and stays good at every larger x (inf
@@ -125,26 +179,46 @@ def sample_complexity(points: pd.DataFrame, x: str, y: str, by: Sequence[str],
         grid = grid_n_star(xs, M, sign * (np.nan_to_num(M, nan=np.inf * sign) - threshold) <= 0)
         t = np.log2(xs)
         if np.isfinite(M[0]).sum() >= 3:
-            smooth = sigmoid_crossing(fit_sigmoid(t, M, chance), t[0] - 1, t[-1] + 1, threshold, sign)
+            smooth = sigmoid_crossing(
+                fit_sigmoid(t, M, chance), t[0] - 1, t[-1] + 1, threshold, sign
+            )
         else:
             smooth = np.full(len(M), np.nan)
         lo, hi = percentile_ci(grid[1:], ci)
         s_lo, s_hi = percentile_ci(smooth[1:], ci)
-        rows.append({**key, "n_star": grid[0], "n_star_lo": lo, "n_star_hi": hi,
-                     "n_star_smooth": smooth[0], "n_star_smooth_lo": s_lo, "n_star_smooth_hi": s_hi,
-                     "reached": bool(np.isfinite(grid[0])), "x_min": xs[0], "x_max": xs[-1],
-                     "n_seeds": Y.shape[1]})
+        rows.append(
+            {
+                **key,
+                "n_star": grid[0],
+                "n_star_lo": lo,
+                "n_star_hi": hi,
+                "n_star_smooth": smooth[0],
+                "n_star_smooth_lo": s_lo,
+                "n_star_smooth_hi": s_hi,
+                "reached": bool(np.isfinite(grid[0])),
+                "x_min": xs[0],
+                "x_max": xs[-1],
+                "n_seeds": Y.shape[1],
+            }
+        )
     return pd.DataFrame(rows, columns=[*by, *SC_COLUMNS])
 
 
 class SlopeFit(NamedTuple):
     """`fits`: one row per remaining group (slope, CI, intercept); `points`: the rows used."""
+
     fits: pd.DataFrame
     points: pd.DataFrame
 
 
-def scaling_slope(table: pd.DataFrame, axis: str, estimate: str = "n_star_smooth",
-                  n_boot: int = 2000, ci: float = 0.9, seed: int = 0) -> SlopeFit:
+def scaling_slope(
+    table: pd.DataFrame,
+    axis: str,
+    estimate: str = "n_star_smooth",
+    n_boot: int = 2000,
+    ci: float = 0.9,
+    seed: int = 0,
+) -> SlopeFit:
     """Fit log n* = c + slope·log(axis) per group of the table's other `by` columns.
 
     The slope is the (inverse-)scaling exponent: n* ∝ axis^slope. Only reached groups with a
@@ -174,17 +248,35 @@ def scaling_slope(table: pd.DataFrame, axis: str, estimate: str = "n_star_smooth
         xc = lx - lx.mean()
         slopes = (ly - ly.mean(1, keepdims=True)) @ xc / (xc @ xc)
         s_lo, s_hi = percentile_ci(slopes[1:], ci)
-        fits.append({**dict(zip(others, key)), "slope": slopes[0], "slope_lo": s_lo,
-                     "slope_hi": s_hi, "intercept": ln.mean() - slopes[0] * lx.mean(),
-                     "n_points": len(g), "estimate": estimate})
+        fits.append(
+            {
+                **dict(zip(others, key)),
+                "slope": slopes[0],
+                "slope_lo": s_lo,
+                "slope_hi": s_hi,
+                "intercept": ln.mean() - slopes[0] * lx.mean(),
+                "n_points": len(g),
+                "estimate": estimate,
+            }
+        )
         kept.append(g)
-    return SlopeFit(pd.DataFrame(fits, columns=[*others, *SLOPE_COLUMNS]),
-                    pd.concat(kept) if kept else table.iloc[:0])
+    return SlopeFit(
+        pd.DataFrame(fits, columns=[*others, *SLOPE_COLUMNS]),
+        pd.concat(kept) if kept else table.iloc[:0],
+    )
 
 
-def scaling_law(points: pd.DataFrame, x: str, y: str, by: Sequence[str], n_boot: int = 300,
-                ci: float = 0.9, seed: int = 0, delta: float = 0.1,
-                return_bootstrap: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, list]:
+def scaling_law(
+    points: pd.DataFrame,
+    x: str,
+    y: str,
+    by: Sequence[str],
+    n_boot: int = 300,
+    ci: float = 0.9,
+    seed: int = 0,
+    delta: float = 0.1,
+    return_bootstrap: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, list]:
     """Per group, fit y = A·x^(-α) + E to the seed means, with bootstrap CIs over seeds.
 
     Huber loss on log residuals makes one bad cell matter little. Chinchilla's delta 1e-3 suits
@@ -212,7 +304,7 @@ def scaling_law(points: pd.DataFrame, x: str, y: str, by: Sequence[str], n_boot:
             for name, col in (("A", 0), ("alpha", 1), ("E", 2)):
                 row[name] = params[0, col]
                 row[f"{name}_lo"], row[f"{name}_hi"] = percentile_ci(params[1:, col], ci)
-            row["rmse_log"] = float(np.sqrt(np.mean(resid ** 2)))
+            row["rmse_log"] = float(np.sqrt(np.mean(resid**2)))
             boot = params[1:]
         rows.append(row)
         boots.append(boot)

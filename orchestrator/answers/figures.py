@@ -5,11 +5,13 @@ them changes no global backend, opens no window, and is safe in a notebook or a 
 Style: the first `by` axis sets the colour (a sequential map when numeric, e.g. width), the
 second the line style, so `embed_dim × vo_identity` reads as 4 colours × solid/dashed.
 """
+
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,23 +29,31 @@ DPI = 120
 _DASHES = ["-", "--", ":", "-."]
 _MARKERS = ["o", "s", "^", "D"]
 
+
 def _styles(keys: list[dict[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
     """Colour from the by-axis with most values, dash and marker from the other; else tab10."""
     values = {b: sorted({k[b] for k in keys}, key=lambda v: (str(type(v)), v)) for b in by}
     order = sorted(by, key=lambda b: -len(values[b]))
     if not by or len(by) > 2 or (len(by) == 2 and len(values[order[1]]) > len(_DASHES)):
-        return [{"color": f"C{i % 10}" if by else "C0", "linestyle": "-", "marker": "o"}
-                for i in range(len(keys))]
+        return [
+            {"color": f"C{i % 10}" if by else "C0", "linestyle": "-", "marker": "o"}
+            for i in range(len(keys))
+        ]
     first = values[order[0]]
-    numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
-                  for v in first)
-    colours = {v: colormaps["viridis"](0.85 * i / max(len(first) - 1, 1)) if numeric
-               else f"C{i % 10}" for i, v in enumerate(first)}
+    numeric = all(
+        isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+        for v in first
+    )
+    colours = {
+        v: colormaps["viridis"](0.85 * i / max(len(first) - 1, 1)) if numeric else f"C{i % 10}"
+        for i, v in enumerate(first)
+    }
     styles = []
     for k in keys:
         j = values[order[1]].index(k[order[1]]) if len(by) == 2 else 0
-        styles.append({"color": colours[k[order[0]]], "linestyle": _DASHES[j],
-                       "marker": _MARKERS[j]})
+        styles.append(
+            {"color": colours[k[order[0]]], "linestyle": _DASHES[j], "marker": _MARKERS[j]}
+        )
     return styles
 
 
@@ -59,7 +69,11 @@ def _figure(table: pd.DataFrame, by: Sequence[str]) -> tuple[Figure, Any, list[_
     """A figure of the usual size, its axes and, per row of ``table`` (a group of ``by``): key, style, row."""
     fig = Figure(figsize=(7.2, 4.2))
     keys = _keys(table, by)
-    return fig, fig.add_subplot(), list(zip(keys, _styles(keys, by), (row for _, row in table.iterrows())))
+    return (
+        fig,
+        fig.add_subplot(),
+        list(zip(keys, _styles(keys, by), (row for _, row in table.iterrows()))),
+    )
 
 
 def _select(points: pd.DataFrame, key: dict[str, Any]) -> pd.DataFrame:
@@ -103,8 +117,9 @@ def save_png(fig: Figure, ax: Any, path: Path, extra: Sequence[Line2D] = ()) -> 
         ax.spines[side].set_visible(False)
     handles = ax.get_legend_handles_labels()[0] + list(extra)
     if handles:
-        ax.legend(handles=handles, fontsize=8, frameon=False, loc="upper left",
-                  bbox_to_anchor=(1.01, 1.0))
+        ax.legend(
+            handles=handles, fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0)
+        )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     # A 256-colour palette looks the same on line plots and makes the file ~3x smaller.
@@ -119,8 +134,16 @@ def _y_scale(ax: Any, values: np.ndarray) -> None:
         _log10_y(ax)
 
 
-def plot_sample_complexity(points: pd.DataFrame, table: pd.DataFrame, x: str, y: str,
-                           by: Sequence[str], threshold: float, mode: str, path: Path) -> Path:
+def plot_sample_complexity(
+    points: pd.DataFrame,
+    table: pd.DataFrame,
+    x: str,
+    y: str,
+    by: Sequence[str],
+    threshold: float,
+    mode: str,
+    path: Path,
+) -> Path:
     """y vs x (log2) per group: seed-mean line, min–max band over seeds, threshold, n* marked."""
     fig, ax, groups = _figure(table, by)
     for key, style, row in groups:
@@ -128,15 +151,36 @@ def plot_sample_complexity(points: pd.DataFrame, table: pd.DataFrame, x: str, y:
         xs, c = stats.index.to_numpy(float), style["color"]
         n_star = fmt_n(row["n_star"], hi_bound=row["x_max"])
         label = f"{group_label(key)}   n* {n_star if n_star[0] == '>' else '= ' + n_star}"
-        ax.plot(xs, stats["mean"], color=c, linestyle=style["linestyle"], marker=style["marker"],
-                markersize=3.5, linewidth=1.5, label=label)
+        ax.plot(
+            xs,
+            stats["mean"],
+            color=c,
+            linestyle=style["linestyle"],
+            marker=style["marker"],
+            markersize=3.5,
+            linewidth=1.5,
+            label=label,
+        )
         ax.fill_between(xs, stats["min"], stats["max"], color=c, alpha=0.13, linewidth=0)
         if row["reached"]:
-            ax.plot([row["n_star"]], [stats.loc[row["n_star"], "mean"]], marker="o", markersize=10,
-                    markerfacecolor="none", markeredgecolor=c, markeredgewidth=1.5)
+            ax.plot(
+                [row["n_star"]],
+                [stats.loc[row["n_star"], "mean"]],
+                marker="o",
+                markersize=10,
+                markerfacecolor="none",
+                markeredgecolor=c,
+                markeredgewidth=1.5,
+            )
         if np.isfinite(row["n_star_smooth"]) and row["n_star_smooth"] > 0:
-            ax.plot([row["n_star_smooth"]], [threshold], marker="x", color=c, markersize=7,
-                    markeredgewidth=1.5)
+            ax.plot(
+                [row["n_star_smooth"]],
+                [threshold],
+                marker="x",
+                color=c,
+                markersize=7,
+                markeredgewidth=1.5,
+            )
     ax.axhline(threshold, color="0.35", linestyle="--", linewidth=1.0)
     _log2_axis(ax, points[x].to_numpy(float))
     _y_scale(ax, points[y].to_numpy(float))
@@ -144,14 +188,34 @@ def plot_sample_complexity(points: pd.DataFrame, table: pd.DataFrame, x: str, y:
     ax.set_ylabel(f"{y} (at the best trial per cell)")
     seeds = points["seed"].nunique()
     op = "≤" if mode == "min" else "≥"
-    ax.set_title(f"Sample complexity: {y} vs {x}\nline = mean over {seeds} seed(s), band = "
-                 f"min–max over seeds; n* = smallest {x} with mean {op} {threshold:g} from there "
-                 "on", fontsize=9)
-    extra = [Line2D([], [], color="0.35", linestyle="--", label=f"threshold {threshold:g}"),
-             Line2D([], [], color="0.2", marker="o", markersize=9, markerfacecolor="none",
-                    linestyle="none", label="n* on the grid"),
-             Line2D([], [], color="0.2", marker="x", markersize=7, linestyle="none",
-                    label="n* from sigmoid fit")]
+    ax.set_title(
+        f"Sample complexity: {y} vs {x}\nline = mean over {seeds} seed(s), band = "
+        f"min–max over seeds; n* = smallest {x} with mean {op} {threshold:g} from there "
+        "on",
+        fontsize=9,
+    )
+    extra = [
+        Line2D([], [], color="0.35", linestyle="--", label=f"threshold {threshold:g}"),
+        Line2D(
+            [],
+            [],
+            color="0.2",
+            marker="o",
+            markersize=9,
+            markerfacecolor="none",
+            linestyle="none",
+            label="n* on the grid",
+        ),
+        Line2D(
+            [],
+            [],
+            color="0.2",
+            marker="x",
+            markersize=7,
+            linestyle="none",
+            label="n* from sigmoid fit",
+        ),
+    ]
     return save_png(fig, ax, path, extra)
 
 
@@ -167,33 +231,81 @@ def plot_n_star(fit: SlopeFit, table: pd.DataFrame, axis: str, y: str, path: Pat
         lo = np.clip(g[f"{est}_lo"].to_numpy(float), g["x_min"] / 2, None)
         hi = np.clip(g[f"{est}_hi"].to_numpy(float), None, g["x_max"] * 2)
         c = style["color"] if others else "C0"
-        ax.errorbar(a[ok], v[ok], yerr=[v[ok] - lo[ok], hi[ok] - v[ok]], color=c,
-                    marker=style["marker"], linestyle="none", markersize=5, capsize=3)
+        ax.errorbar(
+            a[ok],
+            v[ok],
+            yerr=[v[ok] - lo[ok], hi[ok] - v[ok]],
+            color=c,
+            marker=style["marker"],
+            linestyle="none",
+            markersize=5,
+            capsize=3,
+        )
         if (~ok).any():
-            ax.plot(a[~ok], g["x_max"].to_numpy(float)[~ok] * 2, marker="^", color=c,
-                    linestyle="none", markersize=7, markerfacecolor="none")
+            ax.plot(
+                a[~ok],
+                g["x_max"].to_numpy(float)[~ok] * 2,
+                marker="^",
+                color=c,
+                linestyle="none",
+                markersize=7,
+                markerfacecolor="none",
+            )
         grid = np.geomspace(a.min(), a.max(), 50)
         name = f"{group_label(key)}: " if others else ""
-        ax.plot(grid, np.exp(row["intercept"]) * grid ** row["slope"], color=c,
-                linestyle=style["linestyle"], linewidth=1.3,
-                label=f"{name}slope {row['slope']:.2f} [{row['slope_lo']:.2f}, "
-                      f"{row['slope_hi']:.2f}] ({row['n_points']} points)")
+        ax.plot(
+            grid,
+            np.exp(row["intercept"]) * grid ** row["slope"],
+            color=c,
+            linestyle=style["linestyle"],
+            linewidth=1.3,
+            label=f"{name}slope {row['slope']:.2f} [{row['slope_lo']:.2f}, "
+            f"{row['slope_hi']:.2f}] ({row['n_points']} points)",
+        )
     _log2_axis(ax, table[axis].to_numpy(float))
     shown = np.r_[table[est], table.loc[~table["reached"], "x_max"] * 2].astype(float)
     shown = shown[np.isfinite(shown) & (shown > 0)]
-    _log2_axis(ax, 2.0 ** np.arange(np.floor(np.log2(shown.min())), np.log2(shown.max()) + 1)
-               if len(shown) else shown, "y")
+    _log2_axis(
+        ax,
+        2.0 ** np.arange(np.floor(np.log2(shown.min())), np.log2(shown.max()) + 1)
+        if len(shown)
+        else shown,
+        "y",
+    )
     ax.set_xlabel(axis)
     ax.set_ylabel(f"n* ({'sigmoid fit' if est == 'n_star_smooth' else 'grid'})")
-    ax.set_title(f"Samples needed for {y} vs {axis}: n* ∝ {axis}^slope\n"
-                 "error bars and slope: 90% bootstrap CI over seeds", fontsize=9)
-    extra = [Line2D([], [], color="0.3", marker="^", markerfacecolor="none", linestyle="none",
-                    label="never reached (> max)")] if (~table["reached"]).any() else []
+    ax.set_title(
+        f"Samples needed for {y} vs {axis}: n* ∝ {axis}^slope\n"
+        "error bars and slope: 90% bootstrap CI over seeds",
+        fontsize=9,
+    )
+    extra = (
+        [
+            Line2D(
+                [],
+                [],
+                color="0.3",
+                marker="^",
+                markerfacecolor="none",
+                linestyle="none",
+                label="never reached (> max)",
+            )
+        ]
+        if (~table["reached"]).any()
+        else []
+    )
     return save_png(fig, ax, path, extra)
 
 
-def plot_scaling_law(points: pd.DataFrame, table: pd.DataFrame, boots: list[np.ndarray], x: str,
-                     y: str, by: Sequence[str], path: Path) -> Path:
+def plot_scaling_law(
+    points: pd.DataFrame,
+    table: pd.DataFrame,
+    boots: list[np.ndarray],
+    x: str,
+    y: str,
+    by: Sequence[str],
+    path: Path,
+) -> Path:
     """Log-log data (seeds faint, means bold), the fit A·x^-α + E and its 90% bootstrap band."""
     fig, ax, groups = _figure(table, by)
     handles: list[Line2D] = []
@@ -209,22 +321,47 @@ def plot_scaling_law(points: pd.DataFrame, table: pd.DataFrame, boots: list[np.n
             pred = boot[:, :1] * dense ** -boot[:, 1:2] + boot[:, 2:3]
             band = np.nanpercentile(pred, [5, 95], axis=0)
             ax.fill_between(dense, band[0], band[1], color=c, alpha=0.12, linewidth=0)
-            ax.plot(dense, row["A"] * dense ** -row["alpha"] + row["E"], color=c,
-                    linestyle=style["linestyle"], linewidth=1.4)
-            label += (f"α={row['alpha']:.2f} [{row['alpha_lo']:.2f}, {row['alpha_hi']:.2f}], "
-                      f"E={row['E']:.3g}" + (" (α at bound)" if alpha_at_bound(row) else ""))
+            ax.plot(
+                dense,
+                row["A"] * dense ** -row["alpha"] + row["E"],
+                color=c,
+                linestyle=style["linestyle"],
+                linewidth=1.4,
+            )
+            label += (
+                f"α={row['alpha']:.2f} [{row['alpha_lo']:.2f}, {row['alpha_hi']:.2f}], "
+                f"E={row['E']:.3g}" + (" (α at bound)" if alpha_at_bound(row) else "")
+            )
         else:
             label += "too few points to fit"
-        ax.plot(means.index, means.values, linestyle="none", marker=style["marker"], color=c,
-                markersize=5)
-        handles.append(Line2D([], [], color=c, linestyle=style["linestyle"], marker=style["marker"],
-                              markersize=5, label=label))
+        ax.plot(
+            means.index,
+            means.values,
+            linestyle="none",
+            marker=style["marker"],
+            color=c,
+            markersize=5,
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=c,
+                linestyle=style["linestyle"],
+                marker=style["marker"],
+                markersize=5,
+                label=label,
+            )
+        )
     _log2_axis(ax, points[x].to_numpy(float))
     _log10_y(ax)
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    ax.set_title(f"Scaling law: {y} = A·{x}^(-α) + E\nmarkers = seed means (dots: seeds), "
-                 "band = 90% bootstrap over seeds", fontsize=9)
+    ax.set_title(
+        f"Scaling law: {y} = A·{x}^(-α) + E\nmarkers = seed means (dots: seeds), "
+        "band = 90% bootstrap over seeds",
+        fontsize=9,
+    )
     return save_png(fig, ax, path, handles)
 
 
@@ -247,7 +384,9 @@ def plot_positions(table: pd.DataFrame, y: str, by: Sequence[str], path: Path) -
             ax.fill_between(g["position"], g[y] - g[f"{y}_se"], g[y] + g[f"{y}_se"], alpha=0.2)
         reference = sub.groupby("position")[others].mean()
         for style, curve in zip(("--", ":", "-."), others):
-            ax.plot(reference.index, reference[curve], "k" + style, label=curve.removesuffix("_by_k"))
+            ax.plot(
+                reference.index, reference[curve], "k" + style, label=curve.removesuffix("_by_k")
+            )
         ax.set_title(group_label({panel_axis: panel}) if panel_axis else y)
         ax.set_xlabel("in-context examples before the query (k)")
         ax.grid(True, alpha=0.3, linewidth=0.6)

@@ -2,6 +2,7 @@
 and power-law fits. Arrays in, arrays out (numpy only), one row per bootstrap replicate, so a
 curve's thousands of fits run as a few vectorised passes instead of a Python loop.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -66,8 +67,8 @@ def fit_sigmoid(t: np.ndarray, M: np.ndarray, chance: float | None) -> np.ndarra
         if chance is None:
             t0 = Mw.sum(-1)[:, None]
             t1 = dot(sig, Mw)
-            det = s0 * s2 - s1 ** 2
-            ok = det > 1e-9 * s0 ** 2
+            det = s0 * s2 - s1**2
+            ok = det > 1e-9 * s0**2
             c = (s0 * t1 - s1 * t0) / np.where(ok, det, 1.0)
             a = (t0 - c * s1) / s0
             sse = (Mw * np.nan_to_num(M)).sum(-1)[:, None] - a * t0 - c * t1
@@ -87,20 +88,24 @@ def fit_sigmoid(t: np.ndarray, M: np.ndarray, chance: float | None) -> np.ndarra
     m_step, lk_step = 0.25, (k_lim[1] - k_lim[0]) / 9
     grid = np.meshgrid(np.arange(m_lim[0], m_lim[1] + 1e-9, m_step), np.linspace(*k_lim, 10))
     mm, kk = (g.ravel()[None] for g in grid)
-    for level in range(3):  # coarse grid, then two refinements around each row's best
+    for _ in range(3):  # coarse grid, then two refinements around each row's best
         sse, a, b = solve(mm, np.exp(kk))
         j = sse.argmin(1)
         bm, bk = np.broadcast_to(mm, sse.shape)[rows, j], np.broadcast_to(kk, sse.shape)[rows, j]
         m_step, lk_step = m_step / 4, lk_step / 4
-        dm, dk = (d.ravel()[None] for d in np.meshgrid(np.arange(-4, 5) * m_step,
-                                                         np.arange(-4, 5) * lk_step))
+        dm, dk = (
+            d.ravel()[None]
+            for d in np.meshgrid(np.arange(-4, 5) * m_step, np.arange(-4, 5) * lk_step)
+        )
         mm, kk = np.clip(bm[:, None] + dm, *m_lim), np.clip(bk[:, None] + dk, *k_lim)
     out = np.stack([a[rows, j], b[rows, j], bm, np.exp(bk)], 1)
     out[~np.isfinite(sse[rows, j])] = np.nan
     return out
 
 
-def sigmoid_crossing(p: np.ndarray, t_lo: float, t_hi: float, thr: float, sign: float) -> np.ndarray:
+def sigmoid_crossing(
+    p: np.ndarray, t_lo: float, t_hi: float, thr: float, sign: float
+) -> np.ndarray:
     """x where the fitted sigmoid becomes good for good, read on [2^t_lo, 2^t_hi].
 
     inf when it is not good at 2^t_hi (never reached), 0 when already good at 2^t_lo (below the
@@ -112,8 +117,9 @@ def sigmoid_crossing(p: np.ndarray, t_lo: float, t_hi: float, thr: float, sign: 
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.clip((thr - a) / (b - a), 1e-300, 1 - 1e-16)
         t_star = m + np.log(q / (1 - q)) / k
-    out = np.where(good(f(t_hi)), np.where(good(f(t_lo)), 0.0, 2.0 ** np.clip(t_star, t_lo, t_hi)),
-                   np.inf)
+    out = np.where(
+        good(f(t_hi)), np.where(good(f(t_lo)), 0.0, 2.0 ** np.clip(t_star, t_lo, t_hi)), np.inf
+    )
     return np.where(np.isnan(a), np.nan, out)
 
 
@@ -150,12 +156,20 @@ def fit_power_law(lx: np.ndarray, LY: np.ndarray, delta: float, iters: int = 30)
     return _lm(lx, LY, theta, delta, lo, hi, 5 * iters)[0]
 
 
-def _lm(lx: np.ndarray, LY: np.ndarray, theta: np.ndarray, delta: float, lo: np.ndarray,
-        hi: np.ndarray, iters: int) -> tuple[np.ndarray, np.ndarray]:
+def _lm(
+    lx: np.ndarray,
+    LY: np.ndarray,
+    theta: np.ndarray,
+    delta: float,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    iters: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Batched projected Levenberg-Marquardt on the Huber loss; a step is kept only if it helps.
 
     A row leaves the batch after 5 steps without real progress, so cost follows the slow rows.
     """
+
     def evaluate(th: np.ndarray, ly: np.ndarray) -> tuple[np.ndarray, ...]:
         t1 = th[:, :1] - th[:, 1:2] * lx
         lyh = np.logaddexp(t1, th[:, 2:3])
@@ -172,9 +186,14 @@ def _lm(lx: np.ndarray, LY: np.ndarray, theta: np.ndarray, delta: float, lo: np.
         w = np.minimum(1.0, delta / np.maximum(np.abs(ra), 1e-300))
         psi, va = np.clip(ra, -delta, delta), 1 - ua  # d log ŷ/dθ = (u, -u·lx, v)
         wuu, wuv, wvv = w * ua * ua, w * ua * va, w * va * va
-        h = [wuu.sum(1) * (1 + la) + 1e-9, -(wuu * lx).sum(1), wuv.sum(1),
-             (wuu * lx * lx).sum(1) * (1 + la) + 1e-9, -(wuv * lx).sum(1),
-             wvv.sum(1) * (1 + la) + 1e-9]  # damped JᵀWJ: H00 H01 H02 H11 H12 H22
+        h = [
+            wuu.sum(1) * (1 + la) + 1e-9,
+            -(wuu * lx).sum(1),
+            wuv.sum(1),
+            (wuu * lx * lx).sum(1) * (1 + la) + 1e-9,
+            -(wuv * lx).sum(1),
+            wvv.sum(1) * (1 + la) + 1e-9,
+        ]  # damped JᵀWJ: H00 H01 H02 H11 H12 H22
         step = _solve3(h, [(psi * ua).sum(1), -(psi * ua * lx).sum(1), (psi * va).sum(1)])
         new = np.clip(theta[act] + step, lo, hi)
         r2, share2, loss2 = evaluate(new, LY[act])

@@ -2,6 +2,7 @@
 learning), the model's curve per group beside the trainable's other curves (oracle, baseline) as
 references. Read from ``positions/`` (``positions_store``); drawn by ``figures.plot_positions``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -9,11 +10,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from orchestrator.store.positions import POSITION_KEYS
 from orchestrator.answers.tables import format_value, markdown_table
+from orchestrator.store.positions import POSITION_KEYS
 
 
-def position_table(points: pd.DataFrame, positions: pd.DataFrame, y: str, by: Sequence[str]) -> pd.DataFrame:
+def position_table(
+    points: pd.DataFrame, positions: pd.DataFrame, y: str, by: Sequence[str]
+) -> pd.DataFrame:
     """Per group and position: the best trial's ``y`` (mean over seeds, ± one standard error) and the
     seed means of the other curves. ``points`` are curves.seed_points' rows (one best trial per cell)."""
     if y not in positions.columns:
@@ -44,6 +47,12 @@ def positions_markdown(table: pd.DataFrame, y: str, by: Sequence[str]) -> list[s
     for key, g in groups:
         key = key if isinstance(key, tuple) else (key,)
         last = g.sort_values("position").iloc[-1]
-        rows.append([*map(format_value, key), f"{g[y].mean():.3f}", f"{last[y]:.3f}",
-                     *[f"{g[c].mean():.3f}" for c in others]])
+        rows.append(
+            [
+                *map(format_value, key),
+                f"{g[y].mean():.3f}",
+                f"{last[y]:.3f}",
+                *[f"{g[c].mean():.3f}" for c in others],
+            ]
+        )
     return [f"## {y} by context position", "", *markdown_table(header, rows)]

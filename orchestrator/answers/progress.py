@@ -1,5 +1,6 @@
 """What a researcher watches while a sweep runs: on a terminal, a progress bar over a compact per-cell
 table (refreshed twice a second); otherwise one plain line per finished trial, for logs."""
+
 from __future__ import annotations
 
 import sys
@@ -11,8 +12,14 @@ from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn, \
-    TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 CELL_ROWS = 12  # cells shown at once: those running trials first, then the most recently finished
@@ -29,8 +36,15 @@ class _Cell:
 class Progress:
     """Trials done / total with elapsed time and ETA, and per cell: done, running, best metric so far."""
 
-    def __init__(self, total: int, per_cell: int, finished: Iterable[Mapping[str, Any]], metric: str, mode: str,
-                 tty: bool | None = None) -> None:
+    def __init__(
+        self,
+        total: int,
+        per_cell: int,
+        finished: Iterable[Mapping[str, Any]],
+        metric: str,
+        mode: str,
+        tty: bool | None = None,
+    ) -> None:
         self.total = total
         self.counts: Counter[str] = Counter()
         self._per_cell = per_cell
@@ -44,11 +58,19 @@ class Progress:
         self._tty = sys.stdout.isatty() if tty is None else tty
         self._live: Live | None = None
         if self._tty:
-            self._bar = RichProgress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[summary]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                                     TimeRemainingColumn())
+            self._bar = RichProgress(
+                TextColumn("[bold]trials"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[summary]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+            )
             self._task = self._bar.add_task("sweep", total=total, completed=self._done, summary="")
-            self._live = Live(Group(self._bar, _Table(self)), console=Console(), refresh_per_second=2)
+            self._live = Live(
+                Group(self._bar, _Table(self)), console=Console(), refresh_per_second=2
+            )
             self._live.start()
 
     def _cell(self, key: str) -> _Cell:
@@ -79,8 +101,11 @@ class Progress:
             return
         value = row.get(f"final_{self._metric}")
         shown = f"{value:.4g}" if isinstance(value, float) else "-"
-        print(f"[{self._done}/{self.total} {time.monotonic() - self._start:6.0f}s] {row['status']:9s} "
-              f"{row['cell']}  {self._metric}={shown}  ({row['seconds']:.1f}s)", flush=True)
+        print(
+            f"[{self._done}/{self.total} {time.monotonic() - self._start:6.0f}s] {row['status']:9s} "
+            f"{row['cell']}  {self._metric}={shown}  ({row['seconds']:.1f}s)",
+            flush=True,
+        )
 
     def table(self) -> Table:
         """The cells worth a glance now: running ones first, then the most recently finished.
@@ -90,12 +115,21 @@ class Progress:
         table = Table(box=None, pad_edge=False, header_style="bold")
         for column in ("cell", "done", "running", f"best {self._metric}"):
             table.add_column(column, justify="left" if column == "cell" else "right")
-        shown = sorted(list(self._cells.items()), key=lambda kv: (not kv[1].running, -kv[1].touched))[:CELL_ROWS]
+        shown = sorted(
+            list(self._cells.items()), key=lambda kv: (not kv[1].running, -kv[1].touched)
+        )[:CELL_ROWS]
         for key, cell in shown:
             best = f"{cell.best:.4g}" if cell.best is not None else "-"
-            table.add_row(key, f"{cell.done}/{self._per_cell}", str(len(cell.running)) if cell.running else "", best)
+            table.add_row(
+                key,
+                f"{cell.done}/{self._per_cell}",
+                str(len(cell.running)) if cell.running else "",
+                best,
+            )
         if len(self._cells) > CELL_ROWS:
-            table.caption = f"{len(self._cells) - CELL_ROWS} more cells; `scalesweep status DIR` lists all"
+            table.caption = (
+                f"{len(self._cells) - CELL_ROWS} more cells; `scalesweep status DIR` lists all"
+            )
         return table
 
     def close(self) -> None:

@@ -6,25 +6,26 @@ inlined as a data URI, so the file travels alone). The fits themselves come from
 (written by ``write_sweep_curves`` at the end of a run, or here when missing), so the report and
 ``scalesweep curves`` never disagree.
 """
+
 from __future__ import annotations
 
 import base64
 import html
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import yaml
 
-from orchestrator.spec.plan import SWEEP_FILE, SweepPlan, load_plan
-from orchestrator.store.results import STATUSES, TRIALS_FILE, load_metrics, load_trials
-from orchestrator.spec.schema import SpecError
 from orchestrator.answers.curves import seed_points
 from orchestrator.answers.tables import format_value, markdown_table
 from orchestrator.answers.write import CURVES_DIR, write_sweep_curves
+from orchestrator.spec.plan import SWEEP_FILE, SweepPlan, load_plan
+from orchestrator.spec.schema import SpecError
+from orchestrator.store.results import STATUSES, TRIALS_FILE, load_metrics, load_trials
 
 _PLOT_ORDER = ("sample_complexity_", "n_star_vs_", "scaling_law_")
 
@@ -43,8 +44,12 @@ class Sweep:
 
     def plots(self) -> list[Path]:
         """PNGs in reading order: sample complexity, n* vs width, scaling laws, anything else."""
+
         def rank(p: Path) -> tuple[int, str]:
-            return next((i for i, pre in enumerate(_PLOT_ORDER) if p.name.startswith(pre)), 9), p.name
+            return next(
+                (i for i, pre in enumerate(_PLOT_ORDER) if p.name.startswith(pre)), 9
+            ), p.name
+
         return sorted(self.curves_dir.glob("*.png"), key=rank)
 
 
@@ -52,11 +57,15 @@ def load_sweep(root: Path) -> Sweep:
     """The sweep in ``root``; a one-line SpecError when ``root`` holds none or no trial yet."""
     spec_file = root / "spec.yaml"
     if not spec_file.is_file():
-        raise SpecError(f"{root}: not a sweep (expected {spec_file}); pass a results/<sweep> directory")
+        raise SpecError(
+            f"{root}: not a sweep (expected {spec_file}); pass a results/<sweep> directory"
+        )
     plan = load_plan(spec_file.parent)
     trials = load_trials(root)
     if trials.empty:
-        raise SpecError(f"{root}: no trials recorded yet (expected {root / TRIALS_FILE}); run or resume it first")
+        raise SpecError(
+            f"{root}: no trials recorded yet (expected {root / TRIALS_FILE}); run or resume it first"
+        )
     sweep = Sweep(root, plan, trials)
     if plan.spec.curves and not (sweep.curves_dir / "summary.md").exists():
         write_sweep_curves(plan, root)
@@ -64,6 +73,7 @@ def load_sweep(root: Path) -> Sweep:
 
 
 # ------------------------------------------------------------------------------ markdown
+
 
 def _demoted(md: str) -> list[str]:
     """curves/summary.md one heading level down, to sit under the sweep's own title."""
@@ -76,21 +86,30 @@ def _compute(sweep: Sweep) -> list[str]:
     counts = t["status"].value_counts()
     seconds = float(t["seconds"].sum())
     resources = spec.resources
-    billed = f"{seconds * resources.cpu:,.0f} CPU-s" + (f", {seconds * resources.gpu:,.0f} GPU-s"
-                                                        if resources.gpu else "") + " reserved"
-    lines = ["## Trials and compute", "",
-             f"{spec.n_cells} cells × {spec.samples_per_cell} sample(s) = {spec.total_trials} trials "
-             f"of {spec.seeds} stacked seed(s); {len(t)} recorded.", "",
-             *markdown_table(STATUSES, [[int(counts.get(s, 0)) for s in STATUSES]]),
-             f"- trial time: {seconds:,.0f} s summed over trials ({billed}); median trial "
-             f"{t['seconds'].median():.1f} s, longest {t['seconds'].max():.1f} s",
-             f"- epochs trained: {int(t['epochs'].sum()):,} of {len(t) * sweep.plan.epochs:,} "
-             "if every recorded trial had run to the end"]
+    billed = (
+        f"{seconds * resources.cpu:,.0f} CPU-s"
+        + (f", {seconds * resources.gpu:,.0f} GPU-s" if resources.gpu else "")
+        + " reserved"
+    )
+    lines = [
+        "## Trials and compute",
+        "",
+        f"{spec.n_cells} cells × {spec.samples_per_cell} sample(s) = {spec.total_trials} trials "
+        f"of {spec.seeds} stacked seed(s); {len(t)} recorded.",
+        "",
+        *markdown_table(STATUSES, [[int(counts.get(s, 0)) for s in STATUSES]]),
+        f"- trial time: {seconds:,.0f} s summed over trials ({billed}); median trial "
+        f"{t['seconds'].median():.1f} s, longest {t['seconds'].max():.1f} s",
+        f"- epochs trained: {int(t['epochs'].sum()):,} of {len(t) * sweep.plan.epochs:,} "
+        "if every recorded trial had run to the end",
+    ]
     start, end = sweep.root / SWEEP_FILE, sweep.root / TRIALS_FILE
     if start.exists():
         wall = end.stat().st_mtime - start.stat().st_mtime
-        lines.append(f"- wall: {wall:,.0f} s from the sweep's start to its last recorded trial "
-                     "(includes any time a stopped driver was down)")
+        lines.append(
+            f"- wall: {wall:,.0f} s from the sweep's start to its last recorded trial "
+            "(includes any time a stopped driver was down)"
+        )
     return lines + [""]
 
 
@@ -110,38 +129,60 @@ def _values(sweep: Sweep) -> list[str]:
         cell = stats.apply(lambda r: f"{r['mean']:.3f} ({r['min']:.2f}–{r['max']:.2f})", axis=1)
         wide = cell.unstack(curve.x).fillna("–") if rows else cell.to_frame().T
         xs = [format_value(x) for x in wide.columns]
-        body = [[*(map(format_value, key if isinstance(key, tuple) else (key,)) if rows else ()), *row]
-                for key, row in wide.iterrows()]
-        out += [f"### {curve.y} per cell ({curve.at} epoch of the best trial by {plan.metric})", "",
-                f"Seed mean (min–max over {plan.spec.seeds} seeds); columns are {curve.x}.", "",
-                *markdown_table([*rows, *xs], body)]
+        body = [
+            [*(map(format_value, key if isinstance(key, tuple) else (key,)) if rows else ()), *row]
+            for key, row in wide.iterrows()
+        ]
+        out += [
+            f"### {curve.y} per cell ({curve.at} epoch of the best trial by {plan.metric})",
+            "",
+            f"Seed mean (min–max over {plan.spec.seeds} seeds); columns are {curve.x}.",
+            "",
+            *markdown_table([*rows, *xs], body),
+        ]
     return out
 
 
 def _missing_slopes(sweep: Sweep) -> list[str]:
     """Say so when a numeric by-axis gets no n* slope: fewer than two of its values reached n*."""
-    sc, sl = sweep.curves_dir / "sample_complexity.parquet", sweep.curves_dir / "scaling_slope.parquet"
+    sc, sl = (
+        sweep.curves_dir / "sample_complexity.parquet",
+        sweep.curves_dir / "scaling_slope.parquet",
+    )
     if not sc.exists():
         return []
     table = pd.read_parquet(sc)
-    fitted = set(map(tuple, pd.read_parquet(sl)[["curve", "axis"]].to_numpy())) if sl.exists() else set()
+    fitted = (
+        set(map(tuple, pd.read_parquet(sl)[["curve", "axis"]].to_numpy())) if sl.exists() else set()
+    )
     notes = []
     for curve, g in table.groupby("curve"):
         for axis in (a for a in sweep.plan.axes if a in g.columns and g[a].nunique() > 1):
             dtype = g[axis].dtype
-            if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) \
-                    and (curve, axis) not in fitted:
-                notes.append(f"- {curve}: no slope of n* vs {axis}: fewer than two {axis} values "
-                             "reached the threshold on the grid in any group")
+            if (
+                pd.api.types.is_numeric_dtype(dtype)
+                and not pd.api.types.is_bool_dtype(dtype)
+                and (curve, axis) not in fitted
+            ):
+                notes.append(
+                    f"- {curve}: no slope of n* vs {axis}: fewer than two {axis} values "
+                    "reached the threshold on the grid in any group"
+                )
     return [*notes, ""] if notes else []
 
 
 def sweep_markdown(sweep: Sweep, image: Callable[[Path], str]) -> list[str]:
     """One sweep's section; ``image`` maps a PNG under curves/ to the link the document uses."""
     spec = sweep.plan.spec
-    lines = [f"# {spec.name}", "", f"**Question.** {spec.description or '(the spec has no description)'}", "",
-             f"Trainable `{spec.trainable}`, metric `{sweep.plan.metric}` ({sweep.plan.mode}), "
-             f"results in `{sweep.root}`.", ""]
+    lines = [
+        f"# {spec.name}",
+        "",
+        f"**Question.** {spec.description or '(the spec has no description)'}",
+        "",
+        f"Trainable `{spec.trainable}`, metric `{sweep.plan.metric}` ({sweep.plan.mode}), "
+        f"results in `{sweep.root}`.",
+        "",
+    ]
     plots = sweep.plots()
     if plots:
         lines += ["## Plots", ""] + [f"![{p.stem}]({image(p)})\n" for p in plots]
@@ -150,8 +191,13 @@ def sweep_markdown(sweep: Sweep, image: Callable[[Path], str]) -> list[str]:
         lines += _demoted(summary.read_text()) + _missing_slopes(sweep)
     lines += _values(sweep) + _compute(sweep)
     # Leaf lists on one line and unicode kept: a spec a person can read; the question is above.
-    spec_text = yaml.safe_dump(spec.model_dump(mode="json", exclude={"description"}), sort_keys=False,
-                               allow_unicode=True, default_flow_style=None, width=110).rstrip()
+    spec_text = yaml.safe_dump(
+        spec.model_dump(mode="json", exclude={"description"}),
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=None,
+        width=110,
+    ).rstrip()
     return lines + ["## Spec as run", "", "```yaml", spec_text, "```", ""]
 
 
@@ -167,7 +213,9 @@ def write_report(dirs: list[Path], out: Path | None = None) -> list[Path]:
     if out is None:
         written = []
         for s in sweeps:
-            written += _write(s.root / "report.md", sweep_markdown(s, lambda p, s=s: str(p.relative_to(s.root))))
+            written += _write(
+                s.root / "report.md", sweep_markdown(s, lambda p, s=s: str(p.relative_to(s.root)))
+            )
         return written
     out.parent.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
@@ -177,6 +225,7 @@ def write_report(dirs: list[Path], out: Path | None = None) -> list[Path]:
         def copy(p: Path, prefix: str = prefix) -> str:
             shutil.copyfile(p, out.parent / f"{prefix}-{p.name}")
             return f"{prefix}-{p.name}"
+
         lines += sweep_markdown(s, copy)
     return _write(out, lines)
 
@@ -191,10 +240,12 @@ def _write(md_path: Path, lines: list[str]) -> list[Path]:
 
 # ------------------------------------------------------------------ markdown → HTML (our subset)
 
-_CSS = ("body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;line-height:1.45}"
-        "table{border-collapse:collapse;margin:.5em 0;font-size:.9em}td,th{border:1px solid #ccc;"
-        "padding:.2em .5em;text-align:left}th{background:#f3f3f3}img{max-width:100%}"
-        "pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}")
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;line-height:1.45}"
+    "table{border-collapse:collapse;margin:.5em 0;font-size:.9em}td,th{border:1px solid #ccc;"
+    "padding:.2em .5em;text-align:left}th{background:#f3f3f3}img{max-width:100%}"
+    "pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}"
+)
 
 
 def _inline(text: str) -> str:
@@ -222,8 +273,10 @@ def to_html(md: str, base: Path) -> str:
     while i < len(lines):
         line = lines[i]
         if line.startswith("```"):
-            end = next((k for k in range(i + 1, len(lines)) if lines[k].startswith("```")), len(lines))
-            body.append(f"<pre><code>{html.escape(chr(10).join(lines[i + 1:end]))}</code></pre>")
+            end = next(
+                (k for k in range(i + 1, len(lines)) if lines[k].startswith("```")), len(lines)
+            )
+            body.append(f"<pre><code>{html.escape(chr(10).join(lines[i + 1 : end]))}</code></pre>")
             i = end + 1
             continue
         if m := re.match(r"(#{1,6}) (.*)", line):
@@ -236,8 +289,12 @@ def to_html(md: str, base: Path) -> str:
                 rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
                 i += 1
             head = "".join(f"<th>{_inline(c)}</th>" for c in rows[0])
-            cells = ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows[2:]]
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(cells)}</tbody></table>")
+            cells = [
+                "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows[2:]
+            ]
+            body.append(
+                f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(cells)}</tbody></table>"
+            )
             continue
         elif line.startswith("- "):
             items = []
@@ -253,5 +310,7 @@ def to_html(md: str, base: Path) -> str:
                 para.append(lines[i])
             body.append(f"<p>{_inline(' '.join(para))}</p>")
         i += 1
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )

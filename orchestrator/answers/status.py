@@ -3,6 +3,7 @@
 It reads only ``spec.yaml`` and ``trials.parquet`` (never Ray), so it answers from another shell
 while a sweep runs, after it ends, and on a machine that only has the results directory.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,9 @@ import pyarrow.parquet as pq
 import yaml
 
 from orchestrator.spec.cells import expand
+from orchestrator.spec.schema import SpecError, parse_spec
 from orchestrator.store.lock import DriverLock
 from orchestrator.store.results import RUNNING_FILE, STATUSES, TRIALS_FILE
-from orchestrator.spec.schema import SpecError, parse_spec
 
 
 def _empty() -> dict[str, Any]:
@@ -25,7 +26,9 @@ def _empty() -> dict[str, Any]:
 def sweep_status(root: Path) -> dict[str, Any]:
     spec_file = root / "spec.yaml"
     if not spec_file.exists():
-        raise SpecError(f"{root}: no sweep here (expected {spec_file}); pass a results/<sweep> directory")
+        raise SpecError(
+            f"{root}: no sweep here (expected {spec_file}); pass a results/<sweep> directory"
+        )
     spec = parse_spec(yaml.safe_load(spec_file.read_text()), str(spec_file))
     metric, column = spec.metric.name, f"final_{spec.metric.name}"
     mode = spec.metric.mode or "min"
@@ -38,24 +41,40 @@ def sweep_status(root: Path) -> dict[str, Any]:
             entry[status] += 1
             if value is not None and value == value and status != "errored":
                 best = entry["best"]
-                entry["best"] = value if best is None or (value < best if mode == "min" else value > best) else best
+                entry["best"] = (
+                    value
+                    if best is None or (value < best if mode == "min" else value > best)
+                    else best
+                )
     live = DriverLock.held(root)
     if live and (root / RUNNING_FILE).exists():
         for cell in json.loads((root / RUNNING_FILE).read_text()).values():
             cells.setdefault(cell, _empty())["running"] += 1
     done = sum(entry[s] for entry in cells.values() for s in STATUSES)
-    return {"sweep": spec.name, "metric": metric, "mode": mode, "total": spec.total_trials, "done": done,
-            "running": sum(e["running"] for e in cells.values()), "remaining": spec.total_trials - done,
-            "driver": "running" if live else "stopped", "cells": cells}
+    return {
+        "sweep": spec.name,
+        "metric": metric,
+        "mode": mode,
+        "total": spec.total_trials,
+        "done": done,
+        "running": sum(e["running"] for e in cells.values()),
+        "remaining": spec.total_trials - done,
+        "driver": "running" if live else "stopped",
+        "cells": cells,
+    }
 
 
 def format_status(report: dict[str, Any]) -> str:
-    lines = [f"{report['sweep']}: {report['done']}/{report['total']} trials done, {report['running']} running, "
-             f"{report['remaining']} to go; driver {report['driver']} (best {report['metric']}, {report['mode']})"]
+    lines = [
+        f"{report['sweep']}: {report['done']}/{report['total']} trials done, {report['running']} running, "
+        f"{report['remaining']} to go; driver {report['driver']} (best {report['metric']}, {report['mode']})"
+    ]
     columns = (*STATUSES, "running")
     width = max(len(k) for k in report["cells"])
     lines.append(f"{'cell':{width}s}  " + "  ".join(f"{s:>9s}" for s in columns) + "       best")
     for key, entry in report["cells"].items():
         best = f"{entry['best']:.4g}" if entry["best"] is not None else "-"
-        lines.append(f"{key:{width}s}  " + "  ".join(f"{entry[s]:9d}" for s in columns) + f"  {best:>9s}")
+        lines.append(
+            f"{key:{width}s}  " + "  ".join(f"{entry[s]:9d}" for s in columns) + f"  {best:>9s}"
+        )
     return "\n".join(lines)

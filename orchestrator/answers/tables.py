@@ -4,24 +4,37 @@ One cell-value rule (:func:`format_value`, the cell keys' own, from ``cells``) a
 builder (:func:`markdown_table`) serve every table, legend and report, so a value reads the same in
 a cell key, a plot and a document.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from orchestrator.spec.cells import format_value
 from orchestrator.answers.curves import ALPHA_MAX, SLOPE_COLUMNS, SlopeFit, alpha_at_bound
+from orchestrator.spec.cells import format_value
 
-__all__ = ["fmt_n", "format_value", "group_label", "markdown_table", "sample_complexity_markdown",
-           "scaling_law_markdown", "slope_markdown"]
+__all__ = [
+    "fmt_n",
+    "format_value",
+    "group_label",
+    "markdown_table",
+    "sample_complexity_markdown",
+    "scaling_law_markdown",
+    "slope_markdown",
+]
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     """A pipe table as lines (cells as given, ``str`` of anything else), then a blank line."""
-    return ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header),
-            *["| " + " | ".join(map(str, r)) + " |" for r in rows], ""]
+    return [
+        "| " + " | ".join(map(str, header)) + " |",
+        "|" + "---|" * len(header),
+        *["| " + " | ".join(map(str, r)) + " |" for r in rows],
+        "",
+    ]
 
 
 def group_label(key: dict[str, Any]) -> str:
@@ -50,45 +63,87 @@ def _with_ci(v: float, lo: float, hi: float, x_min: float, x_max: float) -> str:
     return f"{f(v)} [{f(lo)}, {f(hi)}]"
 
 
-def sample_complexity_markdown(table: pd.DataFrame, x: str, y: str, by: Sequence[str],
-                               threshold: float, mode: str, at: str) -> list[str]:
+def sample_complexity_markdown(
+    table: pd.DataFrame, x: str, y: str, by: Sequence[str], threshold: float, mode: str, at: str
+) -> list[str]:
     """One table per curve: grid n* and sigmoid n*, each with its CI; '> max' when never."""
     op = "≤" if mode == "min" else "≥"
-    rows = [[*(format_value(r[b]) for b in by),
-             _with_ci(r["n_star"], r["n_star_lo"], r["n_star_hi"], r["x_min"], r["x_max"]),
-             _with_ci(r["n_star_smooth"], r["n_star_smooth_lo"], r["n_star_smooth_hi"],
-                      r["x_min"] / 2, r["x_max"] * 2), str(int(r["n_seeds"]))]
-            for r in _records(table)]
-    return [f"## Sample complexity: {y} {op} {threshold:g} vs {x} ({at} epoch)", "",
-            f"n* = smallest {x} on the grid where the seed-mean {y} {op} {threshold:g} at it and "
-            f"at every larger {x}; smooth n* = where a sigmoid in log2 {x} crosses it.", "",
-            *markdown_table([*by, "n* [CI]", "smooth n* [CI]", "seeds"], rows)]
+    rows = [
+        [
+            *(format_value(r[b]) for b in by),
+            _with_ci(r["n_star"], r["n_star_lo"], r["n_star_hi"], r["x_min"], r["x_max"]),
+            _with_ci(
+                r["n_star_smooth"],
+                r["n_star_smooth_lo"],
+                r["n_star_smooth_hi"],
+                r["x_min"] / 2,
+                r["x_max"] * 2,
+            ),
+            str(int(r["n_seeds"])),
+        ]
+        for r in _records(table)
+    ]
+    return [
+        f"## Sample complexity: {y} {op} {threshold:g} vs {x} ({at} epoch)",
+        "",
+        f"n* = smallest {x} on the grid where the seed-mean {y} {op} {threshold:g} at it and "
+        f"at every larger {x}; smooth n* = where a sigmoid in log2 {x} crosses it.",
+        "",
+        *markdown_table([*by, "n* [CI]", "smooth n* [CI]", "seeds"], rows),
+    ]
 
 
 def slope_markdown(fit: SlopeFit, axis: str) -> list[str]:
     """The (inverse-)scaling exponent per group: n* ∝ axis^slope."""
     others = [c for c in fit.fits.columns if c not in SLOPE_COLUMNS]
-    rows = [[*(format_value(r[b]) for b in others),
-             f"{r['slope']:.2f} [{r['slope_lo']:.2f}, {r['slope_hi']:.2f}]", str(int(r["n_points"]))]
-            for r in _records(fit.fits)]
+    rows = [
+        [
+            *(format_value(r[b]) for b in others),
+            f"{r['slope']:.2f} [{r['slope_lo']:.2f}, {r['slope_hi']:.2f}]",
+            str(int(r["n_points"])),
+        ]
+        for r in _records(fit.fits)
+    ]
     est = "smooth n*" if len(fit.fits) and fit.fits["estimate"].iloc[0] == "n_star_smooth" else "n*"
-    return [f"{est} ∝ {axis}^slope (log-log fit over reached groups):", "",
-            *markdown_table([*others, "slope [CI]", f"{axis} values"], rows)]
+    return [
+        f"{est} ∝ {axis}^slope (log-log fit over reached groups):",
+        "",
+        *markdown_table([*others, "slope [CI]", f"{axis} values"], rows),
+    ]
 
 
-def scaling_law_markdown(table: pd.DataFrame, x: str, y: str, by: Sequence[str],
-                         at: str) -> list[str]:
+def scaling_law_markdown(
+    table: pd.DataFrame, x: str, y: str, by: Sequence[str], at: str
+) -> list[str]:
     """α, A, E with CIs and the fit's rms log residual, one row per group."""
+
     def ci(r: dict[str, Any], name: str, f: str) -> str:
         return f"{r[name]:{f}} [{r[name + '_lo']:{f}}, {r[name + '_hi']:{f}}]"
 
     records = _records(table)
-    rows = [[*(format_value(r[b]) for b in by), ci(r, "alpha", ".3f") + " †" * alpha_at_bound(r),
-             ci(r, "A", ".3g"), ci(r, "E", ".3g"), f"{r['rmse_log']:.3f}", str(int(r["n_points"]))]
-            for r in records]
+    rows = [
+        [
+            *(format_value(r[b]) for b in by),
+            ci(r, "alpha", ".3f") + " †" * alpha_at_bound(r),
+            ci(r, "A", ".3g"),
+            ci(r, "E", ".3g"),
+            f"{r['rmse_log']:.3f}",
+            str(int(r["n_points"])),
+        ]
+        for r in records
+    ]
     flagged = any(alpha_at_bound(r) for r in records if np.isfinite(r["alpha"]))
-    return [f"## Scaling law: {y} = A·{x}^(-α) + E ({at} epoch)", "",
-            *markdown_table([*by, "α [CI]", "A [CI]", "E [CI]", "rms log resid.", "points"], rows),
-            *([f"† α at its bound (0 or {ALPHA_MAX:g}): not a power law plus a constant on this "
-               "range; read α as 'flat' or 'faster than any power' and check the plot.", ""]
-              if flagged else [])]
+    return [
+        f"## Scaling law: {y} = A·{x}^(-α) + E ({at} epoch)",
+        "",
+        *markdown_table([*by, "α [CI]", "A [CI]", "E [CI]", "rms log resid.", "points"], rows),
+        *(
+            [
+                f"† α at its bound (0 or {ALPHA_MAX:g}): not a power law plus a constant on this "
+                "range; read α as 'flat' or 'faster than any power' and check the plot.",
+                "",
+            ]
+            if flagged
+            else []
+        ),
+    ]

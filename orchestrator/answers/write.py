@@ -6,29 +6,47 @@ A curve the results cannot support (its ``y`` absent, or no finite value at any 
 as when every trial failed) is skipped with a one-line warning: a sweep's other curves, and the run
 that wrote its results, should not fail for it.
 """
+
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from orchestrator.answers import figures
+from orchestrator.answers.curves import (
+    METRIC_KEYS,
+    metric_sign,
+    sample_complexity,
+    scaling_law,
+    scaling_slope,
+    seed_points,
+)
+from orchestrator.answers.positions import position_table, positions_markdown
+from orchestrator.answers.tables import (
+    sample_complexity_markdown,
+    scaling_law_markdown,
+    slope_markdown,
+)
+from orchestrator.spec.schema import CurveSpec
 from orchestrator.store.positions import load_positions
 from orchestrator.store.results import load_metrics, load_trials
-from orchestrator.spec.schema import CurveSpec
-from orchestrator.answers import figures
-from orchestrator.answers.curves import METRIC_KEYS, metric_sign, sample_complexity, scaling_law, scaling_slope, seed_points
-from orchestrator.answers.positions import position_table, positions_markdown
-from orchestrator.answers.tables import sample_complexity_markdown, scaling_law_markdown, slope_markdown
 
 if TYPE_CHECKING:
     from orchestrator.spec.plan import SweepPlan
 
 CURVES_DIR = "curves"
-_TABLES = ("sample_complexity", "scaling_law", "position", "scaling_slope")  # Parquet files, in this order
+_TABLES = (
+    "sample_complexity",
+    "scaling_law",
+    "position",
+    "scaling_slope",
+)  # Parquet files, in this order
 
 
 @dataclass
@@ -52,8 +70,13 @@ class _Outputs:
     tables: dict[str, list[pd.DataFrame]] = field(default_factory=lambda: {k: [] for k in _TABLES})
 
 
-def write_sweep_curves(plan: "SweepPlan", root: str | Path, trials: pd.DataFrame | None = None,
-                       metrics: pd.DataFrame | None = None, positions: pd.DataFrame | None = None) -> list[Path]:
+def write_sweep_curves(
+    plan: "SweepPlan",
+    root: str | Path,
+    trials: pd.DataFrame | None = None,
+    metrics: pd.DataFrame | None = None,
+    positions: pd.DataFrame | None = None,
+) -> list[Path]:
     """The spec's curves written under ``root/curves``; the paths, or [] when there is nothing to fit.
 
     The tables default to the sweep's Parquet results; pass ``trials`` and ``metrics`` (and, if the
@@ -65,13 +88,30 @@ def write_sweep_curves(plan: "SweepPlan", root: str | Path, trials: pd.DataFrame
         trials, metrics, positions = load_trials(root), load_metrics(root), load_positions(root)
     if trials.empty:
         return []
-    return write_curves(trials, pd.DataFrame() if metrics is None else metrics, plan.spec.curves, plan.axes,
-                        plan.metric, plan.modes, Path(root) / CURVES_DIR, positions=positions)
+    return write_curves(
+        trials,
+        pd.DataFrame() if metrics is None else metrics,
+        plan.spec.curves,
+        plan.axes,
+        plan.metric,
+        plan.modes,
+        Path(root) / CURVES_DIR,
+        positions=positions,
+    )
 
 
-def write_curves(trials: pd.DataFrame, metrics: pd.DataFrame, curve_specs: Sequence[CurveSpec | Mapping[str, Any]],
-                 axes: Sequence[str], select: str, modes: dict[str, str], out_dir: str | Path,
-                 n_boot: int = 500, seed: int = 0, positions: pd.DataFrame | None = None) -> list[Path]:
+def write_curves(
+    trials: pd.DataFrame,
+    metrics: pd.DataFrame,
+    curve_specs: Sequence[CurveSpec | Mapping[str, Any]],
+    axes: Sequence[str],
+    select: str,
+    modes: dict[str, str],
+    out_dir: str | Path,
+    n_boot: int = 500,
+    seed: int = 0,
+    positions: pd.DataFrame | None = None,
+) -> list[Path]:
     """Fit every curve spec, write PNGs, `<kind>.parquet` tables and `summary.md`; return paths.
 
     Axes that vary but are neither x nor in `by` are added to `by`, so a line never mixes cells.
@@ -81,15 +121,27 @@ def write_curves(trials: pd.DataFrame, metrics: pd.DataFrame, curve_specs: Seque
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    outputs = _Outputs(out, ["# Curves", "", f"Each cell's best trial by `{select}` ({modes.get(select, 'min')}); "
-                                         "[90% bootstrap CI over seeds].", ""])
+    outputs = _Outputs(
+        out,
+        [
+            "# Curves",
+            "",
+            f"Each cell's best trial by `{select}` ({modes.get(select, 'min')}); "
+            "[90% bootstrap CI over seeds].",
+            "",
+        ],
+    )
     cache: dict[str, pd.DataFrame] = {}
     names: set[str] = set()
     for i, raw in enumerate(curve_specs):
         spec = CurveSpec.model_validate(raw)
-        for where, axis in [("x", spec.x)] * (spec.x not in (None, "epoch")) + [("by", b) for b in spec.by]:
+        for where, axis in [("x", spec.x)] * (spec.x not in (None, "epoch")) + [
+            ("by", b) for b in spec.by
+        ]:
             if axis not in axes:  # `axes` is this function's own argument: a notebook may pass any
-                raise ValueError(f"curves.{i}.{where}: {axis!r} is not an axis; expected one of {list(axes)}")
+                raise ValueError(
+                    f"curves.{i}.{where}: {axis!r} is not an axis; expected one of {list(axes)}"
+                )
         reason = _unusable(spec, metrics, positions, select)
         at = "all" if spec.x == "epoch" else spec.at
         if reason is None:
@@ -116,7 +168,9 @@ def write_curves(trials: pd.DataFrame, metrics: pd.DataFrame, curve_specs: Seque
     return _finish(outputs)
 
 
-def _unusable(spec: CurveSpec, metrics: pd.DataFrame, positions: pd.DataFrame | None, select: str) -> str | None:
+def _unusable(
+    spec: CurveSpec, metrics: pd.DataFrame, positions: pd.DataFrame | None, select: str
+) -> str | None:
     """Why the results lack the columns a curve needs (None when they have them)."""
     if spec.kind == "position" and (positions is None or positions.empty):
         return f"no per-position results (positions/): {spec.y} is not drawn"
@@ -141,7 +195,9 @@ def _no_values(spec: CurveSpec, points: pd.DataFrame, positions: pd.DataFrame | 
     if not np.isfinite(values).any():
         return f"no finite {spec.y!r} at any cell's best trial (did every trial fail or diverge?)"
     if spec.kind == "scaling_law" and not (values > 0).any():
-        return f"no {spec.y!r} above 0 at any cell's best trial: a power law is fitted on log scales"
+        return (
+            f"no {spec.y!r} above 0 at any cell's best trial: a power law is fitted on log scales"
+        )
     return None
 
 
@@ -149,20 +205,28 @@ def _position(outputs: _Outputs, curve: _Curve, positions: pd.DataFrame) -> pd.D
     """y by context position per group, beside the trainable's reference curves."""
     spec, by = curve.spec, curve.by
     table = position_table(curve.points, positions, spec.y, by)
-    outputs.paths.append(figures.plot_positions(table, spec.y, by, outputs.out / f"position_{curve.name}.png"))
+    outputs.paths.append(
+        figures.plot_positions(table, spec.y, by, outputs.out / f"position_{curve.name}.png")
+    )
     outputs.md += positions_markdown(table, spec.y, by)
     return table
 
 
-def _sample_complexity(outputs: _Outputs, curve: _Curve, modes: dict[str, str], n_boot: int,
-                       seed: int) -> pd.DataFrame:
+def _sample_complexity(
+    outputs: _Outputs, curve: _Curve, modes: dict[str, str], n_boot: int, seed: int
+) -> pd.DataFrame:
     """n* per group, its figure and table, and n* against each numeric by-axis (the exponent)."""
     spec, by, pts, name = curve.spec, curve.by, curve.points, curve.name
     x, y, thr = spec.x, spec.y, float(spec.threshold)
     mode = "min" if metric_sign(modes, y) > 0 else "max"
-    table = sample_complexity(pts, x, y, by, thr, mode, n_boot=n_boot, seed=seed, chance=spec.chance)
-    outputs.paths.append(figures.plot_sample_complexity(pts, table, x, y, by, thr, mode,
-                                                        outputs.out / f"sample_complexity_{name}.png"))
+    table = sample_complexity(
+        pts, x, y, by, thr, mode, n_boot=n_boot, seed=seed, chance=spec.chance
+    )
+    outputs.paths.append(
+        figures.plot_sample_complexity(
+            pts, table, x, y, by, thr, mode, outputs.out / f"sample_complexity_{name}.png"
+        )
+    )
     outputs.md += sample_complexity_markdown(table, x, y, by, thr, mode, curve.at)
     reached = table[table["reached"]]
     est = "n_star_smooth" if np.isfinite(reached["n_star_smooth"]).all() else "n_star"
@@ -182,9 +246,14 @@ def _sample_complexity(outputs: _Outputs, curve: _Curve, modes: dict[str, str], 
 def _scaling_law(outputs: _Outputs, curve: _Curve, n_boot: int, seed: int) -> pd.DataFrame:
     """A·x^-α + E per group; half the bootstrap draws of n*, as each costs a multi-start fit."""
     spec, by, pts = curve.spec, curve.by, curve.points
-    table, boots = scaling_law(pts, spec.x, spec.y, by, n_boot=n_boot // 2, seed=seed, return_bootstrap=True)
-    outputs.paths.append(figures.plot_scaling_law(pts, table, boots, spec.x, spec.y, by,
-                                                  outputs.out / f"scaling_law_{curve.name}.png"))
+    table, boots = scaling_law(
+        pts, spec.x, spec.y, by, n_boot=n_boot // 2, seed=seed, return_bootstrap=True
+    )
+    outputs.paths.append(
+        figures.plot_scaling_law(
+            pts, table, boots, spec.x, spec.y, by, outputs.out / f"scaling_law_{curve.name}.png"
+        )
+    )
     outputs.md += scaling_law_markdown(table, spec.x, spec.y, by, curve.at)
     return table
 

@@ -5,6 +5,7 @@ attempt at a time: ``submit`` refuses while the sweep's RayJob is still active, 
 one (and waits for its pods to go) before creating the next, and every attempt's entrypoint
 resumes from the shared volume, so submitting a sweep again continues it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,48 +25,86 @@ SHARED_PVC = "scalesweep-data"
 
 def add_k8s_commands(sub: argparse._SubParsersAction) -> None:
     """Registers ``scalesweep k8s ...``; kept here so the CLI module stays free of Kubernetes details."""
-    k8s = sub.add_parser("k8s", help="run a sweep on Kubernetes as a KubeRay RayJob (manifests in k8s/)")
+    k8s = sub.add_parser(
+        "k8s", help="run a sweep on Kubernetes as a KubeRay RayJob (manifests in k8s/)"
+    )
     commands = k8s.add_subparsers(dest="k8s_command", required=True)
 
     p = commands.add_parser("render", help="print or write the manifests for a spec")
     _common_arguments(p)
-    p.add_argument("-o", "--output", metavar="DIR",
-                   help="write one file per object and a kustomization.yaml here (default: print YAML)")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="write one file per object and a kustomization.yaml here (default: print YAML)",
+    )
     p.set_defaults(fn=cmd_render)
 
-    p = commands.add_parser("submit", help="apply the manifests with kubectl; submitting again resumes the sweep")
+    p = commands.add_parser(
+        "submit", help="apply the manifests with kubectl; submitting again resumes the sweep"
+    )
     _common_arguments(p)
-    p.add_argument("-n", "--namespace", metavar="NS", help="kubectl namespace (default: the context's)")
-    p.add_argument("--dry-run", action="store_true", help="print the kubectl commands and manifests; run nothing")
+    p.add_argument(
+        "-n", "--namespace", metavar="NS", help="kubectl namespace (default: the context's)"
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the kubectl commands and manifests; run nothing",
+    )
     p.set_defaults(fn=cmd_submit)
 
 
 def _common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec")
-    p.add_argument("--overlay", default="cpu", metavar="cpu|gpu|DIR",
-                   help="k8s/overlays/cpu (a laptop cluster, the default), k8s/overlays/gpu, or your own overlay")
-    p.add_argument("--image", metavar="IMG", help="the scalesweep image for every container (default: the overlay's)")
-    p.add_argument("--max-workers", type=int, metavar="N",
-                   help="at most N worker pods (default: the overlay's maxReplicas)")
+    p.add_argument(
+        "--overlay",
+        default="cpu",
+        metavar="cpu|gpu|DIR",
+        help="k8s/overlays/cpu (a laptop cluster, the default), k8s/overlays/gpu, or your own overlay",
+    )
+    p.add_argument(
+        "--image",
+        metavar="IMG",
+        help="the scalesweep image for every container (default: the overlay's)",
+    )
+    p.add_argument(
+        "--max-workers",
+        type=int,
+        metavar="N",
+        help="at most N worker pods (default: the overlay's maxReplicas)",
+    )
 
 
 def _load(args: argparse.Namespace) -> tuple[SweepSpec, list[dict], Workers]:
     from orchestrator.spec.plan import plan_sweep
 
     if args.max_workers is not None and args.max_workers < 1:
-        raise SpecError(f"--max-workers {args.max_workers}: expected a positive number of worker pods")
-    spec = plan_sweep(load_spec(args.spec), args.spec).spec  # every spec error before anything reaches a cluster
-    objects, workers = render(spec, Path(args.spec).read_text(), build_overlay(args.overlay), args.image,
-                              args.max_workers)
+        raise SpecError(
+            f"--max-workers {args.max_workers}: expected a positive number of worker pods"
+        )
+    spec = plan_sweep(
+        load_spec(args.spec), args.spec
+    ).spec  # every spec error before anything reaches a cluster
+    objects, workers = render(
+        spec, Path(args.spec).read_text(), build_overlay(args.overlay), args.image, args.max_workers
+    )
     return spec, objects, workers
 
 
 def _describe(spec: SweepSpec, workers: Workers) -> str:
-    size = f"{workers.cpus} CPUs" + (f", {workers.gpus} GPU{'s' * (workers.gpus > 1)}" if workers.gpus else "")
-    count = (f"{workers.min_replicas}-{workers.max_replicas}" if workers.min_replicas != workers.max_replicas
-             else str(workers.max_replicas))
-    return (f"{spec.name}: rayjob/{job_name(spec.name)}, {count} worker(s) of {size} "
-            f"({workers.trials_per_worker} trials each), up to {workers.concurrency} trials at once")
+    size = f"{workers.cpus} CPUs" + (
+        f", {workers.gpus} GPU{'s' * (workers.gpus > 1)}" if workers.gpus else ""
+    )
+    count = (
+        f"{workers.min_replicas}-{workers.max_replicas}"
+        if workers.min_replicas != workers.max_replicas
+        else str(workers.max_replicas)
+    )
+    return (
+        f"{spec.name}: rayjob/{job_name(spec.name)}, {count} worker(s) of {size} "
+        f"({workers.trials_per_worker} trials each), up to {workers.concurrency} trials at once"
+    )
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -77,7 +116,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     out = Path(args.output)
     for path in write_dir(objects, out):
         print(path)
-    print(f"{_describe(spec, workers)}\n  apply: kubectl apply -k {out}   (or: scalesweep k8s submit {args.spec})")
+    print(
+        f"{_describe(spec, workers)}\n  apply: kubectl apply -k {out}   (or: scalesweep k8s submit {args.spec})"
+    )
     return 0
 
 
@@ -87,8 +128,10 @@ class Kubectl:
     def __init__(self, namespace: str | None, dry_run: bool) -> None:
         exe = shutil.which("kubectl")
         if exe is None and not dry_run:
-            raise SpecError("kubectl: not found on PATH; expected kubectl >= 1.27 configured for your cluster "
-                            "(try --dry-run to see the commands and manifests)")
+            raise SpecError(
+                "kubectl: not found on PATH; expected kubectl >= 1.27 configured for your cluster "
+                "(try --dry-run to see the commands and manifests)"
+            )
         self.argv = [exe or "kubectl"] + (["-n", namespace] if namespace else [])
         self.shown = ["kubectl"] + (["-n", namespace] if namespace else [])
 
@@ -104,8 +147,14 @@ class Kubectl:
 
 
 def _status_args(job: str) -> list[str]:
-    return ["get", "rayjob", job, "--ignore-not-found", "-o",
-            "jsonpath={.status.jobDeploymentStatus}/{.status.rayClusterName}"]
+    return [
+        "get",
+        "rayjob",
+        job,
+        "--ignore-not-found",
+        "-o",
+        "jsonpath={.status.jobDeploymentStatus}/{.status.rayClusterName}",
+    ]
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -118,8 +167,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print("# dry run: nothing was sent to the cluster; `scalesweep k8s submit` would run:")
         print(f"$ {kubectl.show(KUBERAY_CHECK)}   # the KubeRay operator (RayJob API) is installed")
         print(f"$ {kubectl.show(_status_args(job))}   # an active attempt refuses the submit")
-        print(f"$ {kubectl.show(['delete', 'rayjob', job, '--wait=true'])}   # only if it exists and has finished,")
-        print(f"$ {kubectl.show(['wait', '--for=delete', 'pod', '-l', 'ray.io/cluster=<its cluster>', '--timeout=600s'])}")
+        print(
+            f"$ {kubectl.show(['delete', 'rayjob', job, '--wait=true'])}   # only if it exists and has finished,"
+        )
+        print(
+            f"$ {kubectl.show(['wait', '--for=delete', 'pod', '-l', 'ray.io/cluster=<its cluster>', '--timeout=600s'])}"
+        )
         print(f"$ {kubectl.show(['apply', '-f', '-'])} <<'EOF'\n{to_yaml(shared)}EOF")
         print(f"$ {kubectl.show(['create', '-f', '-'])} <<'EOF'\n{to_yaml(rayjob)}EOF")
         print(_describe(spec, workers))
@@ -127,20 +180,33 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return 0
 
     if "rayjobs.ray.io" not in kubectl.run(KUBERAY_CHECK).split():
-        raise SpecError("this cluster has no RayJob API: install the KubeRay operator v1.7 first "
-                        "(helm install kuberay-operator kuberay/kuberay-operator --version 1.7.0)")
+        raise SpecError(
+            "this cluster has no RayJob API: install the KubeRay operator v1.7 first "
+            "(helm install kuberay-operator kuberay/kuberay-operator --version 1.7.0)"
+        )
     found = kubectl.run(_status_args(job)).strip()
     if found:
         status, _, cluster = found.partition("/")
         if status not in TERMINAL:
-            raise SpecError(f"rayjob/{job} is {status or 'starting'}: a sweep runs one attempt at a time; follow it "
-                            f"with `{kubectl.show(['get', 'rayjob', job, '-w'])}`, or stop it with "
-                            f"`{kubectl.show(['delete', 'rayjob', job])}` and submit again to resume")
+            raise SpecError(
+                f"rayjob/{job} is {status or 'starting'}: a sweep runs one attempt at a time; follow it "
+                f"with `{kubectl.show(['get', 'rayjob', job, '-w'])}`, or stop it with "
+                f"`{kubectl.show(['delete', 'rayjob', job])}` and submit again to resume"
+            )
         print(f"rayjob/{job} finished ({status}): deleting it and waiting for its pods to go")
         kubectl.run(["delete", "rayjob", job, "--wait=true"])
         if cluster:  # the old driver must be gone before the next one starts on the same results
-            kubectl.run(["wait", "--for=delete", "pod", "-l", f"ray.io/cluster={cluster}", "--timeout=600s"],
-                        allow="no matching resources")
+            kubectl.run(
+                [
+                    "wait",
+                    "--for=delete",
+                    "pod",
+                    "-l",
+                    f"ray.io/cluster={cluster}",
+                    "--timeout=600s",
+                ],
+                allow="no matching resources",
+            )
     sys.stdout.write(kubectl.run(["apply", "-f", "-"], stdin=to_yaml(shared)))
     sys.stdout.write(kubectl.run(["create", "-f", "-"], stdin=to_yaml(rayjob)))
     print(_describe(spec, workers))
@@ -151,17 +217,22 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def next_steps(sweep: str, job: str, namespace: str | None) -> str:
     """How to follow the job, find its results and open MLflow: printed after every submit."""
     k = "kubectl" + (f" -n {shlex.quote(namespace)}" if namespace else "")
-    head = (f"\"$({k} get pod -l scalesweep.io/sweep={job},scalesweep.io/role=head "
-            f"-o jsonpath='{{.items[0].metadata.name}}')\"")
-    return "\n".join([
-        f"  status:   {k} get rayjob {job} -w",
-        f"  driver:   {k} port-forward svc/{job}-head-svc 8265:8265 &",
-        f"            ray job logs --address http://localhost:8265 --follow "
-        f"\"$({k} get rayjob {job} -o jsonpath='{{.status.jobId}}')\"",
-        f"  progress: {k} exec {head} -- scalesweep status /data/results/{sweep}",
-        f"  results:  volume {SHARED_PVC}, results/{sweep}/ (trials.parquet, metrics/, curves/); while the head runs:",
-        f"            {k} cp {head}:/data/results/{sweep} ./results/{sweep}",
-        f"  MLflow:   {k} port-forward svc/scalesweep-mlflow 5000:5000   then open http://localhost:5000 "
-        f"(experiment {sweep})",
-        "  resume:   submit the same spec again; it continues from the volume",
-    ])
+    head = (
+        f'"$({k} get pod -l scalesweep.io/sweep={job},scalesweep.io/role=head '
+        f"-o jsonpath='{{.items[0].metadata.name}}')\""
+    )
+    return "\n".join(
+        [
+            f"  status:   {k} get rayjob {job} -w",
+            f"  driver:   {k} port-forward svc/{job}-head-svc 8265:8265 &",
+            f"            ray job logs --address http://localhost:8265 --follow "
+            f"\"$({k} get rayjob {job} -o jsonpath='{{.status.jobId}}')\"",
+            f"  progress: {k} exec {head} -- scalesweep status /data/results/{sweep}",
+            f"  results:  volume {SHARED_PVC}, results/{sweep}/ (trials.parquet, metrics/, curves/); "
+            "while the head runs:",
+            f"            {k} cp {head}:/data/results/{sweep} ./results/{sweep}",
+            f"  MLflow:   {k} port-forward svc/scalesweep-mlflow 5000:5000   then open http://localhost:5000 "
+            f"(experiment {sweep})",
+            "  resume:   submit the same spec again; it continues from the volume",
+        ]
+    )

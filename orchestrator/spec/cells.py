@@ -3,6 +3,7 @@
 A cell is identified everywhere (Parquet, MLflow tags, Optuna study names, ASHA brackets) by the
 same readable key, ``embed_dim=64,n_train=32,vo_identity=true``, in the spec's axis order.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -14,7 +15,9 @@ from typing import Any
 def format_value(value: Any) -> str:
     """How a cell value is written everywhere (cell keys, tables, legends): YAML-like, so booleans
     read ``true``/``false``; numpy scalars (from DataFrames) read as the Python values they hold."""
-    if type(value).__module__ == "numpy":  # without importing numpy: `scalesweep status` stays light
+    if (
+        type(value).__module__ == "numpy"
+    ):  # without importing numpy: `scalesweep status` stays light
         value = value.item()
     if isinstance(value, bool):
         return "true" if value else "false"

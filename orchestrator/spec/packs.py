@@ -3,6 +3,7 @@
 A small model leaves most of a core (and nearly all of a GPU) idle, so stacking more members pays until
 one stacked step is large enough to keep the device busy: packs grow up to that much work per step.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,14 @@ def pack_config(base: Mapping[str, Any], params: list[dict[str, Any]]) -> dict[s
     return {**base, MEMBERS: params}
 
 
-def pack_size(trainable: Trainable, config: Mapping[str, Any], seeds: int, samples: int,
-              requested: int | str, gpu: bool) -> int:
+def pack_size(
+    trainable: Trainable,
+    config: Mapping[str, Any],
+    seeds: int,
+    samples: int,
+    requested: int | str,
+    gpu: bool,
+) -> int:
     """Members per Tune trial for one cell: ``requested``, or with "auto" as many as keep one stacked step
     within what stacking speeds up on the device (at most MAX_PACK); never more than the cell's samples."""
     if requested != "auto":

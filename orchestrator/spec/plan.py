@@ -3,6 +3,7 @@
 Everything here runs before Ray starts, so a spec the trainable would reject (an unknown task, a
 metric it never reports) costs milliseconds, not a cluster start-up.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,13 +12,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from trainables import ConfigError, Mode, Report, Trainable, get_trainable
-from trainables.api import infer_mode
-from trainables.command import command_trainable
-
 from orchestrator.spec.cells import Cell, expand
 from orchestrator.spec.packs import pack_config, pack_size
 from orchestrator.spec.schema import CommandSpec, SpecError, SweepSpec
+from trainables import ConfigError, Mode, Report, Trainable, get_trainable
+from trainables.api import infer_mode
+from trainables.command import command_trainable
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,17 @@ class SweepPlan:
         """Members per Tune trial, by cell key (1: unpacked). Sized when first needed: sizing "auto" packs
         builds each cell's model, which imports torch, and validating a spec needs neither."""
         probe = _probe(self.spec)
-        return {cell.key: pack_size(self.trainable, self.trainable.resolved(plan_config(self.spec, cell, probe)),
-                                    self.spec.seeds, self.spec.samples_per_cell, self.members_per_trial,
-                                    gpu=self.spec.resources.gpu > 0) for cell in self.cells}
+        return {
+            cell.key: pack_size(
+                self.trainable,
+                self.trainable.resolved(plan_config(self.spec, cell, probe)),
+                self.spec.seeds,
+                self.spec.samples_per_cell,
+                self.members_per_trial,
+                gpu=self.spec.resources.gpu > 0,
+            )
+            for cell in self.cells
+        }
 
     @property
     def axes(self) -> list[str]:
@@ -68,7 +76,9 @@ class SweepPlan:
         if not last:
             return "errored"
         value = last.mean(self.metric)
-        if value is not None and not math.isfinite(value):  # the seed mean is NaN only when every seed diverged
+        if value is not None and not math.isfinite(
+            value
+        ):  # the seed mean is NaN only when every seed diverged
             return "diverged"
         target = int(self.trainable.resolved(config).get(self.trainable.horizon) or self.epochs)
         return "pruned" if last.epoch < target else "completed"
@@ -83,7 +93,11 @@ class SweepPlan:
 
 
 def _where(spec: SweepSpec, key: str) -> str:
-    for place, keys in (("fixed", spec.fixed), ("axes", spec.axes), ("search.space", spec.search.space)):
+    for place, keys in (
+        ("fixed", spec.fixed),
+        ("axes", spec.axes),
+        ("search.space", spec.search.space),
+    ):
         if key in keys:
             return f"{place}.{key}"
     return key
@@ -101,8 +115,11 @@ def load_plan(root: Path) -> SweepPlan:
 
     sweep = root / SWEEP_FILE
     directory = json.loads(sweep.read_text()).get("directory") if sweep.exists() else None
-    return plan_sweep(load_spec(root / "spec.yaml"), str(root / "spec.yaml"),
-                      directory=Path(directory) if directory else None)
+    return plan_sweep(
+        load_spec(root / "spec.yaml"),
+        str(root / "spec.yaml"),
+        directory=Path(directory) if directory else None,
+    )
 
 
 def find_trainable(spec: SweepSpec, directory: Path) -> Trainable:
@@ -113,8 +130,12 @@ def find_trainable(spec: SweepSpec, directory: Path) -> Trainable:
     return get_trainable(spec.trainable, [directory, Path.cwd()])
 
 
-def plan_sweep(spec: SweepSpec, source: str = "spec", trainable: Trainable | None = None,
-               directory: Path | None = None) -> SweepPlan:
+def plan_sweep(
+    spec: SweepSpec,
+    source: str = "spec",
+    trainable: Trainable | None = None,
+    directory: Path | None = None,
+) -> SweepPlan:
     """Check the spec against its trainable (``trainable`` overrides the spec's); raises a one-line SpecError
     naming the field. ``directory``: where the spec's trainable is looked for (default: the spec file's)."""
     directory = (directory or (Path(source).parent if source != "spec" else Path.cwd())).resolve()
@@ -138,27 +159,41 @@ def plan_sweep(spec: SweepSpec, source: str = "spec", trainable: Trainable | Non
         modes = None if declared is None or modes is None else {**modes, **declared}
         curves.update(trainable.curves(resolved) if trainable.curves else {})
         epochs = max(epochs, int(resolved.get(trainable.horizon, 0) or 0))
-    if modes is None:  # a bare function: its metrics are what it reports; the spec names those it needs
+    if (
+        modes is None
+    ):  # a bare function: its metrics are what it reports; the spec names those it needs
         wanted = [spec.metric.name, *(c.y for c in spec.curves if c.kind != "position")]
-        modes = {m: spec.metric.mode if m == spec.metric.name and spec.metric.mode else infer_mode(m)
-                 for m in wanted}
+        modes = {
+            m: spec.metric.mode if m == spec.metric.name and spec.metric.mode else infer_mode(m)
+            for m in wanted
+        }
     if spec.metric.name not in modes:
-        raise SpecError(f"{source}: metric.name: {spec.metric.name!r} is not reported by {trainable.name}; "
-                        f"expected one of {sorted(modes)}")
+        raise SpecError(
+            f"{source}: metric.name: {spec.metric.name!r} is not reported by {trainable.name}; "
+            f"expected one of {sorted(modes)}"
+        )
     for i, curve in enumerate(spec.curves):
         reported = curves if curve.kind == "position" else modes
         if curve.y not in reported:
             what = "per-position curve" if curve.kind == "position" else "metric"
-            raise SpecError(f"{source}: curves.{i}.y: {curve.y!r} is not a {what} {trainable.name} reports; "
-                            f"expected one of {sorted(reported)}")
-    if spec.metric.mode is None:  # written out in spec.yaml, so readers of results need no trainable
-        spec = spec.model_copy(update={"metric": spec.metric.model_copy(update={"mode": modes[spec.metric.name]})})
+            raise SpecError(
+                f"{source}: curves.{i}.y: {curve.y!r} is not a {what} {trainable.name} reports; "
+                f"expected one of {sorted(reported)}"
+            )
+    if (
+        spec.metric.mode is None
+    ):  # written out in spec.yaml, so readers of results need no trainable
+        spec = spec.model_copy(
+            update={"metric": spec.metric.model_copy(update={"mode": modes[spec.metric.name]})}
+        )
     asha = spec.scheduler.asha
     if asha is not None:
         epochs = asha.max_t or epochs
         if epochs < 1:
-            raise SpecError(f"{source}: scheduler.asha.max_t: expected an integer ≥ 1 "
-                            f"({trainable.name} has no {trainable.horizon!r} to default it to)")
+            raise SpecError(
+                f"{source}: scheduler.asha.max_t: expected an integer ≥ 1 "
+                f"({trainable.name} has no {trainable.horizon!r} to default it to)"
+            )
         if asha.grace_period > epochs:
             raise SpecError(f"{source}: scheduler.asha.grace_period: expected ≤ max_t ({epochs})")
     return SweepPlan(spec, trainable, cells, modes, epochs, requested, directory, ref)
@@ -176,9 +211,11 @@ def _requested_pack(spec: SweepSpec, trainable: Trainable, source: str) -> int |
     if not unstackable:
         return requested
     if requested not in ("auto", 1):
-        raise SpecError(f"{source}: resources.members_per_trial: expected 1 or auto: the members of one trial may "
-                        f"differ only in {sorted(trainable.stackable) or 'nothing'} for {trainable.name}, "
-                        f"and search.space has {unstackable[0]!r}")
+        raise SpecError(
+            f"{source}: resources.members_per_trial: expected 1 or auto: the members of one trial may "
+            f"differ only in {sorted(trainable.stackable) or 'nothing'} for {trainable.name}, "
+            f"and search.space has {unstackable[0]!r}"
+        )
     return 1
 
 

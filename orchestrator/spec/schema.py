@@ -3,6 +3,7 @@
 Every problem is reported as a :class:`SpecError` whose message is one line naming the file, the
 field and what was expected, because a researcher reads it in a terminal, not a debugger.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,9 +43,14 @@ class Param(_Strict):
         if given[0] == "choice":
             if not low_high:
                 raise ValueError("choice: expected a non-empty list")
-        elif not low_high[0] < low_high[1] or (given[0] in ("loguniform", "logint") and low_high[0] <= 0):
-            raise ValueError(f"{given[0]}: expected [low, high] with 0 < low < high" if given[0].startswith("log")
-                             else f"{given[0]}: expected [low, high] with low < high")
+        elif not low_high[0] < low_high[1] or (
+            given[0] in ("loguniform", "logint") and low_high[0] <= 0
+        ):
+            raise ValueError(
+                f"{given[0]}: expected [low, high] with 0 < low < high"
+                if given[0].startswith("log")
+                else f"{given[0]}: expected [low, high] with low < high"
+            )
         return self
 
     @property
@@ -69,7 +75,9 @@ class SearchSpec(_Strict):
     @model_validator(mode="after")
     def _grid_only_has_no_space(self) -> "SearchSpec":
         if self.algorithm == "grid-only" and self.space:
-            raise ValueError("grid-only searches nothing: expected an empty space (or algorithm optuna/random)")
+            raise ValueError(
+                "grid-only searches nothing: expected an empty space (or algorithm optuna/random)"
+            )
         return self
 
 
@@ -114,21 +122,29 @@ class StorageSpec(_Strict):
 
 class CurveSpec(_Strict):
     kind: Literal["sample_complexity", "scaling_law", "position"]
-    x: str | None = None  # an axis, or "epoch" (the training time of each cell's best trial); none for position
+    x: str | None = (
+        None  # an axis, or "epoch" (the training time of each cell's best trial); none for position
+    )
     y: str  # a metric; for position, a per-position curve the trainable reports (e.g. acc_by_k)
     by: list[str] = []
     threshold: float | None = None
     at: Literal["final", "best"] = "final"
-    chance: float | None = None  # the sigmoid's small-x level fixed here (e.g. 1 - 1/vocab); None: fitted
+    chance: float | None = (
+        None  # the sigmoid's small-x level fixed here (e.g. 1 - 1/vocab); None: fitted
+    )
 
     @model_validator(mode="after")
     def _threshold_for_sample_complexity(self) -> "CurveSpec":
         if self.kind == "sample_complexity" and self.threshold is None:
             raise ValueError("sample_complexity: expected a threshold")
         if (self.x is None) != (self.kind == "position"):
-            raise ValueError("x: expected an axis (or epoch) for sample_complexity and scaling_law, none for position")
+            raise ValueError(
+                "x: expected an axis (or epoch) for sample_complexity and scaling_law, none for position"
+            )
         if self.kind != "sample_complexity" and self.chance is not None:
-            raise ValueError("chance: only sample_complexity fits a sigmoid; remove it from a scaling_law curve")
+            raise ValueError(
+                "chance: only sample_complexity fits a sigmoid; remove it from a scaling_law curve"
+            )
         return self
 
 
@@ -140,7 +156,9 @@ class CommandSpec(_Strict):
 
 class SweepSpec(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    description: str = ""  # the question the sweep answers, in words: `scalesweep report` opens with it
+    description: str = (
+        ""  # the question the sweep answers, in words: `scalesweep report` opens with it
+    )
     # an installed name (template, incontext, synthetic, a package's), package.module:function, or {command: ...}
     trainable: str | CommandSpec
     fixed: dict[str, Any] = {}
@@ -153,8 +171,12 @@ class SweepSpec(_Strict):
     storage: StorageSpec = StorageSpec()
     curves: list[CurveSpec] = []
     max_failures: int = Field(2, ge=0)
-    checkpoint_every_s: float = Field(60.0, ge=0)  # at most one trial checkpoint per this many seconds
-    report_every_s: float = Field(1.0, ge=0)  # a trial sends at most one report per this many seconds, but
+    checkpoint_every_s: float = Field(
+        60.0, ge=0
+    )  # at most one trial checkpoint per this many seconds
+    report_every_s: float = Field(
+        1.0, ge=0
+    )  # a trial sends at most one report per this many seconds, but
     # at once the ones its scheduler decides on (ASHA's rungs); Parquet and MLflow get every epoch either way
 
     @field_validator("axes")
@@ -173,20 +195,32 @@ class SweepSpec(_Strict):
 
     @model_validator(mode="after")
     def _keys_given_once(self) -> "SweepSpec":
-        places = [("fixed", set(self.fixed)), ("axes", set(self.axes)), ("search.space", set(self.search.space))]
+        places = [
+            ("fixed", set(self.fixed)),
+            ("axes", set(self.axes)),
+            ("search.space", set(self.search.space)),
+        ]
         for i, (a, ka) in enumerate(places):
-            for b, kb in places[i + 1:]:
+            for b, kb in places[i + 1 :]:
                 if both := sorted(ka & kb):
-                    raise ValueError(f"{both[0]!r} is in both {a} and {b}: expected each key in one place")
-        reserved = {"seeds": "expected at the top level of the spec (seeds: S trains S replicas of every trial)",
-                    "members": "reserved for packed trials (resources.members_per_trial); expected another name"}
+                    raise ValueError(
+                        f"{both[0]!r} is in both {a} and {b}: expected each key in one place"
+                    )
+        reserved = {
+            "seeds": "expected at the top level of the spec (seeds: S trains S replicas of every trial)",
+            "members": "reserved for packed trials (resources.members_per_trial); expected another name",
+        }
         for key, expected in reserved.items():
             if key in self.fixed or key in self.axes or key in self.search.space:
                 raise ValueError(f"{key}: {expected}, not in fixed, axes or search.space")
         for i, curve in enumerate(self.curves):
-            for field, name in [("x", curve.x)] * (curve.x not in (None, "epoch")) + [("by", b) for b in curve.by]:
+            for field, name in [("x", curve.x)] * (curve.x not in (None, "epoch")) + [
+                ("by", b) for b in curve.by
+            ]:
                 if name not in self.axes:
-                    raise ValueError(f"curves.{i}.{field}: {name!r} is not an axis; expected one of {list(self.axes)}")
+                    raise ValueError(
+                        f"curves.{i}.{field}: {name!r} is not an axis; expected one of {list(self.axes)}"
+                    )
         return self
 
     @property

@@ -9,6 +9,7 @@ understands (``s3://bucket/prefix``, ``gs://...``; options in the query string, 
 ``<checkpoints>/<sweep>/tune``. Parquet results, the Optuna studies and the driver lock stay on the
 driver's disk: only the driver writes them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -43,8 +44,10 @@ class ExperimentStore:
         try:
             fs, path = pafs.FileSystem.from_uri(where)
         except (ValueError, OSError) as err:
-            raise SpecError(f"storage.checkpoints: cannot open {where!r} ({str(err).splitlines()[0]}); "
-                            f"expected a path or a URI such as s3://bucket/prefix") from None
+            raise SpecError(
+                f"storage.checkpoints: cannot open {where!r} ({str(err).splitlines()[0]}); "
+                f"expected a path or a URI such as s3://bucket/prefix"
+            ) from None
         return cls(fs, f"{path.rstrip('/')}/{spec.name}")
 
     @property
@@ -74,7 +77,9 @@ class ExperimentStore:
         try:
             return self.fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
         except OSError as err:
-            raise SpecError(f"storage.checkpoints: cannot list {directory!r} ({str(err).splitlines()[0]})") from None
+            raise SpecError(
+                f"storage.checkpoints: cannot list {directory!r} ({str(err).splitlines()[0]})"
+            ) from None
 
 
 def delete_checkpoints(trial: "Trial") -> None:

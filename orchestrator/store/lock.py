@@ -3,6 +3,7 @@
 ``flock`` is released by the kernel when the holder exits, even on SIGKILL, so a killed driver never
 leaves the sweep locked; the file's text only says who holds it, for the error message.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -29,10 +30,15 @@ class DriverLock:
         except BlockingIOError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise SpecError(f"{self._path.parent}: another driver is running this sweep ({holder}); "
-                            f"wait for it to finish or stop it, then `scalesweep resume`") from None
+            raise SpecError(
+                f"{self._path.parent}: another driver is running this sweep ({holder}); "
+                f"wait for it to finish or stop it, then `scalesweep resume`"
+            ) from None
         os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}".encode())
+        os.write(
+            fd,
+            f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}".encode(),
+        )
         self._fd = fd
         return self
 

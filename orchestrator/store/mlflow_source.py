@@ -6,6 +6,7 @@ schemas (:func:`results.trials_schema`, :func:`results.metrics_schema`), so colu
 match ``load_trials``/``load_metrics`` and the fitted curves are identical. What MLflow does not
 hold exactly: ``seconds`` is the run's wall time (Parquet: the trial's own), ``error`` its tag.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,8 @@ import pyarrow as pa
 
 from orchestrator.spec.cells import expand
 from orchestrator.spec.plan import SweepPlan
-from orchestrator.store.results import STATUSES, metrics_schema, trials_schema
 from orchestrator.spec.schema import SpecError, SweepSpec
+from orchestrator.store.results import STATUSES, metrics_schema, trials_schema
 from orchestrator.store.tracking import client_env, find_sweep_run, trial_runs
 
 if TYPE_CHECKING:
@@ -38,8 +39,10 @@ def connect(uri: str, experiment: str) -> tuple["MlflowClient", str | None]:
     try:
         found = client.get_experiment_by_name(experiment)
     except Exception as err:  # connection refused, bad URI, server error: all name the URI
-        raise SpecError(f"{uri}: cannot reach the MLflow tracking server ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0][:200] if str(err) else ''})") from None
+        raise SpecError(
+            f"{uri}: cannot reach the MLflow tracking server ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200] if str(err) else ''})"
+        ) from None
     return client, found.experiment_id if found else None
 
 
@@ -57,21 +60,37 @@ def metric_histories(client: "MlflowClient", run: "Run") -> dict[str, dict[int, 
     """Every metric of a run as {key: {step: value}}; a step logged twice keeps its latest value."""
     out: dict[str, dict[int, float]] = {}
     for key in run.data.metrics:
-        points = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: (m.step, m.timestamp))
+        points = sorted(
+            client.get_metric_history(run.info.run_id, key), key=lambda m: (m.step, m.timestamp)
+        )
         out[key] = {int(m.step): float(m.value) for m in points}
     return out
 
 
-def _trial_rows(plan: SweepPlan, trial_id: str, run: "Run", history: dict[str, dict[int, float]],
-                cells: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _trial_rows(
+    plan: SweepPlan,
+    trial_id: str,
+    run: "Run",
+    history: dict[str, dict[int, float]],
+    cells: dict[str, dict[str, Any]],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One trials.parquet row and the metric rows of one trial run, as ResultsWriter writes them."""
     tags, params = run.data.tags, run.data.params
     steps = sorted({s for series in history.values() for s in series})
     row: dict[str, Any] = {"trial_id": trial_id, "cell": tags["cell"], **cells[tags["cell"]]}
-    row.update({p: param_value(plan.spec, p, params[p]) if p in params else None for p in plan.spec.search.space})
+    row.update(
+        {
+            p: param_value(plan.spec, p, params[p]) if p in params else None
+            for p in plan.spec.search.space
+        }
+    )
     end = run.info.end_time or run.info.start_time
-    row.update(status=tags["status"], epochs=steps[-1] if steps else 0, error=tags.get("error"),
-               seconds=(end - run.info.start_time) / 1000)
+    row.update(
+        status=tags["status"],
+        epochs=steps[-1] if steps else 0,
+        error=tags.get("error"),
+        seconds=(end - run.info.start_time) / 1000,
+    )
     for metric, mode in plan.modes.items():
         series = history.get(metric, {})
         finite = [v for v in series.values() if math.isfinite(v)]
@@ -88,14 +107,18 @@ def _trial_rows(plan: SweepPlan, trial_id: str, run: "Run", history: dict[str, d
     return row, [per_seed[k] for k in sorted(per_seed)]
 
 
-def load_from_mlflow(plan: SweepPlan, root: Path, uri: str) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+def load_from_mlflow(
+    plan: SweepPlan, root: Path, uri: str
+) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """(trials, metrics) of the sweep in ``root`` from its MLflow runs: finished trials only, as in Parquet."""
     name = plan.spec.name
     client, experiment_id = connect(uri, name)
     parent = find_sweep_run(client, experiment_id, str(root.resolve())) if experiment_id else None
     if parent is None:
-        raise SpecError(f"{uri}: no run of experiment {name!r} is tagged scalesweep.sweep_dir={root.resolve()}; "
-                        f"backfill it with `scalesweep sync-mlflow {root} --tracking-uri {uri}`")
+        raise SpecError(
+            f"{uri}: no run of experiment {name!r} is tagged scalesweep.sweep_dir={root.resolve()}; "
+            f"backfill it with `scalesweep sync-mlflow {root} --tracking-uri {uri}`"
+        )
     cells = {c.key: c.values for c in expand(plan.spec.axes)}
     trials, metrics = [], []
     for trial_id, run in sorted(trial_runs(client, experiment_id, parent.info.run_id).items()):
@@ -103,5 +126,7 @@ def load_from_mlflow(plan: SweepPlan, root: Path, uri: str) -> tuple["pd.DataFra
             row, rows = _trial_rows(plan, trial_id, run, metric_histories(client, run), cells)
             trials.append(row)
             metrics.extend(rows)
-    return (pa.Table.from_pylist(trials, schema=trials_schema(plan, plan.modes)).to_pandas(),
-            pa.Table.from_pylist(metrics, schema=metrics_schema(plan.modes)).to_pandas())
+    return (
+        pa.Table.from_pylist(trials, schema=trials_schema(plan, plan.modes)).to_pandas(),
+        pa.Table.from_pylist(metrics, schema=metrics_schema(plan.modes)).to_pandas(),
+    )

@@ -10,6 +10,7 @@ tracker and this sync tag the status after logging every metric, and terminate t
 any other run only the (key, step) pairs absent from its history are logged, so a second sync
 logs nothing.
 """
+
 from __future__ import annotations
 
 import time
@@ -20,16 +21,23 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from trainables import Report, Row
-
 from orchestrator.spec.cells import expand
+from orchestrator.spec.plan import plan_config
+from orchestrator.spec.schema import SpecError, SweepSpec, load_spec
 from orchestrator.store.lock import DriverLock
 from orchestrator.store.mlflow_source import connect, metric_histories
-from orchestrator.spec.plan import plan_config
 from orchestrator.store.results import METRICS_DIR, TRIALS_FILE
-from orchestrator.spec.schema import SpecError, SweepSpec, load_spec
-from orchestrator.store.tracking import (end_trial_run, epoch_metrics, log_metrics, log_params, open_sweep_run, start_trial_run,
-                       sweep_params, trial_runs)
+from orchestrator.store.tracking import (
+    end_trial_run,
+    epoch_metrics,
+    log_metrics,
+    log_params,
+    open_sweep_run,
+    start_trial_run,
+    sweep_params,
+    trial_runs,
+)
+from trainables import Report, Row
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -49,9 +57,11 @@ class SyncReport:
     artifacts_logged: int = 0
 
     def __str__(self) -> str:
-        return (f"{self.uri}, experiment {self.experiment!r}: {self.trials} trials in Parquet; "
-                f"{self.runs_created} runs created, {self.runs_completed} completed, "
-                f"{self.metrics_logged} metric values and {self.artifacts_logged} artifacts logged")
+        return (
+            f"{self.uri}, experiment {self.experiment!r}: {self.trials} trials in Parquet; "
+            f"{self.runs_created} runs created, {self.runs_completed} completed, "
+            f"{self.metrics_logged} metric values and {self.artifacts_logged} artifacts logged"
+        )
 
 
 def _reports(rows: list[dict[str, Any]]) -> list[Report]:
@@ -61,14 +71,21 @@ def _reports(rows: list[dict[str, Any]]) -> list[Report]:
     for row in rows:
         values = {k: v for k, v in row.items() if k not in _KEYS and v is not None}
         by_epoch.setdefault(row["epoch"], []).append(Row(0, row["seed"], values))
-    return [Report(epoch, sorted(seeds, key=lambda r: r.seed)) for epoch, seeds in sorted(by_epoch.items())]
+    return [
+        Report(epoch, sorted(seeds, key=lambda r: r.seed))
+        for epoch, seeds in sorted(by_epoch.items())
+    ]
 
 
 def _wanted(rows: list[dict[str, Any]]) -> list["Metric"]:
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    return [Metric(k, v, now, report.epoch) for report in _reports(rows) for k, v in epoch_metrics(report).items()]
+    return [
+        Metric(k, v, now, report.epoch)
+        for report in _reports(rows)
+        for k, v in epoch_metrics(report).items()
+    ]
 
 
 def _config(spec: SweepSpec, cells: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
@@ -78,8 +95,14 @@ def _config(spec: SweepSpec, cells: dict[str, Any], row: dict[str, Any]) -> dict
     for name, param in spec.search.space.items():
         value = row[name]
         if param.distribution == "choice":
-            value = next((c for c in param.choice if c == value and isinstance(c, bool) == isinstance(value, bool)),
-                         value)
+            value = next(
+                (
+                    c
+                    for c in param.choice
+                    if c == value and isinstance(c, bool) == isinstance(value, bool)
+                ),
+                value,
+            )
         params[name] = value
     return plan_config(spec, cells[row["cell"]], params)
 
@@ -110,33 +133,57 @@ def sync_mlflow(root: Path, tracking_uri: str | None = None) -> SyncReport:
     """Write every run and metric that the sweep in ``root`` has in Parquet and MLflow lacks."""
     spec_file = root / "spec.yaml"
     if not spec_file.exists():
-        raise SpecError(f"{root}: no sweep here (expected {spec_file}); pass a results/<sweep> directory")
+        raise SpecError(
+            f"{root}: no sweep here (expected {spec_file}); pass a results/<sweep> directory"
+        )
     spec = load_spec(spec_file)
     uri = tracking_uri or spec.storage.tracking_uri
     if not uri:
-        raise SpecError(f"{spec_file}: storage.tracking_uri is null (tracking off); pass --tracking-uri URI")
+        raise SpecError(
+            f"{spec_file}: storage.tracking_uri is null (tracking off); pass --tracking-uri URI"
+        )
     if DriverLock.held(root):
-        raise SpecError(f"{root}: a driver is running this sweep and may still be logging; sync once it stops")
+        raise SpecError(
+            f"{root}: a driver is running this sweep and may still be logging; sync once it stops"
+        )
     trials = pq.read_table(root / TRIALS_FILE).to_pylist() if (root / TRIALS_FILE).exists() else []
     report = SyncReport(spec.name, uri, len(trials))
     client, _ = connect(uri, spec.name)
-    experiment_id, parent, _ = open_sweep_run(client, spec.name, str(root.resolve()), spec_file, sweep_params(spec))
+    experiment_id, parent, _ = open_sweep_run(
+        client, spec.name, str(root.resolve()), spec_file, sweep_params(spec)
+    )
     runs = trial_runs(client, experiment_id, parent)
     metrics = _metric_rows(root)
     cells = {c.key: c for c in expand(spec.axes)}
     for row in trials:
         run = runs.get(row["trial_id"])
-        if run is not None and run.data.tags.get("status") == row["status"] and run.info.status != "RUNNING":
+        if (
+            run is not None
+            and run.data.tags.get("status") == row["status"]
+            and run.info.status != "RUNNING"
+        ):
             continue
         config = _config(spec, cells, row)
         if run is None:
-            run_id, have = start_trial_run(client, experiment_id, parent, row["trial_id"], row["cell"], config), {}
+            run_id, have = (
+                start_trial_run(
+                    client, experiment_id, parent, row["trial_id"], row["cell"], config
+                ),
+                {},
+            )
             report.runs_created += 1
         else:  # the tracker may have died after creating the run, before its params or some metrics
             run_id, have = run.info.run_id, metric_histories(client, run)
-            log_params(client, run_id, {k: v for k, v in sorted(config.items()) if k not in run.data.params})
-        missing = [m for m in _wanted(metrics.get(row["trial_id"], []))
-                   if m.step not in have.get(m.key, {})]
+            log_params(
+                client,
+                run_id,
+                {k: v for k, v in sorted(config.items()) if k not in run.data.params},
+            )
+        missing = [
+            m
+            for m in _wanted(metrics.get(row["trial_id"], []))
+            if m.step not in have.get(m.key, {})
+        ]
         log_metrics(client, run_id, missing)
         report.metrics_logged += len(missing)
         end_trial_run(client, run_id, row["status"], row["error"])

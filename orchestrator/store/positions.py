@@ -2,9 +2,10 @@
 
 A trainable may add per-position curves to the rows of its final report (``Row.curves``: {curve: [value
 per position]}; the ``incontext`` trainable reports ``acc_by_k``, ``oracle_acc_by_k``,
-``baseline_acc_by_k``): a metric as a function of the context position k. The results writer stores them here (a column per
-curve); the ``position`` curve kind (``answers.positions``) reads them back.
+``baseline_acc_by_k``): a metric as a function of the context position k. The results writer stores
+them here (a column per curve); the ``position`` curve kind (``answers.positions``) reads them back.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -47,4 +48,6 @@ def load_positions(root: str | Path) -> "pd.DataFrame":
     parts = sorted((Path(root) / POSITIONS_DIR).glob("*.parquet"))
     if not parts:
         return pd.DataFrame(columns=POSITION_KEYS)
-    return pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default").to_pandas()
+    return pa.concat_tables(
+        [pq.read_table(p) for p in parts], promote_options="default"
+    ).to_pandas()

@@ -9,6 +9,7 @@ curve, and a driver that dies in between recovers the rows from the parts. Per-t
 are compacted into one large file when a sweep ends: reading 10k small Parquet files is ~20× slower
 than one.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,14 +25,15 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trainables import Mode, Report
-from trainables.api import infer_mode
-
 from orchestrator.spec.cells import cell_key
 from orchestrator.spec.plan import SweepPlan
 from orchestrator.store.positions import POSITIONS_DIR, position_rows
+from trainables import Mode, Report
+from trainables.api import infer_mode
 
-if TYPE_CHECKING:  # pandas (also pulled in by pyarrow.dataset) costs 0.3 s; `scalesweep status` needs neither
+if (
+    TYPE_CHECKING
+):  # pandas (also pulled in by pyarrow.dataset) costs 0.3 s; `scalesweep status` needs neither
     import pandas as pd
 
 STATUSES = ("completed", "pruned", "errored", "diverged")
@@ -67,14 +69,22 @@ def trials_schema(plan: SweepPlan, metrics: Iterable[str]) -> pa.Schema:
     fields = [pa.field("trial_id", pa.string()), pa.field("cell", pa.string())]
     fields += [pa.field(a, arrow_type(v)) for a, v in plan.spec.axes.items()]
     fields += [pa.field(p, _param_type(plan, p)) for p in plan.spec.search.space]
-    fields += [pa.field("status", pa.string()), pa.field("epochs", pa.int64()), pa.field("seconds", pa.float64())]
+    fields += [
+        pa.field("status", pa.string()),
+        pa.field("epochs", pa.int64()),
+        pa.field("seconds", pa.float64()),
+    ]
     fields += [pa.field(f"{kind}_{m}", pa.float64()) for m in metrics for kind in ("final", "best")]
     fields += [pa.field("error", pa.string())]
     return pa.schema(fields)
 
 
 def metrics_schema(metrics: Iterable[str]) -> pa.Schema:
-    fields = [pa.field("trial_id", pa.string()), pa.field("epoch", pa.int64()), pa.field("seed", pa.int64())]
+    fields = [
+        pa.field("trial_id", pa.string()),
+        pa.field("epoch", pa.int64()),
+        pa.field("seed", pa.int64()),
+    ]
     return pa.schema(fields + [pa.field(m, pa.float64()) for m in metrics])
 
 
@@ -116,11 +126,17 @@ class ResultsWriter:
         (root / METRICS_DIR).mkdir(parents=True, exist_ok=True)
         existing = root / TRIALS_FILE
         self._trials: dict[str, dict[str, Any]] = (
-            {r["trial_id"]: r for r in pq.read_table(existing).to_pylist()} if existing.exists() else {}
+            {r["trial_id"]: r for r in pq.read_table(existing).to_pylist()}
+            if existing.exists()
+            else {}
         )
         self._dirty = {"trials": False, "running": False}
         if existing.exists():  # metrics a resumed sweep's reports brought before
-            self._learn(n.removeprefix("final_") for n in pq.read_schema(existing).names if n.startswith("final_"))
+            self._learn(
+                n.removeprefix("final_")
+                for n in pq.read_schema(existing).names
+                if n.startswith("final_")
+            )
         self._schemas()
         self._flushed = 0.0
         self._recover()
@@ -145,8 +161,10 @@ class ResultsWriter:
     def flush(self) -> None:
         """Rewrite ``trials.parquet`` and ``running.json`` if they changed (each atomically)."""
         if self._dirty["trials"]:
-            _atomic_write(pa.Table.from_pylist(list(self._trials.values()), schema=self._trials_schema),
-                          self._root / TRIALS_FILE)
+            _atomic_write(
+                pa.Table.from_pylist(list(self._trials.values()), schema=self._trials_schema),
+                self._root / TRIALS_FILE,
+            )
         if self._dirty["running"]:
             tmp = self._root / f".{RUNNING_FILE}.tmp"
             tmp.write_text(json.dumps(self._running))
@@ -171,26 +189,48 @@ class ResultsWriter:
             self._schemas()
         self._epochs.setdefault(trial_id, {})[report.epoch] = report
 
-    def finish_trial(self, trial_id: str, config: Mapping[str, Any], status: str,
-                     seconds: float, error: str | None = None) -> dict[str, Any]:
+    def finish_trial(
+        self,
+        trial_id: str,
+        config: Mapping[str, Any],
+        status: str,
+        seconds: float,
+        error: str | None = None,
+    ) -> dict[str, Any]:
         """Write a finished trial's metric rows, then its trials.parquet row; returns the row."""
         epochs = self._epochs.pop(trial_id, {})
-        if trial_id in self._trials:  # finished before a driver crash and rerun after: keep the first
+        if (
+            trial_id in self._trials
+        ):  # finished before a driver crash and rerun after: keep the first
             return self._trials[trial_id]
         row: dict[str, Any] = {"trial_id": trial_id, "cell": cell_key(config, self._plan.axes)}
         row.update({a: config[a] for a in self._plan.spec.axes})
         row.update({p: config.get(p) for p in self._plan.spec.search.space})
         last = epochs[max(epochs)] if epochs else None
-        row.update(status=status, epochs=max(epochs) if epochs else 0, seconds=float(seconds), error=error)
+        row.update(
+            status=status, epochs=max(epochs) if epochs else 0, seconds=float(seconds), error=error
+        )
         for metric, mode in self.modes.items():
-            series = [v for e in sorted(epochs) if (v := _finite(epochs[e].mean(metric))) is not None]
+            series = [
+                v for e in sorted(epochs) if (v := _finite(epochs[e].mean(metric))) is not None
+            ]
             row[f"final_{metric}"] = _finite(last.mean(metric)) if last else None
-            row[f"best_{metric}"] = (min(series) if mode == "min" else max(series)) if series else None
-        if last and any(r.curves for r in last.rows):  # before the metric part, which commits the trial
+            row[f"best_{metric}"] = (
+                (min(series) if mode == "min" else max(series)) if series else None
+            )
+        if last and any(
+            r.curves for r in last.rows
+        ):  # before the metric part, which commits the trial
             (self._root / POSITIONS_DIR).mkdir(exist_ok=True)
-            _atomic_write(position_rows(trial_id, last.rows), self._root / POSITIONS_DIR / f"part-{trial_id}.parquet")
+            _atomic_write(
+                position_rows(trial_id, last.rows),
+                self._root / POSITIONS_DIR / f"part-{trial_id}.parquet",
+            )
         table = self._metric_table(trial_id, epochs)
-        _atomic_write(table.replace_schema_metadata({_ROW_KEY: json.dumps(row).encode()}), self._part(trial_id))
+        _atomic_write(
+            table.replace_schema_metadata({_ROW_KEY: json.dumps(row).encode()}),
+            self._part(trial_id),
+        )
         failpoint("after-metrics-write")
         self._trials[trial_id] = row
         self._running.pop(trial_id, None)

@@ -11,6 +11,7 @@ metrics per epoch: the mean over seeds as ``<metric>`` and each seed as ``<metri
 The module-level functions below write and find that layout; ``mlflow_sync`` and ``mlflow_source``
 reuse them, so the live tracker, the backfill and the reader agree by construction.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,26 +28,38 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Run
 
-    from trainables import Report
-
     from orchestrator.spec.schema import SweepSpec
+    from trainables import Report
 
 logger = logging.getLogger(__name__)
 
 BATCH = 1000  # MLflow's log_batch limit on metrics per call
 PARAMS_PER_BATCH = 100
-_RUN_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "errored": "FAILED", "diverged": "FAILED"}
+_RUN_STATUS = {
+    "completed": "FINISHED",
+    "pruned": "KILLED",
+    "errored": "FAILED",
+    "diverged": "FAILED",
+}
 # MLflow's defaults retry a refused connection 7 times with exponential backoff (~4 min per call):
 # a dead server would stall the tracking thread, and the sweep's end by close()'s timeout. Parquet
 # holds everything and sync-mlflow backfills, so fail fast. And MLflow prints a "View run" line per
 # finished run to stdout, over the sweep's progress. Values the user has set win.
-CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-              "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+CLIENT_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
 
 
 def sweep_params(spec: "SweepSpec") -> dict[str, Any]:
     """The parent run's params: what the sweep is, at a glance in MLflow's run list."""
-    return {"trainable": spec.trainable_label, "cells": spec.n_cells, "trials": spec.total_trials, "seeds": spec.seeds}
+    return {
+        "trainable": spec.trainable_label,
+        "cells": spec.n_cells,
+        "trials": spec.total_trials,
+        "seeds": spec.seeds,
+    }
 
 
 def epoch_metrics(report: "Report") -> dict[str, float]:
@@ -70,32 +83,41 @@ def log_params(client: "MlflowClient", run_id: str, params: Mapping[str, Any]) -
 
     items = [Param(k, str(v)[:6000]) for k, v in params.items()]
     for i in range(0, len(items), PARAMS_PER_BATCH):
-        client.log_batch(run_id, params=items[i:i + PARAMS_PER_BATCH])
+        client.log_batch(run_id, params=items[i : i + PARAMS_PER_BATCH])
 
 
 def log_metrics(client: "MlflowClient", run_id: str, metrics: list["Metric"]) -> None:
     """Metrics in batches of :data:`BATCH`: one value per call is 30× slower."""
     for i in range(0, len(metrics), BATCH):
-        client.log_batch(run_id, metrics=metrics[i:i + BATCH])
+        client.log_batch(run_id, metrics=metrics[i : i + BATCH])
 
 
 def find_sweep_run(client: "MlflowClient", experiment_id: str, sweep_dir: str) -> "Run | None":
     """The parent run of the sweep whose results are in ``sweep_dir`` (an absolute path)."""
-    found = client.search_runs([experiment_id], filter_string=f"tags.`scalesweep.sweep_dir` = '{sweep_dir}'",
-                               max_results=1)
+    found = client.search_runs(
+        [experiment_id], filter_string=f"tags.`scalesweep.sweep_dir` = '{sweep_dir}'", max_results=1
+    )
     return found[0] if found else None
 
 
-def open_sweep_run(client: "MlflowClient", experiment: str, sweep_dir: str, spec_file: Path,
-                   params: Mapping[str, Any]) -> tuple[str, str, bool]:
+def open_sweep_run(
+    client: "MlflowClient",
+    experiment: str,
+    sweep_dir: str,
+    spec_file: Path,
+    params: Mapping[str, Any],
+) -> tuple[str, str, bool]:
     """(experiment id, parent run id, created): the sweep's parent run, created with its params and
     spec artifact only if no run is tagged with this ``sweep_dir`` yet (a resume or a backfill)."""
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
     if (existing := find_sweep_run(client, experiment_id, sweep_dir)) is not None:
         return experiment_id, existing.info.run_id, False
-    run = client.create_run(experiment_id, run_name=experiment,
-                            tags={"scalesweep.sweep_dir": sweep_dir, "scalesweep.kind": "sweep"})
+    run = client.create_run(
+        experiment_id,
+        run_name=experiment,
+        tags={"scalesweep.sweep_dir": sweep_dir, "scalesweep.kind": "sweep"},
+    )
     log_params(client, run.info.run_id, params)
     client.log_artifact(run.info.run_id, str(spec_file))
     return experiment_id, run.info.run_id, True
@@ -106,8 +128,12 @@ def trial_runs(client: "MlflowClient", experiment_id: str, parent_run_id: str) -
     runs: dict[str, Run] = {}
     token = None
     while True:
-        page = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
-                                  max_results=1000, page_token=token)
+        page = client.search_runs(
+            [experiment_id],
+            f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+            max_results=1000,
+            page_token=token,
+        )
         for run in page:
             if "trial_id" in run.data.tags:
                 runs.setdefault(run.data.tags["trial_id"], run)
@@ -116,11 +142,25 @@ def trial_runs(client: "MlflowClient", experiment_id: str, parent_run_id: str) -
             return runs
 
 
-def start_trial_run(client: "MlflowClient", experiment_id: str, parent_run_id: str, trial_id: str,
-                    cell: str, config: Mapping[str, Any]) -> str:
+def start_trial_run(
+    client: "MlflowClient",
+    experiment_id: str,
+    parent_run_id: str,
+    trial_id: str,
+    cell: str,
+    config: Mapping[str, Any],
+) -> str:
     """A trial's nested run, tagged and with its config as params; returns its run id."""
-    run = client.create_run(experiment_id, run_name=trial_id, tags={
-        "mlflow.parentRunId": parent_run_id, "trial_id": trial_id, "cell": cell, "status": "running"})
+    run = client.create_run(
+        experiment_id,
+        run_name=trial_id,
+        tags={
+            "mlflow.parentRunId": parent_run_id,
+            "trial_id": trial_id,
+            "cell": cell,
+            "status": "running",
+        },
+    )
     log_params(client, run.info.run_id, dict(sorted(config.items())))
     return run.info.run_id
 
@@ -192,25 +232,36 @@ class Tracker:
             fn(*args)
         except Exception as err:  # any failure of the tracking server must not stop the sweep
             self._failed = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            print(f"warning: MLflow tracking at {self.uri} failed ({self._failed[:200]}); the sweep goes on and "
-                  f"Parquet holds every result.", file=sys.stderr)
+            print(
+                f"warning: MLflow tracking at {self.uri} failed ({self._failed[:200]}); the sweep goes on and "
+                f"Parquet holds every result.",
+                file=sys.stderr,
+            )
 
     def _on_sweep(self, spec_file: Path, params: dict[str, Any]) -> None:
         from mlflow import MlflowClient
 
         self._client = MlflowClient(tracking_uri=self.uri)
         self._experiment_id, self.parent_run_id, created = open_sweep_run(
-            self._client, self._experiment, self._sweep_dir, spec_file, params)
+            self._client, self._experiment, self._sweep_dir, spec_file, params
+        )
         if not created:  # a resumed sweep: restored trials log into the runs they already have
             self._client.update_run(self.parent_run_id, status="RUNNING")
-            self._existing = {t: r.info.run_id for t, r in
-                              trial_runs(self._client, self._experiment_id, self.parent_run_id).items()}
+            self._existing = {
+                t: r.info.run_id
+                for t, r in trial_runs(
+                    self._client, self._experiment_id, self.parent_run_id
+                ).items()
+            }
 
     def _on_start(self, trial_id: str, cell: str, config: dict[str, Any]) -> None:
         self._runs[trial_id] = self._existing.get(trial_id) or start_trial_run(
-            self._client, self._experiment_id, self.parent_run_id, trial_id, cell, config)
+            self._client, self._experiment_id, self.parent_run_id, trial_id, cell, config
+        )
 
-    def _on_epoch(self, trial_id: str, epoch: int, values: dict[str, float], timestamp: int) -> None:
+    def _on_epoch(
+        self, trial_id: str, epoch: int, values: dict[str, float], timestamp: int
+    ) -> None:
         from mlflow.entities import Metric
 
         pending = self._pending.setdefault(trial_id, [])

@@ -2,6 +2,7 @@
 split into the results of its members when the Tune trial is a pack (packing.py). It pickles as its
 sweep's key and finds this driver's live sinks by it (driver.py).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,13 +11,12 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from trainables import EARLIER, ROWS
-
 from orchestrator.spec.cells import cell_key
 from orchestrator.store.checkpoints import delete_checkpoints
 from orchestrator.store.tracking import epoch_metrics
 from orchestrator.tune.driver import DriverSinks, attached
 from orchestrator.tune.packing import Member, member_reports, members_of
+from trainables import EARLIER, ROWS
 
 
 def _error_line(trial: Trial) -> str:
@@ -35,11 +35,15 @@ class SweepCallback(Callback):
     def sinks(self) -> DriverSinks:
         return attached(self._key)
 
-    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         s = self.sinks
         cell = cell_key(trial.config, s.plan.axes)
         for member in self._members(trial):
-            if member.trial_id not in s.writer.finished:  # a pack restored after some members were recorded
+            if (
+                member.trial_id not in s.writer.finished
+            ):  # a pack restored after some members were recorded
                 s.writer.trial_running(member.trial_id, cell)
                 s.progress.trial_started(member.trial_id, cell)
                 if s.tracker:
@@ -48,7 +52,9 @@ class SweepCallback(Callback):
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         self.sinks.writer.tick()  # trials.parquet and running.json lag by at most a second, even when idle
 
-    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any
+    ) -> None:
         if ROWS not in result:
             return
         s = self.sinks
@@ -63,16 +69,28 @@ class SweepCallback(Callback):
                 if s.tracker:
                     s.tracker.trial_epoch(member.trial_id, own.epoch, epoch_metrics(own))
         for index in sorted(s.stops.take(trial.trial_id)):  # by the scheduler, at this report
-            self._finish(trial, members[index], s.plan.trial_status(members[index].config, current.get(index)))
+            self._finish(
+                trial,
+                members[index],
+                s.plan.trial_status(members[index].config, current.get(index)),
+            )
 
-    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         last = trial.last_result
         reports = member_reports(last) if last and ROWS in last else {}
         for member in self._members(trial):
-            self._finish(trial, member, self.sinks.plan.trial_status(member.config, reports.get(member.index)))
+            self._finish(
+                trial,
+                member,
+                self.sinks.plan.trial_status(member.config, reports.get(member.index)),
+            )
         self._end(trial)
 
-    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         error = _error_line(trial)
         for member in self._members(trial):
             self._finish(trial, member, "errored", error)
@@ -91,7 +109,9 @@ class SweepCallback(Callback):
         if member.trial_id in s.writer.finished:
             return
         seconds = float(trial.last_result.get("time_total_s", 0.0)) if trial.last_result else 0.0
-        row = s.writer.finish_trial(member.trial_id, member.config, status, seconds / len(self._members(trial)), error)
+        row = s.writer.finish_trial(
+            member.trial_id, member.config, status, seconds / len(self._members(trial)), error
+        )
         s.studies.tell(row)  # after the Parquet write: a study never holds a result Parquet lacks
         if s.tracker:
             s.tracker.trial_finished(member.trial_id, status, error)

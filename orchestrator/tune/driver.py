@@ -5,6 +5,7 @@ what they feed (a writer buffering rows, a tracking thread, a live progress bar,
 early) belongs to one driver process. So they pickle as the sweep's key (its results directory), and
 each driver attaches its own :class:`DriverSinks` under that key before ``fit()``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

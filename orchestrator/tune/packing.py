@@ -12,6 +12,7 @@ leaves most of a core (and nearly all of a GPU) idle; one pack of K members pays
 and trains K models in the kernels of one (benchmarks/packing.py). How large a cell's packs are is the
 plan's decision (spec/packs.py).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainables import MEMBERS, Report
+
 
 @dataclass(frozen=True)
 class Member:
@@ -39,7 +41,10 @@ def members_of(trial_id: str, config: Mapping[str, Any]) -> list[Member]:
     if MEMBERS not in config:
         return [Member(trial_id, 0, dict(config))]
     base = {k: v for k, v in config.items() if k != MEMBERS}
-    return [Member(member_id(trial_id, i), i, {**base, **params}) for i, params in enumerate(config[MEMBERS])]
+    return [
+        Member(member_id(trial_id, i), i, {**base, **params})
+        for i, params in enumerate(config[MEMBERS])
+    ]
 
 
 def member_reports(result: Mapping[str, Any]) -> dict[int, Report]:

@@ -3,6 +3,7 @@
 One global ASHA would compare a trial trained on 16 samples with one trained on 2048 and stop
 every small-data trial; a scaling curve needs early stopping *within* a cell only.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,17 +12,15 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import numpy as np
-
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
-from trainables import MEMBERS, Report
-
 from orchestrator.spec.cells import cell_key
-from orchestrator.tune.driver import attached
-from orchestrator.tune.packing import Member, member_reports, members_of
 from orchestrator.spec.plan import SweepPlan
 from orchestrator.store.results import load_metrics, load_trials
+from orchestrator.tune.driver import attached
+from orchestrator.tune.packing import Member, member_reports, members_of
+from trainables import MEMBERS, Report
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
@@ -36,7 +35,7 @@ def rung_epochs(plan: SweepPlan) -> tuple[float, ...]:
     if asha is None:
         return ()
     count = int(np.log(plan.epochs / asha.grace_period) / np.log(asha.reduction_factor) + 1)
-    return tuple(asha.grace_period * asha.reduction_factor ** k for k in range(count))
+    return tuple(asha.grace_period * asha.reduction_factor**k for k in range(count))
 
 
 def _asha_result(epoch: int, metric: str, value: float) -> dict[str, float]:
@@ -48,7 +47,8 @@ class CellScheduler(FIFOScheduler):
     """Routes each member's results to its cell's ASHA; stops members whose every seed diverged.
 
     The rungs hold members (packing.py), not Tune trials: a member that ASHA stops leaves its pack (told
-    to the callback and the trial through the driver's :class:`~orchestrator.tune.packing.MemberStops`), and the pack stops once none is left.
+    to the callback and the trial through the driver's ``MemberStops``), and the pack stops once none is
+    left.
     A resumed sweep gets a scheduler unpickled from its start, with empty rungs; each cell's ASHA
     therefore replays the per-epoch results of the cell's finished trials from Parquet when it is
     first needed, so early stopping after a resume compares against the same trials as before.
@@ -67,8 +67,10 @@ class CellScheduler(FIFOScheduler):
     def _pack(self, trial: Trial) -> tuple[str, list[Member]]:
         """The trial's cell and members, computed once per trial (results arrive many times a second)."""
         if trial.trial_id not in self._packs:
-            self._packs[trial.trial_id] = (cell_key(trial.config, self._plan.axes),
-                                           members_of(trial.trial_id, trial.config))
+            self._packs[trial.trial_id] = (
+                cell_key(trial.config, self._plan.axes),
+                members_of(trial.trial_id, trial.config),
+            )
         return self._packs[trial.trial_id]
 
     def _asha(self, cell: str) -> AsyncHyperBandScheduler | None:
@@ -77,8 +79,12 @@ class CellScheduler(FIFOScheduler):
             return None
         if cell not in self._by_cell:
             self._by_cell[cell] = AsyncHyperBandScheduler(
-                time_attr=TIME_ATTR, metric=self._plan.metric, mode=self._plan.mode, max_t=self._plan.epochs,
-                grace_period=asha.grace_period, reduction_factor=asha.reduction_factor,
+                time_attr=TIME_ATTR,
+                metric=self._plan.metric,
+                mode=self._plan.mode,
+                max_t=self._plan.epochs,
+                grace_period=asha.grace_period,
+                reduction_factor=asha.reduction_factor,
                 stop_last_trials=False,  # a trial ends at its own last epoch as "completed", not pruned
             )
             self._replay(cell, self._by_cell[cell])
@@ -89,7 +95,10 @@ class CellScheduler(FIFOScheduler):
             stub = SimpleNamespace(trial_id=trial_id)
             asha.on_trial_add(None, stub)
             for epoch, value in series:
-                if asha.on_trial_result(None, stub, _asha_result(epoch, self._plan.metric, value)) != self.CONTINUE:
+                if (
+                    asha.on_trial_result(None, stub, _asha_result(epoch, self._plan.metric, value))
+                    != self.CONTINUE
+                ):
                     break
             asha.on_trial_remove(None, stub)
 
@@ -102,17 +111,24 @@ class CellScheduler(FIFOScheduler):
             if not trials.empty:
                 self._done |= set(trials.trial_id)
             if not trials.empty and self._plan.metric in metrics:
-                values = metrics[self._plan.metric]  # finite values only, as seed_mean averages them
+                values = metrics[
+                    self._plan.metric
+                ]  # finite values only, as seed_mean averages them
                 finite = metrics.assign(**{self._plan.metric: values.where(np.isfinite(values))})
                 means = finite.groupby(["trial_id", "epoch"])[self._plan.metric].mean().dropna()
-                series = {t: [(int(e), float(v)) for (_, e), v in s.items()] for t, s in means.groupby(level=0)}
+                series = {
+                    t: [(int(e), float(v)) for (_, e), v in s.items()]
+                    for t, s in means.groupby(level=0)
+                }
                 finished = trials[trials.status.isin(["completed", "pruned"])]
                 for trial_id, cell in zip(finished.trial_id, finished.cell):
                     if trial_id in series:
                         self._history.setdefault(cell, []).append((trial_id, series[trial_id]))
         return self._history, self._done
 
-    def _leave(self, tune_controller: "TuneController", cell: str, member: str, result: dict | None = None) -> None:
+    def _leave(
+        self, tune_controller: "TuneController", cell: str, member: str, result: dict | None = None
+    ) -> None:
         """Take a member out of its cell's ASHA: completed with its last ``result``, else removed."""
         if member in self._in_asha:
             self._in_asha.discard(member)
@@ -138,13 +154,18 @@ class CellScheduler(FIFOScheduler):
         stops = attached(str(self._results_dir)).stops
         for index, report in member_reports(result).items():
             member = members[index]
-            if member.trial_id in done or self._decide(tune_controller, cell, member, report) == self.STOP:
+            if (
+                member.trial_id in done
+                or self._decide(tune_controller, cell, member, report) == self.STOP
+            ):
                 done.add(member.trial_id)
                 if packed:
                     stops.stop(trial.trial_id, index)
         return self.STOP if all(m.trial_id in done for m in members) else self.CONTINUE
 
-    def _decide(self, tune_controller: "TuneController", cell: str, member: Member, report: Report) -> str:
+    def _decide(
+        self, tune_controller: "TuneController", cell: str, member: Member, report: Report
+    ) -> str:
         """ASHA's decision on the member's seed mean; a member whose every seed diverged stops, one whose
         report lacks the metric (not evaluated at this epoch) goes on."""
         value = report.mean(self._plan.metric)
@@ -153,21 +174,32 @@ class CellScheduler(FIFOScheduler):
         elif value is None or member.trial_id not in self._in_asha:
             return self.CONTINUE
         else:
-            decision = self._asha(cell).on_trial_result(tune_controller, SimpleNamespace(trial_id=member.trial_id),
-                                                        _asha_result(report.epoch, self._plan.metric, value))
+            decision = self._asha(cell).on_trial_result(
+                tune_controller,
+                SimpleNamespace(trial_id=member.trial_id),
+                _asha_result(report.epoch, self._plan.metric, value),
+            )
         if decision == self.STOP:
             self._leave(tune_controller, cell, member.trial_id)
         return decision
 
-    def on_trial_complete(self, tune_controller: "TuneController", trial: Trial, result: dict) -> None:
+    def on_trial_complete(
+        self, tune_controller: "TuneController", trial: Trial, result: dict
+    ) -> None:
         cell, members = self._pack(trial)
         del self._packs[trial.trial_id]
         reports = member_reports(result) if result else {}
         for member in members:
             report = reports.get(member.index)
             value = report.mean(self._plan.metric) if report else None
-            self._leave(tune_controller, cell, member.trial_id,
-                        _asha_result(report.epoch, self._plan.metric, value) if report and value is not None else {})
+            self._leave(
+                tune_controller,
+                cell,
+                member.trial_id,
+                _asha_result(report.epoch, self._plan.metric, value)
+                if report and value is not None
+                else {},
+            )
 
     def on_trial_remove(self, tune_controller: "TuneController", trial: Trial) -> None:
         cell, members = self._pack(trial)

@@ -10,6 +10,7 @@ row is written (by the driver's callback, not by the searcher, which Tune inform
 whenever a driver dies, "told" implies "recorded"; a restarted driver tells what Parquet has and
 the studies have not, and fails the asked trials that no surviving Tune trial owns.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -23,10 +24,10 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from orchestrator.tune.packing import member_id
 from orchestrator.spec.plan import SweepPlan
-from orchestrator.store.results import load_trials
 from orchestrator.spec.schema import Param
+from orchestrator.store.results import load_trials
+from orchestrator.tune.packing import member_id
 
 JOURNAL = "journal.log"
 _STATE = {"completed": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
@@ -71,11 +72,18 @@ class Studies:
         if cell_key not in self._studies:
             search = self._plan.spec.search
             seed = search.seed * 100_003 + [c.key for c in self._plan.cells].index(cell_key)
-            sampler = (optuna.samplers.TPESampler(seed=seed) if search.algorithm == "optuna"
-                       else optuna.samplers.RandomSampler(seed=seed))
+            sampler = (
+                optuna.samplers.TPESampler(seed=seed)
+                if search.algorithm == "optuna"
+                else optuna.samplers.RandomSampler(seed=seed)
+            )
             self._studies[cell_key] = optuna.create_study(
-                storage=self.storage, study_name=cell_key, sampler=sampler, load_if_exists=True,
-                direction="minimize" if self._plan.mode == "min" else "maximize")
+                storage=self.storage,
+                study_name=cell_key,
+                sampler=sampler,
+                load_if_exists=True,
+                direction="minimize" if self._plan.mode == "min" else "maximize",
+            )
         return self._studies[cell_key]
 
     def tell(self, row: Mapping[str, Any]) -> None:
@@ -92,10 +100,15 @@ class Studies:
         if state == TrialState.COMPLETE and value is not None:
             study.tell(number, float(value), skip_if_finished=True)
         else:
-            study.tell(number, state=TrialState.PRUNED if state == TrialState.PRUNED else TrialState.FAIL,
-                       skip_if_finished=True)
+            study.tell(
+                number,
+                state=TrialState.PRUNED if state == TrialState.PRUNED else TrialState.FAIL,
+                skip_if_finished=True,
+            )
 
-    def reconcile(self, cell_key: str, recorded: Mapping[str, Mapping[str, Any]], owned: set[str]) -> None:
+    def reconcile(
+        self, cell_key: str, recorded: Mapping[str, Mapping[str, Any]], owned: set[str]
+    ) -> None:
         """After a driver died: tell asked trials that Parquet recorded; fail those nobody will finish
         (asked after Tune's last snapshot and lost with the driver)."""
         study = self.get(cell_key)
@@ -121,10 +134,14 @@ class CellSearcher(Searcher):
         super().__init__(metric=plan.metric, mode=plan.mode)
         self._plan = plan
         self._results_dir = results_dir.resolve()
-        self._next = 0  # position in the endless sequence (round 0: every cell, round 1: every cell, ...)
+        self._next = (
+            0  # position in the endless sequence (round 0: every cell, round 1: every cell, ...)
+        )
         self._live: dict[str, tuple[str, list[str]]] = {}  # Tune trial id -> (cell key, member ids)
         self._studies: Studies | None = None
-        self._taken: dict[str, int] = {}  # cell key -> members recorded, live or handed out by this driver
+        self._taken: dict[
+            str, int
+        ] = {}  # cell key -> members recorded, live or handed out by this driver
 
     def _open(self) -> Studies:
         """First use in this driver: reconcile every study with Parquet and count taken slots."""
@@ -165,7 +182,9 @@ class CellSearcher(Searcher):
         trial.set_user_attr("trial_id", member)
         return {name: _suggest(trial, name, p) for name, p in self._plan.spec.search.space.items()}
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
         self._live.pop(trial_id, None)  # the outcome is told by the driver's callback once recorded
 
     def get_state(self) -> dict:

@@ -7,6 +7,7 @@ cache directory on the worker's ``sys.path``, which works on a local Ray, on an 
 with ``--address`` and on Kubernetes alike, whether or not Ray was started by scalesweep. A function
 defined in ``__main__`` (a notebook, a script) and a command travel by value (cloudpickle).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,10 +19,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.spec.schema import SpecError
 from trainables import Trainable, get_trainable
 from trainables.command import Command
-
-from orchestrator.spec.schema import SpecError
 
 MAX_BYTES = 50 * 2**20
 _SKIP = {"__pycache__", ".git", ".venv", "results", "mlruns", ".ipynb_checkpoints"}
@@ -76,13 +76,23 @@ def _installed(origin: Path) -> bool:
 
 def _pack(origin: Path) -> bytes:
     """The package directory (or the file) as a zip, paths relative to the directory holding it."""
-    files = [origin] if origin.is_file() else sorted(
-        p for p in origin.rglob("*") if p.is_file() and not (_SKIP & set(p.relative_to(origin).parts[:-1]))
-        and p.suffix not in (".pyc", ".pyo"))
+    files = (
+        [origin]
+        if origin.is_file()
+        else sorted(
+            p
+            for p in origin.rglob("*")
+            if p.is_file()
+            and not (_SKIP & set(p.relative_to(origin).parts[:-1]))
+            and p.suffix not in (".pyc", ".pyo")
+        )
+    )
     size = sum(p.stat().st_size for p in files)
     if size > MAX_BYTES:
-        raise SpecError(f"trainable: {origin} holds {size / 2**20:.0f} MiB of files to send to every worker "
-                        f"(at most {MAX_BYTES // 2**20} MiB); install it as a package on the workers instead")
+        raise SpecError(
+            f"trainable: {origin} holds {size / 2**20:.0f} MiB of files to send to every worker "
+            f"(at most {MAX_BYTES // 2**20} MiB); install it as a package on the workers instead"
+        )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in files:

@@ -14,6 +14,7 @@ with its first new report, so a driver that crashed and lost them in memory stil
 The driver imports this module (for :func:`tune_function` and :class:`StopBoard`) and never torch; a trial
 imports torch only when its trainable does.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,11 +29,10 @@ from typing import Any
 import ray
 from ray import tune
 
+from orchestrator.tune.shipping import Shipped
 from trainables import EARLIER, MEMBERS, Report, Reporter, run_trainable
 from trainables.api import StateFn
 from trainables.stacked.process import configure_process
-
-from orchestrator.tune.shipping import Shipped
 
 STATE_FILE = "state.pkl"
 
@@ -52,8 +52,14 @@ class StopBoard:
 
 
 class TuneReporter(Reporter):
-    def __init__(self, checkpoint_every_s: float, report_every_s: float = 0.0, rungs: tuple[float, ...] = (),
-                 board: str | None = None, metric: str | None = None) -> None:
+    def __init__(
+        self,
+        checkpoint_every_s: float,
+        report_every_s: float = 0.0,
+        rungs: tuple[float, ...] = (),
+        board: str | None = None,
+        metric: str | None = None,
+    ) -> None:
         super().__init__()
         self._metric = metric
         self._reported: set[str] = set()  # every metric name seen in this trial's rows
@@ -87,8 +93,10 @@ class TuneReporter(Reporter):
         ranked by is an error the researcher must see, not a NaN row."""
         if self._metric is not None and self._metric not in self._reported:
             shown = ", ".join(sorted(self._reported)) or "no numeric metric"
-            raise ValueError(f"the trainable never reported the metric {self._metric!r} (it reported: {shown}); "
-                             f"report it, or set metric.name in the spec to one of those")
+            raise ValueError(
+                f"the trainable never reported the metric {self._metric!r} (it reported: {shown}); "
+                f"report it, or set metric.name in the spec to one of those"
+            )
 
     def flush(self) -> None:
         """Send what is held back: the trainable has returned."""
@@ -111,8 +119,14 @@ class TuneReporter(Reporter):
             tune.report(metrics)
         else:
             with tempfile.TemporaryDirectory() as tmp:
-                with open(os.path.join(tmp, STATE_FILE), "wb") as f:  # pickle: tensors too, without torch's import
-                    pickle.dump({"state": state(), "history": self._history}, f, protocol=pickle.HIGHEST_PROTOCOL)
+                with open(
+                    os.path.join(tmp, STATE_FILE), "wb"
+                ) as f:  # pickle: tensors too, without torch's import
+                    pickle.dump(
+                        {"state": state(), "history": self._history},
+                        f,
+                        protocol=pickle.HIGHEST_PROTOCOL,
+                    )
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
             self._last = time.monotonic()
         self._sent_at = time.monotonic()
@@ -135,7 +149,10 @@ class TuneReporter(Reporter):
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
             return None
-        with checkpoint.as_directory() as directory, open(os.path.join(directory, STATE_FILE), "rb") as f:
+        with (
+            checkpoint.as_directory() as directory,
+            open(os.path.join(directory, STATE_FILE), "rb") as f,
+        ):
             saved = pickle.load(f)
         self._history = list(saved["history"])
         self._unsent = list(saved["history"])
@@ -166,16 +183,25 @@ def tune_function(settings: TrialSettings) -> Callable[[dict[str, Any]], None]:
     def run_trial(config: dict[str, Any]) -> None:
         trainable = settings.trainable.load()
         trainable.function()  # imports a deferred train, and with it torch if it uses torch
-        if trainable.stacks_seeds:  # the stacked core's process tuning; a researcher's process is left alone
+        if (
+            trainable.stacks_seeds
+        ):  # the stacked core's process tuning; a researcher's process is left alone
             configure_process()
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(threads)
         board = settings.stop_board if MEMBERS in config else None
-        reporter = TuneReporter(settings.checkpoint_every_s, settings.report_every_s, settings.rungs, board,
-                                settings.metric)
+        reporter = TuneReporter(
+            settings.checkpoint_every_s,
+            settings.report_every_s,
+            settings.rungs,
+            board,
+            settings.metric,
+        )
         try:
             run_trainable(trainable, config, settings.seeds, reporter)
-        except Exception:  # the epochs held back are recorded with the error (not on Tune's stop: SystemExit)
+        except (
+            Exception
+        ):  # the epochs held back are recorded with the error (not on Tune's stop: SystemExit)
             reporter.flush()
             raise
         reporter.flush()

@@ -9,6 +9,7 @@ divergence, dropping members and checkpoints). The science: docs/science.md, In-
 Run one config: ``python -m trainables incontext task=logistic_regression d=16 k=64 alpha=10
 embed_dim=64 depth=4 heads=4 steps=2000 lr=1e-3 eval_every=500 seeds=2 --jsonl``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,7 +25,16 @@ def train(config: dict[str, Any], report: Reporter) -> None:
     run(config, report)
 
 
-INCONTEXT = Trainable(train=train, name="incontext", resolve=resolve, metrics=metrics, curves=curves,
-                      horizon="steps", stackable=STACKABLE, step_cost=step_cost, stacks_seeds=True)
+INCONTEXT = Trainable(
+    train=train,
+    name="incontext",
+    resolve=resolve,
+    metrics=metrics,
+    curves=curves,
+    horizon="steps",
+    stackable=STACKABLE,
+    step_cost=step_cost,
+    stacks_seeds=True,
+)
 
 __all__ = ["INCONTEXT", "KEYS", "curves", "metrics", "resolve", "train"]

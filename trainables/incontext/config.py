@@ -4,18 +4,24 @@ Defaults are TART's reasoning module (GPT-2 256/12/8, Adam lr 1e-4, batch 128, 3
 α = 10; see docs/science.md, Training settings) except where marked "ours". ``resolve`` raises
 ``ConfigError(key, "expected ...")`` on an unknown key or a bad value, before any work starts.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from ..api import ConfigError, Mode
+from ..api import Mode
+from ..errors import ConfigError
 from ..keys import Check, Keys, at_least, resolve_keys
 from ..packs import resolve_pack
 from .curriculum import PRESETS
 
 KEYS: Keys = {
-    "task": (str, "logistic_regression", "logistic_regression (TART) or linear_regression (Garg et al.)"),
+    "task": (
+        str,
+        "logistic_regression",
+        "logistic_regression (TART) or linear_regression (Garg et al.)",
+    ),
     "d": (int, 16, "input dimension"),
     "k": (int, 64, "in-context examples per sequence (ours; TART 258, Garg et al. 41)"),
     "alpha": (float, 10.0, "logistic_regression: w = alpha·g, g ~ N(0, I)"),
@@ -24,7 +30,11 @@ KEYS: Keys = {
     "heads": (int, 8, "attention heads (divide embed_dim)"),
     "steps": (int, 35001, "optimizer steps, each on a fresh batch of sequences"),
     "batch_size": (int, 128, "sequences per step"),
-    "grad_accum": (int, 1, "micro-batches per step, gradients accumulated: less memory, same step (TART: 4)"),
+    "grad_accum": (
+        int,
+        1,
+        "micro-batches per step, gradients accumulated: less memory, same step (TART: 4)",
+    ),
     "lr": (float, 1e-4, "Adam learning rate (constant)"),
     "curriculum": (str, "none", "none, tart or garg: d and k grow during training (ours: none)"),
     "curriculum_every": (int, 0, "steps between curriculum increments; 0: the preset's"),
@@ -33,17 +43,38 @@ KEYS: Keys = {
     "eval_every": (int, 1000, "evaluate (and report) every this many steps, and at the last"),
     "n_eval": (int, 256, "evaluation sequences (ours)"),
     "eval_seed": (int, 1_000_003, "seed of the evaluation set, shared by all members (ours)"),
-    "baseline_l2": (float, 1.0, "logistic_regression: L2 strength of the baseline (sklearn's C = 1)"),
+    "baseline_l2": (
+        float,
+        1.0,
+        "logistic_regression: L2 strength of the baseline (sklearn's C = 1)",
+    ),
 }
 
 CLASSIFICATION = {"linear_regression": False, "logistic_regression": True}
 """The tasks by name, True where labels are classes (their samplers are in tasks.py; config imports no torch)."""
 
-CHOICES: dict[str, list[str]] = {"task": sorted(CLASSIFICATION), "curriculum": ["none", *sorted(PRESETS)]}
+CHOICES: dict[str, list[str]] = {
+    "task": sorted(CLASSIFICATION),
+    "curriculum": ["none", *sorted(PRESETS)],
+}
 
 CHECKS: dict[str, Check] = {
-    **{k: at_least(1) for k in ("d", "k", "embed_dim", "depth", "heads", "steps", "batch_size", "grad_accum",
-                                "seeds", "eval_every", "n_eval")},
+    **{
+        k: at_least(1)
+        for k in (
+            "d",
+            "k",
+            "embed_dim",
+            "depth",
+            "heads",
+            "steps",
+            "batch_size",
+            "grad_accum",
+            "seeds",
+            "eval_every",
+            "n_eval",
+        )
+    },
     **{k: at_least(0) for k in ("curriculum_every", "seed", "eval_seed")},
     **{k: at_least(0, strict=True) for k in ("lr", "alpha", "baseline_l2")},
 }
@@ -62,23 +93,37 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
 def _resolve_one(config: Mapping[str, Any]) -> dict[str, Any]:
     out = resolve_keys(config, KEYS, CHOICES, CHECKS)
     if out["embed_dim"] % out["heads"]:
-        raise ConfigError("heads", f"expected a divisor of embed_dim ({out['embed_dim']}), got {out['heads']}")
+        raise ConfigError(
+            "heads", f"expected a divisor of embed_dim ({out['embed_dim']}), got {out['heads']}"
+        )
     if out["batch_size"] % out["grad_accum"]:
-        raise ConfigError("grad_accum", f"expected a divisor of batch_size ({out['batch_size']}), got {out['grad_accum']}")
+        raise ConfigError(
+            "grad_accum",
+            f"expected a divisor of batch_size ({out['batch_size']}), got {out['grad_accum']}",
+        )
     if not CLASSIFICATION[out["task"]]:
         for key in LOGISTIC_ONLY:
             if out[key] != KEYS[key][1]:
-                raise ConfigError(key, f"expected only with task=logistic_regression (task is {out['task']!r})")
+                raise ConfigError(
+                    key, f"expected only with task=logistic_regression (task is {out['task']!r})"
+                )
     if out["curriculum"] == "none" and out["curriculum_every"]:
-        raise ConfigError("curriculum_every", "expected only with a curriculum (curriculum is 'none')")
+        raise ConfigError(
+            "curriculum_every", "expected only with a curriculum (curriculum is 'none')"
+        )
     return out
 
 
 def metrics(config: Mapping[str, Any]) -> dict[str, Mode]:
     """Scalar metrics (means over positions, then over members) and the direction each improves in."""
     if CLASSIFICATION[resolve(config)["task"]]:
-        return {"train_loss": "min", "test_loss": "min", "test_acc": "max", "oracle_acc": "max",
-                "baseline_acc": "max"}
+        return {
+            "train_loss": "min",
+            "test_loss": "min",
+            "test_acc": "max",
+            "oracle_acc": "max",
+            "baseline_acc": "max",
+        }
     return {"train_loss": "min", "test_loss": "min", "test_mse": "min", "baseline_mse": "min"}
 
 
@@ -88,7 +133,11 @@ def curves(config: Mapping[str, Any]) -> dict[str, str]:
     A curve is a list of k values; index i is the query after i in-context examples.
     """
     if CLASSIFICATION[resolve(config)["task"]]:
-        return {"acc_by_k": "test_acc", "oracle_acc_by_k": "oracle_acc", "baseline_acc_by_k": "baseline_acc"}
+        return {
+            "acc_by_k": "test_acc",
+            "oracle_acc_by_k": "oracle_acc",
+            "baseline_acc_by_k": "baseline_acc",
+        }
     return {"mse_by_k": "test_mse", "baseline_mse_by_k": "baseline_mse"}
 
 
@@ -97,5 +146,7 @@ def step_cost(config: Mapping[str, Any]) -> float:
     from .model import GPT2
 
     cfg = resolve(config)
-    size = GPT2(d=cfg["d"], k=cfg["k"], embed_dim=cfg["embed_dim"], depth=cfg["depth"], heads=cfg["heads"]).layout.size
+    size = GPT2(
+        d=cfg["d"], k=cfg["k"], embed_dim=cfg["embed_dim"], depth=cfg["depth"], heads=cfg["heads"]
+    ).layout.size
     return 3.0 * size * cfg["batch_size"] * 2 * cfg["k"]

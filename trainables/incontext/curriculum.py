@@ -7,6 +7,7 @@ value = min(end, start + inc · ⌊t / interval⌋); the end is the config's d a
 ``curriculum_every`` > 0 replaces the preset's interval, to compress a curriculum into a short run.
 A preset's start above the config's value starts (and stays) at the config's value.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,4 +46,6 @@ class Curriculum:
     def at(self, step: int) -> tuple[int, int]:
         if self.preset is None:
             return self.d, self.k
-        return self.preset.d.at(step, self.every, self.d), self.preset.k.at(step, self.every, self.k)
+        return self.preset.d.at(step, self.every, self.d), self.preset.k.at(
+            step, self.every, self.k
+        )

@@ -13,6 +13,7 @@ Oracle and baseline do not depend on the model: they are computed once, in float
 they are the same on every device), for all sequences and positions at once: no Python loop over
 sequences or positions, only over Newton iterations and chunks of sequences.
 """
+
 from __future__ import annotations
 
 import torch
@@ -57,15 +58,27 @@ def least_squares_prefix_fits(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     mask = _prefix_mask(x.shape[1])
     a = mask[:, :, None] * x.unsqueeze(1)  # (N, K, K, d): fit k sees rows j < k, zeros elsewhere
     b = (mask * y.unsqueeze(1)).unsqueeze(-1)  # (N, K, K, 1)
-    w = torch.linalg.lstsq(a, b, driver="gelsd").solution.squeeze(-1)  # (N, K, d); zero rows change nothing
+    w = torch.linalg.lstsq(a, b, driver="gelsd").solution.squeeze(
+        -1
+    )  # (N, K, d); zero rows change nothing
     return (w * x).sum(-1)
 
 
 class EvalSet:
     """``n`` sequences at the full (d, k) drawn from ``seed``, shared by every member."""
 
-    def __init__(self, task: Task, *, d: int, k: int, alpha: float, n: int, seed: int, l2: float,
-                 device: torch.device) -> None:
+    def __init__(
+        self,
+        task: Task,
+        *,
+        d: int,
+        k: int,
+        alpha: float,
+        n: int,
+        seed: int,
+        l2: float,
+        device: torch.device,
+    ) -> None:
         self.task, self.d = task, d
         batch = task.sample(n, k, d, d, alpha, torch.Generator().manual_seed(seed))
         self.x, self.y = batch.x.to(device), batch.y.to(device)  # (N, K, d), (N, K)
@@ -73,11 +86,21 @@ class EvalSet:
         self.reference: dict[str, torch.Tensor] = {}  # name → (K,) float64 on the CPU
         if task.classification:
             oracle = torch.einsum("nkd,nd->nk", x, w)
-            fitted = torch.cat([logistic_prefix_fits(x[i:i + CHUNK], y[i:i + CHUNK], l2) for i in range(0, n, CHUNK)])
+            fitted = torch.cat(
+                [
+                    logistic_prefix_fits(x[i : i + CHUNK], y[i : i + CHUNK], l2)
+                    for i in range(0, n, CHUNK)
+                ]
+            )
             self.reference["oracle_acc"] = self.correct(oracle, y).mean(0)
             self.reference["baseline_acc"] = self.correct(fitted, y).mean(0)
         else:
-            fitted = torch.cat([least_squares_prefix_fits(x[i:i + CHUNK], y[i:i + CHUNK]) for i in range(0, n, CHUNK)])
+            fitted = torch.cat(
+                [
+                    least_squares_prefix_fits(x[i : i + CHUNK], y[i : i + CHUNK])
+                    for i in range(0, n, CHUNK)
+                ]
+            )
             self.reference["baseline_mse"] = ((fitted - y) ** 2).mean(0) / d
 
     @staticmethod

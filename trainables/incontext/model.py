@@ -7,6 +7,7 @@ y_i sees x₁..x_i and y₁..y_{i-1}. Dropout 0. Initialisation as GPT-2's: weig
 N(0, 0.02), the two residual projections N(0, 0.02/√(2·depth)), biases 0; read-in and read-out as
 nn.Linear's defaults. Every tensor carries the member dimension S first: activations (S, B, L, D).
 """
+
 from __future__ import annotations
 
 import math
@@ -31,18 +32,32 @@ class GPT2:
         self.d, self.D, self.H, self.depth = d, embed_dim, heads, depth
         D, std = embed_dim, 0.02
         proj = scaled_normal(std / math.sqrt(2 * depth))
-        specs = [ParamSpec("read_in_w", (d, D), uniform_fan_in(d)), ParamSpec("read_in_b", (D,), uniform_fan_in(d)),
-                 ParamSpec("pos", (2 * k, D), scaled_normal(std))]
+        specs = [
+            ParamSpec("read_in_w", (d, D), uniform_fan_in(d)),
+            ParamSpec("read_in_b", (D,), uniform_fan_in(d)),
+            ParamSpec("pos", (2 * k, D), scaled_normal(std)),
+        ]
         for i in range(depth):
-            specs += [ParamSpec(f"{i}.ln1_w", (D,), ones), ParamSpec(f"{i}.ln1_b", (D,), zeros),
-                      ParamSpec(f"{i}.attn_w", (D, 3 * D), scaled_normal(std)),
-                      ParamSpec(f"{i}.attn_b", (3 * D,), zeros),
-                      ParamSpec(f"{i}.proj_w", (D, D), proj), ParamSpec(f"{i}.proj_b", (D,), zeros),
-                      ParamSpec(f"{i}.ln2_w", (D,), ones), ParamSpec(f"{i}.ln2_b", (D,), zeros),
-                      ParamSpec(f"{i}.fc_w", (D, 4 * D), scaled_normal(std)), ParamSpec(f"{i}.fc_b", (4 * D,), zeros),
-                      ParamSpec(f"{i}.out_w", (4 * D, D), proj), ParamSpec(f"{i}.out_b", (D,), zeros)]
-        specs += [ParamSpec("lnf_w", (D,), ones), ParamSpec("lnf_b", (D,), zeros),
-                  ParamSpec("read_out_w", (D, 1), uniform_fan_in(D)), ParamSpec("read_out_b", (1,), uniform_fan_in(D))]
+            specs += [
+                ParamSpec(f"{i}.ln1_w", (D,), ones),
+                ParamSpec(f"{i}.ln1_b", (D,), zeros),
+                ParamSpec(f"{i}.attn_w", (D, 3 * D), scaled_normal(std)),
+                ParamSpec(f"{i}.attn_b", (3 * D,), zeros),
+                ParamSpec(f"{i}.proj_w", (D, D), proj),
+                ParamSpec(f"{i}.proj_b", (D,), zeros),
+                ParamSpec(f"{i}.ln2_w", (D,), ones),
+                ParamSpec(f"{i}.ln2_b", (D,), zeros),
+                ParamSpec(f"{i}.fc_w", (D, 4 * D), scaled_normal(std)),
+                ParamSpec(f"{i}.fc_b", (4 * D,), zeros),
+                ParamSpec(f"{i}.out_w", (4 * D, D), proj),
+                ParamSpec(f"{i}.out_b", (D,), zeros),
+            ]
+        specs += [
+            ParamSpec("lnf_w", (D,), ones),
+            ParamSpec("lnf_b", (D,), zeros),
+            ParamSpec("read_out_w", (D, 1), uniform_fan_in(D)),
+            ParamSpec("read_out_b", (1,), uniform_fan_in(D)),
+        ]
         self.layout = Layout(specs)
 
     def attention(self, p: dict[str, torch.Tensor], i: int, a: torch.Tensor) -> torch.Tensor:
@@ -52,12 +67,14 @@ class GPT2:
         qkv = stacked_linear(a, p[f"{i}.attn_w"], p[f"{i}.attn_b"]).view(S * B, L, 3, H, D // H)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (S·B, H, L, D/H)
         o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return stacked_linear(o.transpose(1, 2).reshape(S, B, L, D), p[f"{i}.proj_w"], p[f"{i}.proj_b"])
+        return stacked_linear(
+            o.transpose(1, 2).reshape(S, B, L, D), p[f"{i}.proj_w"], p[f"{i}.proj_b"]
+        )
 
     def forward(self, p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """x (S, B, K, d), y (S, B, K) → (S, B, K): a logit (or value) per x position."""
         z = interleave(x, y)  # (S, B, 2K, d)
-        h = stacked_linear(z, p["read_in_w"], p["read_in_b"]) + p["pos"][:, None, :z.shape[2]]
+        h = stacked_linear(z, p["read_in_w"], p["read_in_b"]) + p["pos"][:, None, : z.shape[2]]
         for i in range(self.depth):
             h = h + self.attention(p, i, stacked_layer_norm(h, p[f"{i}.ln1_w"], p[f"{i}.ln1_b"]))
             f = stacked_layer_norm(h, p[f"{i}.ln2_w"], p[f"{i}.ln2_b"])

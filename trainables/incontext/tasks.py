@@ -9,6 +9,7 @@
 With a curriculum only the first ``d_active`` coordinates of x are drawn as above; the others are
 zero (as in both papers' code), so the labels depend on those coordinates alone.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -28,7 +29,9 @@ class Batch:
     w: torch.Tensor
 
 
-def _gaussian_xw(B: int, K: int, d: int, d_active: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _gaussian_xw(
+    B: int, K: int, d: int, d_active: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     # Always draw all d coordinates, so that the random stream does not depend on the curriculum.
     x = torch.randn(B, K, d, generator=gen)
     w = torch.randn(B, d, generator=gen)
@@ -36,14 +39,18 @@ def _gaussian_xw(B: int, K: int, d: int, d_active: int, gen: torch.Generator) ->
     return x, w
 
 
-def logistic_regression(B: int, K: int, d: int, d_active: int, alpha: float, gen: torch.Generator) -> Batch:
+def logistic_regression(
+    B: int, K: int, d: int, d_active: int, alpha: float, gen: torch.Generator
+) -> Batch:
     x, g = _gaussian_xw(B, K, d, d_active, gen)
     w = alpha * g
     y = torch.bernoulli(torch.sigmoid(torch.einsum("bkd,bd->bk", x, w)), generator=gen)
     return Batch(x, y, w)
 
 
-def linear_regression(B: int, K: int, d: int, d_active: int, alpha: float, gen: torch.Generator) -> Batch:
+def linear_regression(
+    B: int, K: int, d: int, d_active: int, alpha: float, gen: torch.Generator
+) -> Batch:
     x, w = _gaussian_xw(B, K, d, d_active, gen)
     return Batch(x, torch.einsum("bkd,bd->bk", x, w), w)
 
@@ -56,5 +63,10 @@ class Task:
     """True: labels in {0, 1}, BCE on logits, accuracy; False: real labels, MSE."""
 
 
-TASKS: dict[str, Task] = {name: Task(name, sample, CLASSIFICATION[name]) for name, sample in
-                          (("logistic_regression", logistic_regression), ("linear_regression", linear_regression))}
+TASKS: dict[str, Task] = {
+    name: Task(name, sample, CLASSIFICATION[name])
+    for name, sample in (
+        ("logistic_regression", logistic_regression),
+        ("linear_regression", linear_regression),
+    )
+}

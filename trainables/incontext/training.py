@@ -14,6 +14,7 @@ training loss over the steps since the previous report, the evaluation's means o
 row per (member, seed). The last report's rows add the per-position curves (``config.curves``, e.g.
 ``acc_by_k``: k floats per row).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..api import MEMBERS, Reporter
+from ..api import Reporter
 from ..packs import member_configs
 from ..stacked.loop import Step, run_stacked
 from ..stacked.stack import Stack, default_device, member_gens
@@ -42,31 +43,62 @@ class Trainer:
         cfg = self.cfg = resolve(config)
         dev = self.device = torch.device(device) if device is not None else default_device()
         self.task = TASKS[cfg["task"]]
-        self.model = GPT2(d=cfg["d"], k=cfg["k"], embed_dim=cfg["embed_dim"], depth=cfg["depth"], heads=cfg["heads"])
+        self.model = GPT2(
+            d=cfg["d"],
+            k=cfg["k"],
+            embed_dim=cfg["embed_dim"],
+            depth=cfg["depth"],
+            heads=cfg["heads"],
+        )
         configs = member_configs(cfg)
-        self.stack = Stack(self.model.layout, configs, member_gens(configs, cfg["seeds"]), cfg["seeds"], dev,
-                           decoupled=False)
+        self.stack = Stack(
+            self.model.layout,
+            configs,
+            member_gens(configs, cfg["seeds"]),
+            cfg["seeds"],
+            dev,
+            decoupled=False,
+        )
         self.curriculum = Curriculum(cfg["curriculum"], cfg["d"], cfg["k"], cfg["curriculum_every"])
-        self.evalset = EvalSet(self.task, d=cfg["d"], k=cfg["k"], alpha=cfg["alpha"], n=cfg["n_eval"],
-                               seed=cfg["eval_seed"], l2=cfg["baseline_l2"], device=dev)
+        self.evalset = EvalSet(
+            self.task,
+            d=cfg["d"],
+            k=cfg["k"],
+            alpha=cfg["alpha"],
+            n=cfg["n_eval"],
+            seed=cfg["eval_seed"],
+            l2=cfg["baseline_l2"],
+            device=dev,
+        )
 
     def run(self, report: Reporter) -> None:
         cfg = self.cfg
-        run_stacked(self, report, units=cfg["steps"], every=cfg["eval_every"], train_loss_over="report",
-                    curves=curves(cfg))
+        run_stacked(
+            self,
+            report,
+            units=cfg["steps"],
+            every=cfg["eval_every"],
+            train_loss_over="report",
+            curves=curves(cfg),
+        )
 
     # -- what the loop asks for -------------------------------------------------------------------
     def steps(self, unit: int) -> Iterator[Step]:
         """One step on a fresh batch per row at the curriculum's (d, k), in ``grad_accum`` micro-batches."""
         d_active, k = self.curriculum.at(unit)
         cfg = self.cfg
-        batches = [self.task.sample(cfg["batch_size"], k, cfg["d"], d_active, cfg["alpha"], g) for g in self.stack.gens]
+        batches = [
+            self.task.sample(cfg["batch_size"], k, cfg["d"], d_active, cfg["alpha"], g)
+            for g in self.stack.gens
+        ]
         x = torch.stack([b.x for b in batches]).to(self.device)  # (rows, B, k, d)
         y = torch.stack([b.y for b in batches]).to(self.device)  # (rows, B, k)
         n = cfg["grad_accum"]
         yield Step(list(zip(x.chunk(n, 1), y.chunk(n, 1))))
 
-    def loss(self, p: dict[str, torch.Tensor], chunk: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def loss(
+        self, p: dict[str, torch.Tensor], chunk: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
         """Per-row loss (rows,) over all positions of all sequences: BCE on 0/1 labels, or MSE."""
         x, y = chunk
         out = self.model.forward(p, x, y)
@@ -78,11 +110,21 @@ class Trainer:
         """Per-row, per-position scores (rows, K) of the model and, repeated per row, the references."""
         rows = self.stack.rows
         x, y = self.evalset.x, self.evalset.y
-        out = torch.cat([self.model.forward(p, x[i:i + EVAL_CHUNK].expand(rows, -1, -1, -1),
-                                            y[i:i + EVAL_CHUNK].expand(rows, -1, -1))
-                         for i in range(0, x.shape[0], EVAL_CHUNK)], dim=1)  # (rows, N, K)
+        out = torch.cat(
+            [
+                self.model.forward(
+                    p,
+                    x[i : i + EVAL_CHUNK].expand(rows, -1, -1, -1),
+                    y[i : i + EVAL_CHUNK].expand(rows, -1, -1),
+                )
+                for i in range(0, x.shape[0], EVAL_CHUNK)
+            ],
+            dim=1,
+        )  # (rows, N, K)
         scores = self.evalset.score(out)
-        refs = {name: v.to(self.device).expand(rows, -1) for name, v in self.evalset.reference.items()}
+        refs = {
+            name: v.to(self.device).expand(rows, -1) for name, v in self.evalset.reference.items()
+        }
         return {**scores, **refs}
 
     def keep_rows(self, rows: torch.Tensor) -> None:

@@ -1,4 +1,5 @@
 """Adam / AdamW over stacked parameters, with a learning rate and a weight decay per row."""
+
 from __future__ import annotations
 
 import torch
@@ -16,8 +17,15 @@ class Adam:
     moments, without a host sync.
     """
 
-    def __init__(self, params: list[torch.Tensor], lr: list[float], weight_decay: list[float], decoupled: bool,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        params: list[torch.Tensor],
+        lr: list[float],
+        weight_decay: list[float],
+        decoupled: bool,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
         self.S = params[0].shape[0]
         if not (len(lr) == len(weight_decay) == self.S):
             raise ValueError("need one lr and one weight_decay per row")
@@ -30,17 +38,32 @@ class Adam:
         self.m = [torch.zeros_like(p, requires_grad=False) for p in params]
         self.v = [torch.zeros_like(p, requires_grad=False) for p in params]
         # Per-row views, made once: all updates are in place, so they stay valid.
-        self._rows = [list(zip(*(t.detach().unbind(0) for t in ts))) for ts in (params, self.m, self.v)]
+        self._rows = [
+            list(zip(*(t.detach().unbind(0) for t in ts))) for ts in (params, self.m, self.v)
+        ]
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor], alive: torch.Tensor) -> None:
         self.steps += 1
         skip = (~alive).to(self.params[0].dtype).unbind(0)
         # contiguous, so that each row's slice is too (the fused kernel needs it)
-        row_grads = list(zip(*((g if g.is_contiguous() else g.contiguous()).unbind(0) for g in grads)))
+        row_grads = list(
+            zip(*((g if g.is_contiguous() else g.contiguous()).unbind(0) for g in grads))
+        )
         for s, (p, m, v) in enumerate(zip(*self._rows)):
-            self.update(p, row_grads[s], m, v, self.steps, lr=self.lr[s], beta1=self.beta1, beta2=self.beta2,
-                        weight_decay=self.wd[s], eps=self.eps, skip=skip[s])
+            self.update(
+                p,
+                row_grads[s],
+                m,
+                v,
+                self.steps,
+                lr=self.lr[s],
+                beta1=self.beta1,
+                beta2=self.beta2,
+                weight_decay=self.wd[s],
+                eps=self.eps,
+                skip=skip[s],
+            )
 
     @torch.no_grad()
     def quarantine(self, dead: torch.Tensor) -> None:
@@ -51,7 +74,11 @@ class Adam:
             t.masked_fill_(dead.view(-1, *(1,) * (t.dim() - 1)), 0.0)
 
     def state_dict(self) -> dict[str, object]:
-        return {"step": self.steps.clone(), "m": [t.clone() for t in self.m], "v": [t.clone() for t in self.v]}
+        return {
+            "step": self.steps.clone(),
+            "m": [t.clone() for t in self.m],
+            "v": [t.clone() for t in self.v],
+        }
 
     @torch.no_grad()
     def load_state_dict(self, state: dict[str, object]) -> None:

@@ -3,6 +3,7 @@
 ``stacked_linear`` and ``stacked_layer_norm`` serve every model; the tied embedding (``TiedLookup``,
 ``TiedLogits``) serves a model whose logits over the vocabulary reuse its input embedding E.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,7 +15,9 @@ import torch.nn.functional as F
 from .kernels import embedding_backward
 
 
-def stacked_layer_norm(x: torch.Tensor, w: torch.Tensor | None = None, b: torch.Tensor | None = None) -> torch.Tensor:
+def stacked_layer_norm(
+    x: torch.Tensor, w: torch.Tensor | None = None, b: torch.Tensor | None = None
+) -> torch.Tensor:
     """LayerNorm over the last dim; w, b are (S, D) per-row affine parameters (or None)."""
     y = F.layer_norm(x, x.shape[-1:])
     if w is None:
@@ -57,7 +60,9 @@ class TiedLookup(torch.autograd.Function):
         (index,) = ctx.saved_tensors
         total, ctx.tie.grad = ctx.tie.grad, None
         rows = total.view(-1, ctx.shape[-1]) if total is not None else None
-        if grad.device.type != "cpu":  # index_add_ adds with atomics there: F.embedding's ordered sums instead
+        if (
+            grad.device.type != "cpu"
+        ):  # index_add_ adds with atomics there: F.embedding's ordered sums instead
             lookup = embedding_backward(grad, index, math.prod(ctx.shape[:-1]))
             return (lookup if rows is None else rows.add_(lookup)).view(ctx.shape), None, None
         if rows is None:

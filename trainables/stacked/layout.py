@@ -8,6 +8,7 @@ values and cost less per step at the small widths this project trains (benchmark
 Each row draws all of its initial parameters from its own generator, in declaration order, so a row
 initialises exactly as the same member alone would.
 """
+
 from __future__ import annotations
 
 import math

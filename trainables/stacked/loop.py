@@ -19,6 +19,7 @@ report, when no training loss is pending. A trial restored from it (``report.res
 exactly the reports the uninterrupted trial made after it; restored from its final checkpoint, it reports
 the final state again.
 """
+
 from __future__ import annotations
 
 import math
@@ -65,8 +66,15 @@ class StackedTask(Protocol):
         ...
 
 
-def run_stacked(task: StackedTask, report: Reporter, *, units: int, every: int,
-                train_loss_over: Literal["unit", "report"] = "unit", curves: Mapping[str, str] | None = None) -> None:
+def run_stacked(
+    task: StackedTask,
+    report: Reporter,
+    *,
+    units: int,
+    every: int,
+    train_loss_over: Literal["unit", "report"] = "unit",
+    curves: Mapping[str, str] | None = None,
+) -> None:
     """Train ``task`` for ``units`` units, reporting every ``every`` units and at the last.
 
     ``train_loss_over``: the reported training loss is the weighted mean over the steps of the last unit
@@ -81,20 +89,26 @@ def run_stacked(task: StackedTask, report: Reporter, *, units: int, every: int,
 class _Run:
     """The loop's own state: units completed and the training loss, per row, reported and pending."""
 
-    def __init__(self, task: StackedTask, units: int, loss_over: str, curves: dict[str, str]) -> None:
+    def __init__(
+        self, task: StackedTask, units: int, loss_over: str, curves: dict[str, str]
+    ) -> None:
         self.task, self.stack, self.units = task, task.stack, units
         self.loss_over, self.curves = loss_over, curves
         self.epoch = 0  # units completed
         rows, device = self.stack.rows, self.stack.device
         self.train_loss = torch.full((rows,), math.nan, device=device)  # as last reported
-        self.loss_sum = torch.zeros(rows, device=device)  # weighted losses of the steps not yet in train_loss
+        self.loss_sum = torch.zeros(
+            rows, device=device
+        )  # weighted losses of the steps not yet in train_loss
         self.weight_sum: int | float = 0
 
     def run(self, report: Reporter, every: int) -> None:
         restored = report.restored_state()
         if restored is not None:
             self.load(restored)
-        if self.epoch >= self.units:  # restored from the final checkpoint: report the final state again
+        if (
+            self.epoch >= self.units
+        ):  # restored from the final checkpoint: report the final state again
             report(self.metrics(), state=self.state)
             return
         while self.epoch < self.units and self.stack.members:
@@ -111,7 +125,9 @@ class _Run:
     def train_unit(self) -> None:
         for step in self.task.steps(self.epoch):
             p, n = self.stack.named(), len(step.chunks)
-            losses = (self.task.loss(p, c) if n == 1 else self.task.loss(p, c) / n for c in step.chunks)
+            losses = (
+                self.task.loss(p, c) if n == 1 else self.task.loss(p, c) / n for c in step.chunks
+            )
             self.loss_sum += self.stack.step(losses) * step.weight
             self.weight_sum += step.weight
         self.epoch += 1
@@ -123,7 +139,9 @@ class _Run:
         evaluated = self.task.evaluate(self.stack.named(detach=True))
         per_row = {name: v.mean(-1) if v.dim() > 1 else v for name, v in evaluated.items()}
         last = self.curves and self.epoch >= self.units
-        curves = {curve: evaluated[metric] for curve, metric in self.curves.items()} if last else None
+        curves = (
+            {curve: evaluated[metric] for curve, metric in self.curves.items()} if last else None
+        )
         return self.stack.report(self.epoch, {"train_loss": self.train_loss, **per_row}, curves)
 
     def drop(self, members: Iterable[int]) -> None:
@@ -134,7 +152,11 @@ class _Run:
 
     def state(self) -> dict[str, Any]:
         """Everything needed to continue exactly (taken at a report, when no training loss is pending)."""
-        return {**self.stack.state(), "epoch": self.epoch, "train_loss": self.train_loss.cpu().clone()}
+        return {
+            **self.stack.state(),
+            "epoch": self.epoch,
+            "train_loss": self.train_loss.cpu().clone(),
+        }
 
     def load(self, state: dict[str, Any]) -> None:
         self.drop(set(self.stack.members) - set(state.get("members", self.stack.members)))

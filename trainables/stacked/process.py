@@ -3,6 +3,7 @@
 Entry points call it: ``python -m trainables`` (trainables/__main__.py) and the Ray worker that runs a
 trial. It changes no result, only how the process uses memory; it imports no torch.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -30,5 +31,7 @@ def configure_process(trim_threshold: int = 256 << 20) -> bool:
             mallopt = ctypes.CDLL(None).mallopt
         except (OSError, AttributeError):  # not glibc
             return False
-        _configured = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+        _configured = bool(mallopt(_M_MMAP_MAX, 0)) and bool(
+            mallopt(_M_TRIM_THRESHOLD, trim_threshold)
+        )
     return _configured

@@ -8,6 +8,7 @@ divergence, dropping members and checkpoints).
 
 Run one config: ``python -m trainables template task=copy embed_dim=64 n_train=64 seeds=3 --jsonl``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,7 +24,14 @@ def train(config: dict[str, Any], report: Reporter) -> None:
     run(config, report)
 
 
-TEMPLATE = Trainable(train=train, name="template", resolve=resolve, metrics=metrics, stackable=STACKABLE,
-                     step_cost=step_cost, stacks_seeds=True)
+TEMPLATE = Trainable(
+    train=train,
+    name="template",
+    resolve=resolve,
+    metrics=metrics,
+    stackable=STACKABLE,
+    step_cost=step_cost,
+    stacks_seeds=True,
+)
 
 __all__ = ["KEYS", "TEMPLATE", "metrics", "resolve", "train"]

@@ -9,6 +9,7 @@ weight, computed as an embedding lookup instead of a (B, L·V) matmul: identical
 equality bits [x_i = x_j] (diagonal included, scale 1), i.e. the entries of X Xᵀ for one-hot X.
 These bits do not depend on which symbols were drawn, so this MLP can generalise to unseen ones.
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,16 @@ class MLP:
 
     xxt = False
 
-    def __init__(self, *, vocab_size: int, length: int, symbolic: bool, embed_dim: int, mlp_depth: int,
-                 **_: object) -> None:
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        length: int,
+        symbolic: bool,
+        embed_dim: int,
+        mlp_depth: int,
+        **_: object,
+    ) -> None:
         self.V, self.L, self.W, self.depth = vocab_size, length, embed_dim, mlp_depth
         self.symbolic = symbolic
         n_in = length * vocab_size + (length * length if self.xxt else 0)  # one nn.Linear's fan-in
@@ -34,17 +43,23 @@ class MLP:
             specs.append(ParamSpec("w0_xxt", (length * length, embed_dim), uniform_fan_in(n_in)))
         specs.append(ParamSpec("b0", (embed_dim,), uniform_fan_in(n_in)))
         for i in range(1, mlp_depth - 1):
-            specs += [ParamSpec(f"w{i}", (embed_dim, embed_dim), uniform_fan_in(embed_dim)),
-                      ParamSpec(f"b{i}", (embed_dim,), uniform_fan_in(embed_dim))]
-        specs += [ParamSpec("out_w", (embed_dim, n_out), uniform_fan_in(embed_dim)),
-                  ParamSpec("out_b", (n_out,), uniform_fan_in(embed_dim))]
+            specs += [
+                ParamSpec(f"w{i}", (embed_dim, embed_dim), uniform_fan_in(embed_dim)),
+                ParamSpec(f"b{i}", (embed_dim,), uniform_fan_in(embed_dim)),
+            ]
+        specs += [
+            ParamSpec("out_w", (embed_dim, n_out), uniform_fan_in(embed_dim)),
+            ParamSpec("out_b", (n_out,), uniform_fan_in(embed_dim)),
+        ]
         self.layout = Layout(specs)
 
     def first_layer(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """one_hot(x).flatten() @ w0 + b0 for x (S, B, L): a sum of L looked-up rows of w0."""
         S, B, L = x.shape
-        offsets = (torch.arange(S, device=x.device).view(S, 1, 1) * (L * self.V)
-                   + torch.arange(L, device=x.device).view(1, 1, L) * self.V)
+        offsets = (
+            torch.arange(S, device=x.device).view(S, 1, 1) * (L * self.V)
+            + torch.arange(L, device=x.device).view(1, 1, L) * self.V
+        )
         rows = F.embedding(x + offsets, p["w0"].reshape(S * L * self.V, self.W))  # (S, B, L, W)
         h = rows.sum(dim=2) + p["b0"].unsqueeze(1)
         if self.xxt:

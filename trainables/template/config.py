@@ -6,12 +6,14 @@ types (a CLI passes strings: "64" → 64, "true" → True, "1e-3" → 0.001); it
 Defaults marked "ours" are the project's choices where the paper leaves them open (see docs/science.md,
 Training settings).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from ..api import ConfigError, Mode
+from ..api import Mode
+from ..errors import ConfigError
 from ..keys import Check, Keys, at_least, resolve_keys
 from ..packs import resolve_pack
 from .tasks import NAMED_TASKS, Task, make_task, parse_templates, random_templates
@@ -26,13 +28,21 @@ KEYS: Keys = {
     "length": (int, 4, "random task: template length"),
     "template_seed": (int, 0, "random task: seed of the template draw (shared by all members)"),
     "model": (str, "transformer", "named model"),
-    "embed_dim": (int, 128, "model width (transformer), hidden width (mlp, mlp_xxt), hidden size (rnn, lstm)"),
+    "embed_dim": (
+        int,
+        128,
+        "model width (transformer), hidden width (mlp, mlp_xxt), hidden size (rnn, lstm)",
+    ),
     "depth": (int, 2, "transformer blocks"),
     "heads": (int, 2, "attention heads (ours: 2)"),
     "dim_head": (int, 64, "width of each head (paper's code: 64)"),
     "mlp_dim": (int, 0, "transformer MLP width; 0 means 4 × embed_dim (ours)"),
     "mlp_depth": (int, 3, "number of Linear layers of the mlp baseline"),
-    "readout": (str, "cls", "symbolic readout position: cls (appended token) or final (last input)"),
+    "readout": (
+        str,
+        "cls",
+        "symbolic readout position: cls (appended token) or final (last input)",
+    ),
     "n_train": (int, 64, "training samples = size of the train alphabet"),
     "n_test": (int, 1024, "test samples (ours)"),
     "test_alphabet": (int, 1024, "size of the unseen test alphabet (ours)"),
@@ -55,7 +65,13 @@ KEYS: Keys = {
     "vo_identity_mult": (float, 100.0, "multiplier m of the VO identity (ours: 100)"),
 }
 
-MODEL_NAMES = ("lstm", "mlp", "mlp_xxt", "rnn", "transformer")  # models.MODELS has their classes (torch)
+MODEL_NAMES = (
+    "lstm",
+    "mlp",
+    "mlp_xxt",
+    "rnn",
+    "transformer",
+)  # models.MODELS has their classes (torch)
 
 CHOICES: dict[str, list[str]] = {
     "task": sorted([*NAMED_TASKS, "random", "custom"]),
@@ -65,11 +81,38 @@ CHOICES: dict[str, list[str]] = {
 }
 
 CHECKS: dict[str, Check] = {
-    **{k: at_least(1) for k in ("n_templates", "n_wildcards", "length",
-                                "embed_dim", "depth", "heads", "dim_head", "n_train", "n_test",
-                                "test_alphabet", "epochs", "batch_size", "seeds", "eval_every")},
-    **{k: at_least(0) for k in ("n_regular", "template_seed", "mlp_dim", "val_alphabet", "weight_decay", "seed",
-                                "kq_identity_mult", "vo_identity_mult")},
+    **{
+        k: at_least(1)
+        for k in (
+            "n_templates",
+            "n_wildcards",
+            "length",
+            "embed_dim",
+            "depth",
+            "heads",
+            "dim_head",
+            "n_train",
+            "n_test",
+            "test_alphabet",
+            "epochs",
+            "batch_size",
+            "seeds",
+            "eval_every",
+        )
+    },
+    **{
+        k: at_least(0)
+        for k in (
+            "n_regular",
+            "template_seed",
+            "mlp_dim",
+            "val_alphabet",
+            "weight_decay",
+            "seed",
+            "kq_identity_mult",
+            "vo_identity_mult",
+        )
+    },
     "mlp_depth": at_least(2),
     "lr": at_least(0, strict=True),
 }
@@ -87,7 +130,9 @@ def task_of(config: Mapping[str, Any]) -> Task:
     return make_task(list(NAMED_TASKS[config["task"]]))
 
 
-STACKABLE = frozenset({"lr", "weight_decay"})  # what the members of one pack may vary (trainables/packs.py)
+STACKABLE = frozenset(
+    {"lr", "weight_decay"}
+)  # what the members of one pack may vary (trainables/packs.py)
 
 
 def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,11 +149,17 @@ def _resolve_one(config: Mapping[str, Any]) -> dict[str, Any]:
         key = {"custom": "templates", "random": "n_templates"}.get(out["task"], "task")
         raise ConfigError(key, f"expected a well-posed task: {e}") from None
     if out["task"] == "custom":  # normalised, so that resolve(resolve(c)) == resolve(c)
-        out["templates"] = [{"tokens": str(t), "label": t.label, "prob": p} for t, p in zip(task.templates, task.probs)]
+        out["templates"] = [
+            {"tokens": str(t), "label": t.label, "prob": p}
+            for t, p in zip(task.templates, task.probs)
+        ]
     for key, alphabet in (("n_train", out["n_train"]), ("test_alphabet", out["test_alphabet"])):
         if alphabet < task.max_wildcards:
-            raise ConfigError(key, f"expected at least {task.max_wildcards} symbols: task {out['task']!r} "
-                                   f"substitutes {task.max_wildcards} distinct wildcards per sample")
+            raise ConfigError(
+                key,
+                f"expected at least {task.max_wildcards} symbols: task {out['task']!r} "
+                f"substitutes {task.max_wildcards} distinct wildcards per sample",
+            )
     return out
 
 
@@ -118,7 +169,9 @@ def _check_task_keys(raw: Mapping[str, Any], out: dict[str, Any]) -> None:
         if "task" not in raw:
             out["task"] = "custom"
         elif out["task"] != "custom":
-            raise ConfigError("templates", f"expected only with task=custom (task is {out['task']!r})")
+            raise ConfigError(
+                "templates", f"expected only with task=custom (task is {out['task']!r})"
+            )
     elif out["task"] == "custom":
         raise ConfigError("templates", "expected a list of templates with task=custom")
     if out["task"] != "random":

@@ -4,6 +4,7 @@
 (S, B, V) over the whole vocabulary for symbolic tasks. Adding a model = one class, one line here and
 its name in ``config.MODEL_NAMES`` (config imports no torch).
 """
+
 from __future__ import annotations
 
 from typing import Any, Protocol
@@ -31,8 +32,12 @@ MODELS: dict[str, type] = {
 }
 
 
-def build_model(config: dict[str, Any], vocab_size: int, length: int, symbolic: bool) -> StackedModel:
+def build_model(
+    config: dict[str, Any], vocab_size: int, length: int, symbolic: bool
+) -> StackedModel:
     """The model named by ``config['model']``; mlp_dim 0 means 4 × embed_dim."""
     kwargs = {k: v for k, v in config.items() if k not in ("length", "vocab_size", "symbolic")}
     kwargs["mlp_dim"] = config["mlp_dim"] or 4 * config["embed_dim"]
-    return MODELS[config["model"]](vocab_size=vocab_size, length=length, symbolic=symbolic, **kwargs)
+    return MODELS[config["model"]](
+        vocab_size=vocab_size, length=length, symbolic=symbolic, **kwargs
+    )

@@ -9,6 +9,7 @@ entry (symbolic, untied). Initialisers follow nn.Linear / nn.LSTM defaults.
 The paper's code draws a random initial (h, c) on every forward pass, which makes its outputs
 random at test time; ours starts from zeros (deterministic, like the RNN).
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,12 +20,19 @@ from ..stacked.layout import Layout, ParamSpec, normal, uniform_fan_in
 
 
 class _Recurrent:
-    def __init__(self, vocab_size: int, symbolic: bool, embed_dim: int, cell: list[ParamSpec]) -> None:
+    def __init__(
+        self, vocab_size: int, symbolic: bool, embed_dim: int, cell: list[ParamSpec]
+    ) -> None:
         self.V, self.H, self.symbolic = vocab_size, embed_dim, symbolic
         n_out = vocab_size if symbolic else 1
-        self.layout = Layout([ParamSpec("emb", (vocab_size, embed_dim), normal), *cell,
-                              ParamSpec("out_w", (embed_dim, n_out), uniform_fan_in(embed_dim)),
-                              ParamSpec("out_b", (n_out,), uniform_fan_in(embed_dim))])
+        self.layout = Layout(
+            [
+                ParamSpec("emb", (vocab_size, embed_dim), normal),
+                *cell,
+                ParamSpec("out_w", (embed_dim, n_out), uniform_fan_in(embed_dim)),
+                ParamSpec("out_b", (n_out,), uniform_fan_in(embed_dim)),
+            ]
+        )
 
     def embed(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         S = x.shape[0]
@@ -41,13 +49,23 @@ class RNN(_Recurrent):
 
     def __init__(self, *, vocab_size: int, symbolic: bool, embed_dim: int, **_: object) -> None:
         H = embed_dim
-        super().__init__(vocab_size, symbolic, H, [
-            ParamSpec("w_in", (H, H), uniform_fan_in(2 * H)),  # the input half of i2h = Linear(2H, H)
-            ParamSpec("w_h", (H, H), uniform_fan_in(2 * H)),
-            ParamSpec("b", (H,), uniform_fan_in(2 * H))])
+        super().__init__(
+            vocab_size,
+            symbolic,
+            H,
+            [
+                ParamSpec(
+                    "w_in", (H, H), uniform_fan_in(2 * H)
+                ),  # the input half of i2h = Linear(2H, H)
+                ParamSpec("w_h", (H, H), uniform_fan_in(2 * H)),
+                ParamSpec("b", (H,), uniform_fan_in(2 * H)),
+            ],
+        )
 
     def forward(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        pre = stacked_linear(self.embed(p, x), p["w_in"], p["b"])  # (S, B, L, H): all input terms at once
+        pre = stacked_linear(
+            self.embed(p, x), p["w_in"], p["b"]
+        )  # (S, B, L, H): all input terms at once
         h = torch.zeros_like(pre[:, :, 0])
         for t in range(x.shape[2]):
             h = F.relu(pre[:, :, t] + torch.bmm(h, p["w_h"]))
@@ -59,9 +77,17 @@ class LSTM(_Recurrent):
 
     def __init__(self, *, vocab_size: int, symbolic: bool, embed_dim: int, **_: object) -> None:
         H = embed_dim
-        super().__init__(vocab_size, symbolic, H, [
-            ParamSpec("w_ih", (H, 4 * H), uniform_fan_in(H)), ParamSpec("w_hh", (H, 4 * H), uniform_fan_in(H)),
-            ParamSpec("b_ih", (4 * H,), uniform_fan_in(H)), ParamSpec("b_hh", (4 * H,), uniform_fan_in(H))])
+        super().__init__(
+            vocab_size,
+            symbolic,
+            H,
+            [
+                ParamSpec("w_ih", (H, 4 * H), uniform_fan_in(H)),
+                ParamSpec("w_hh", (H, 4 * H), uniform_fan_in(H)),
+                ParamSpec("b_ih", (4 * H,), uniform_fan_in(H)),
+                ParamSpec("b_hh", (4 * H,), uniform_fan_in(H)),
+            ],
+        )
 
     def forward(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         pre = stacked_linear(self.embed(p, x), p["w_ih"], p["b_ih"] + p["b_hh"])  # (S, B, L, 4H)

@@ -1,4 +1,5 @@
 """Sample generation for template tasks (tasks.py has the sampling rules and the vocabulary layout)."""
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,9 @@ def injective_draws(rows: int, k: int, lo: int, hi: int, gen: torch.Generator) -
     return out + lo
 
 
-def generate(task: Task, vocab: Vocab, n: int, symbols: tuple[int, int], gen: torch.Generator
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+def generate(
+    task: Task, vocab: Vocab, n: int, symbols: tuple[int, int], gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` samples with symbols from ``symbols``: (n, length) long tokens and (n,) labels.
 
     Labels are float for regression tasks and vocabulary indices (long) for symbolic ones.
@@ -32,14 +34,22 @@ def generate(task: Task, vocab: Vocab, n: int, symbols: tuple[int, int], gen: to
     """
     lo, hi = symbols
     probs = torch.tensor(task.probs, dtype=torch.float64)
-    counts = torch.bincount(torch.multinomial(probs, n, replacement=True, generator=gen),
-                            minlength=len(task.templates)).tolist() if n else [0] * len(task.templates)
+    counts = (
+        torch.bincount(
+            torch.multinomial(probs, n, replacement=True, generator=gen),
+            minlength=len(task.templates),
+        ).tolist()
+        if n
+        else [0] * len(task.templates)
+    )
     xs, ys = [], []
     for t, c in zip(task.templates, counts):
         wild = t.wildcards()
         subs = injective_draws(c, len(wild), lo, hi, gen)
-        cols = [subs[:, wild.index(tok)] if is_wildcard(tok) else torch.full((c,), vocab.index(tok))
-                for tok in t.tokens]
+        cols = [
+            subs[:, wild.index(tok)] if is_wildcard(tok) else torch.full((c,), vocab.index(tok))
+            for tok in t.tokens
+        ]
         xs.append(torch.stack(cols, dim=1) if cols else torch.empty(c, 0, dtype=torch.long))
         if task.label_kind == "regression":
             ys.append(torch.full((c,), float(t.label)))

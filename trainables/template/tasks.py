@@ -21,6 +21,7 @@ markers are numbered in order of first appearance (the code iterates over a Pyth
 draws come from a ``torch.Generator`` so every member of a stack owns its own stream. This module imports
 no torch: validating a spec (config.py) stays fast.
 """
+
 from __future__ import annotations
 
 import random
@@ -73,12 +74,18 @@ class Task:
         for t in self.templates:
             other = seen.setdefault(t.pattern(), t)
             if other is not t:
-                raise ValueError(f"templates '{other}' and '{t}' are equivalent (equal up to renaming wildcards)")
+                raise ValueError(
+                    f"templates '{other}' and '{t}' are equivalent (equal up to renaming wildcards)"
+                )
         for t in self.templates:
             if self.label_kind == "symbolic" and not isinstance(t.label, str):
-                raise ValueError(f"template '{t}': a symbolic label must be a token, got {t.label!r}")
+                raise ValueError(
+                    f"template '{t}': a symbolic label must be a token, got {t.label!r}"
+                )
             if self.label_kind == "regression" and isinstance(t.label, str):
-                raise ValueError(f"template '{t}': a regression label must be a number, got {t.label!r}")
+                raise ValueError(
+                    f"template '{t}': a regression label must be a number, got {t.label!r}"
+                )
             if isinstance(t.label, str) and is_wildcard(t.label) and t.label not in t.wildcards():
                 raise ValueError(f"template '{t}': label wildcard {t.label!r} does not occur in it")
 
@@ -108,7 +115,9 @@ class Vocab:
         for t in task.templates:
             for tok in t.tokens:
                 (wild if is_wildcard(tok) else regular)[tok] = None
-        for t in task.templates:  # a regular symbolic label joins the vocabulary even if unused as input
+        for t in (
+            task.templates
+        ):  # a regular symbolic label joins the vocabulary even if unused as input
             if isinstance(t.label, str) and not is_wildcard(t.label):
                 regular[t.label] = None
         return cls(tuple(wild), tuple(regular), n_train, n_val, n_test)
@@ -148,17 +157,27 @@ def parse_templates(spec: object) -> tuple[list[Template], list[float] | None]:
     templates, probs = [], []
     for i, item in enumerate(spec):
         if not isinstance(item, dict) or "tokens" not in item or "label" not in item:
-            raise ValueError(f"item {i}: expected a mapping with 'tokens' and 'label' (and optional 'prob')")
+            raise ValueError(
+                f"item {i}: expected a mapping with 'tokens' and 'label' (and optional 'prob')"
+            )
         extra = set(item) - {"tokens", "label", "prob"}
         if extra:
-            raise ValueError(f"item {i}: unknown field(s) {sorted(extra)}; expected tokens, label, prob")
-        tokens = item["tokens"].split() if isinstance(item["tokens"], str) else [str(t) for t in item["tokens"]]
+            raise ValueError(
+                f"item {i}: unknown field(s) {sorted(extra)}; expected tokens, label, prob"
+            )
+        tokens = (
+            item["tokens"].split()
+            if isinstance(item["tokens"], str)
+            else [str(t) for t in item["tokens"]]
+        )
         if not tokens:
             raise ValueError(f"item {i}: expected at least one token")
         label = item["label"]
         if isinstance(label, bool) or not isinstance(label, (int, float, str)):
             raise ValueError(f"item {i}: expected a number or a token as label, got {label!r}")
-        templates.append(Template(tuple(tokens), float(label) if isinstance(label, (int, float)) else label))
+        templates.append(
+            Template(tuple(tokens), float(label) if isinstance(label, (int, float)) else label)
+        )
         probs.append(item.get("prob"))
     if all(p is None for p in probs):
         return templates, None
@@ -192,8 +211,14 @@ def wildcard_name(i: int) -> str:
     return "abcdefghijklmnopqrstuvwxyz"[i] if i < 26 else f"w{i}"
 
 
-def random_templates(n_templates: int, n_wildcards: int, n_regular: int, length: int, seed: int,
-                     max_tries: int = 10_000) -> list[Template]:
+def random_templates(
+    n_templates: int,
+    n_wildcards: int,
+    n_regular: int,
+    length: int,
+    seed: int,
+    max_tries: int = 10_000,
+) -> list[Template]:
     """``n_templates`` pairwise non-equivalent random templates with balanced ±1 labels (ours).
 
     Each position is uniform over the ``n_wildcards`` wildcards and ``n_regular`` regular tokens;
@@ -210,8 +235,10 @@ def random_templates(n_templates: int, n_wildcards: int, n_regular: int, length:
         candidate = tuple(rng.choice(tokens) for _ in range(length))
         found.setdefault(Template(candidate, 0.0).pattern(), candidate)
     if len(found) < n_templates:
-        raise ValueError(f"found only {len(found)} distinct templates of length {length} over {n_wildcards} "
-                         f"wildcards and {n_regular} regular tokens in {max_tries} draws")
+        raise ValueError(
+            f"found only {len(found)} distinct templates of length {length} over {n_wildcards} "
+            f"wildcards and {n_regular} regular tokens in {max_tries} draws"
+        )
     labels = [1.0] * ((n_templates + 1) // 2) + [-1.0] * (n_templates // 2)
     rng.shuffle(labels)
     return [Template(t, y) for t, y in zip(found.values(), labels)]

@@ -18,6 +18,7 @@ Device: CUDA when visible, else CPU; ``SCALESWEEP_DEVICE`` overrides (trainables
 initial parameters and shuffles are always drawn on the CPU, so a seed means the same data and
 initialisation on every device.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..api import MEMBERS, Reporter
+from ..api import Reporter
 from ..packs import member_configs
 from ..stacked.loop import Step, run_stacked
 from ..stacked.stack import Stack, default_device, member_gens
@@ -46,13 +47,26 @@ class Trainer:
         dev = self.device = torch.device(device) if device is not None else default_device()
         self.task = task_of(cfg)
         self.symbolic = self.task.label_kind == "symbolic"
-        self.vocab = Vocab.for_task(self.task, cfg["n_train"], cfg["val_alphabet"], cfg["test_alphabet"])
+        self.vocab = Vocab.for_task(
+            self.task, cfg["n_train"], cfg["val_alphabet"], cfg["test_alphabet"]
+        )
         configs = member_configs(cfg)
         gens = member_gens(configs, cfg["seeds"])
-        data = [self._row_data(g) for g in gens]  # drawn before the parameters, as the order above says
-        self.train_x, self.train_y, self.test_x, self.test_y = (torch.stack(d).to(dev) for d in zip(*data))
+        data = [
+            self._row_data(g) for g in gens
+        ]  # drawn before the parameters, as the order above says
+        self.train_x, self.train_y, self.test_x, self.test_y = (
+            torch.stack(d).to(dev) for d in zip(*data)
+        )
         self.model = build_model(cfg, self.vocab.size, self.task.length, self.symbolic)
-        self.stack = Stack(self.model.layout, configs, gens, cfg["seeds"], dev, decoupled=cfg["optimizer"] == "adamw")
+        self.stack = Stack(
+            self.model.layout,
+            configs,
+            gens,
+            cfg["seeds"],
+            dev,
+            decoupled=cfg["optimizer"] == "adamw",
+        )
 
     def _row_data(self, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
         tx, ty = generate(self.task, self.vocab, self.cfg["n_train"], self.vocab.train_range, gen)
@@ -60,7 +74,13 @@ class Trainer:
         return tx, ty, ex, ey
 
     def run(self, report: Reporter) -> None:
-        run_stacked(self, report, units=self.cfg["epochs"], every=self.cfg["eval_every"], train_loss_over="unit")
+        run_stacked(
+            self,
+            report,
+            units=self.cfg["epochs"],
+            every=self.cfg["eval_every"],
+            train_loss_over="unit",
+        )
 
     # -- what the loop asks for -------------------------------------------------------------------
     def steps(self, unit: int) -> Iterator[Step]:
@@ -68,17 +88,23 @@ class Trainer:
         n, bs = self.cfg["n_train"], self.cfg["batch_size"]
         order = None
         if n > bs:
-            order = torch.stack([torch.randperm(n, generator=g) for g in self.stack.gens]).to(self.device)
+            order = torch.stack([torch.randperm(n, generator=g) for g in self.stack.gens]).to(
+                self.device
+            )
         for start in range(0, n, bs):
             if order is None:
                 x, y = self.train_x, self.train_y
             else:
-                idx = order[:, start:start + bs]
-                x = torch.gather(self.train_x, 1, idx.unsqueeze(-1).expand(-1, -1, self.train_x.shape[-1]))
+                idx = order[:, start : start + bs]
+                x = torch.gather(
+                    self.train_x, 1, idx.unsqueeze(-1).expand(-1, -1, self.train_x.shape[-1])
+                )
                 y = torch.gather(self.train_y, 1, idx)
             yield Step([(x, y)], weight=x.shape[1])
 
-    def loss(self, p: dict[str, torch.Tensor], chunk: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def loss(
+        self, p: dict[str, torch.Tensor], chunk: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
         x, y = chunk
         return self._losses(self.model.forward(p, x), y).mean(dim=1)
 
@@ -88,7 +114,10 @@ class Trainer:
         err_sum = torch.zeros(self.stack.rows, dtype=torch.float64, device=self.device)
         n = self.test_x.shape[1]
         for start in range(0, n, EVAL_CHUNK):
-            x, y = self.test_x[:, start:start + EVAL_CHUNK], self.test_y[:, start:start + EVAL_CHUNK]
+            x, y = (
+                self.test_x[:, start : start + EVAL_CHUNK],
+                self.test_y[:, start : start + EVAL_CHUNK],
+            )
             out = self.model.forward(p, x)
             loss_sum += self._losses(out, y).sum(dim=1)
             err_sum += self._errors(out, y).sum(dim=1)
@@ -99,7 +128,8 @@ class Trainer:
 
     def keep_rows(self, rows: torch.Tensor) -> None:
         self.train_x, self.train_y, self.test_x, self.test_y = (
-            t[rows] for t in (self.train_x, self.train_y, self.test_x, self.test_y))
+            t[rows] for t in (self.train_x, self.train_y, self.test_x, self.test_y)
+        )
 
     # -- losses -----------------------------------------------------------------------------------
     def _losses(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

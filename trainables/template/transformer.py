@@ -16,6 +16,7 @@ Identities (see docs/science.md, Models), X = the LayerNorm'd block input at ful
 - VO: per (layer, head) scalar b_h (init 0) adds ``m_vo · Σ_h b_h A_h X`` to the attention output
   after the output projection, before the residual.
 """
+
 from __future__ import annotations
 
 import torch
@@ -28,32 +29,60 @@ from ..stacked.layout import Layout, ParamSpec, normal, ones, uniform_fan_in, ze
 class Transformer:
     """Stacked template-matching transformer; ``forward(p, x)`` with p = layout.views(flat)."""
 
-    def __init__(self, *, vocab_size: int, length: int, symbolic: bool, embed_dim: int, depth: int,
-                 heads: int, dim_head: int, mlp_dim: int, readout: str, kq_identity: bool,
-                 vo_identity: bool, kq_identity_mult: float, vo_identity_mult: float, **_: object) -> None:
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        length: int,
+        symbolic: bool,
+        embed_dim: int,
+        depth: int,
+        heads: int,
+        dim_head: int,
+        mlp_dim: int,
+        readout: str,
+        kq_identity: bool,
+        vo_identity: bool,
+        kq_identity_mult: float,
+        vo_identity_mult: float,
+        **_: object,
+    ) -> None:
         self.V, self.D, self.H, self.K, self.depth = vocab_size, embed_dim, heads, dim_head, depth
         self.symbolic, self.cls = symbolic, readout == "cls"
         self.kq, self.vo = kq_identity, vo_identity
         self.kq_mult, self.vo_mult = kq_identity_mult, vo_identity_mult
         D, HK, M = embed_dim, heads * dim_head, mlp_dim
-        specs = [ParamSpec("emb", (vocab_size, D), normal),
-                 ParamSpec("pos", (length + self.cls, D), normal)]
+        specs = [
+            ParamSpec("emb", (vocab_size, D), normal),
+            ParamSpec("pos", (length + self.cls, D), normal),
+        ]
         if self.cls:
             specs.append(ParamSpec("cls", (D,), normal))
         for i in range(depth):
-            specs += [ParamSpec(f"{i}.ln1_w", (D,), ones), ParamSpec(f"{i}.ln1_b", (D,), zeros),
-                      ParamSpec(f"{i}.wqk", (D, 2 * HK), uniform_fan_in(D)),
-                      ParamSpec(f"{i}.wv", (D, HK), uniform_fan_in(D)),
-                      ParamSpec(f"{i}.wo", (HK, D), uniform_fan_in(HK))]
+            specs += [
+                ParamSpec(f"{i}.ln1_w", (D,), ones),
+                ParamSpec(f"{i}.ln1_b", (D,), zeros),
+                ParamSpec(f"{i}.wqk", (D, 2 * HK), uniform_fan_in(D)),
+                ParamSpec(f"{i}.wv", (D, HK), uniform_fan_in(D)),
+                ParamSpec(f"{i}.wo", (HK, D), uniform_fan_in(HK)),
+            ]
             if kq_identity:
                 specs.append(ParamSpec(f"{i}.kq", (heads,), zeros))
             if vo_identity:
                 specs.append(ParamSpec(f"{i}.vo", (heads,), zeros))
-            specs += [ParamSpec(f"{i}.ln2_w", (D,), ones), ParamSpec(f"{i}.ln2_b", (D,), zeros),
-                      ParamSpec(f"{i}.w1", (D, M), uniform_fan_in(D)), ParamSpec(f"{i}.b1", (M,), uniform_fan_in(D)),
-                      ParamSpec(f"{i}.w2", (M, D), uniform_fan_in(M)), ParamSpec(f"{i}.b2", (D,), uniform_fan_in(M))]
+            specs += [
+                ParamSpec(f"{i}.ln2_w", (D,), ones),
+                ParamSpec(f"{i}.ln2_b", (D,), zeros),
+                ParamSpec(f"{i}.w1", (D, M), uniform_fan_in(D)),
+                ParamSpec(f"{i}.b1", (M,), uniform_fan_in(D)),
+                ParamSpec(f"{i}.w2", (M, D), uniform_fan_in(M)),
+                ParamSpec(f"{i}.b2", (D,), uniform_fan_in(M)),
+            ]
         if not symbolic:
-            specs += [ParamSpec("head_w", (D, 1), uniform_fan_in(D)), ParamSpec("head_b", (1,), uniform_fan_in(D))]
+            specs += [
+                ParamSpec("head_w", (D, 1), uniform_fan_in(D)),
+                ParamSpec("head_b", (1,), uniform_fan_in(D)),
+            ]
         self.layout = Layout(specs)
 
     def embed(self, p: dict[str, torch.Tensor], x: torch.Tensor, tie: TiedGrad) -> torch.Tensor:
@@ -64,7 +93,9 @@ class Transformer:
             h = torch.cat([h, p["cls"].view(S, 1, 1, self.D).expand(S, B, 1, self.D)], dim=2)
         return h + p["pos"].unsqueeze(1)
 
-    def attention(self, p: dict[str, torch.Tensor], i: int, a: torch.Tensor, last_only: bool) -> torch.Tensor:
+    def attention(
+        self, p: dict[str, torch.Tensor], i: int, a: torch.Tensor, last_only: bool
+    ) -> torch.Tensor:
         """Attention output for normed input a (S, B, L, D); only the last query if last_only."""
         S, B, L, _ = a.shape
         H, K = self.H, self.K
@@ -78,11 +109,11 @@ class Transformer:
         if Lq == 1:
             # One query per sample: products and sums instead of S·B·H matmuls of one row each,
             # whose fixed cost per matmul dominates at this size.
-            dots = (q * k).sum(-1).unsqueeze(-2) * (K ** -0.5)  # (S, B, H, 1, L)
+            dots = (q * k).sum(-1).unsqueeze(-2) * (K**-0.5)  # (S, B, H, 1, L)
             if self.kq:
                 xxt = (a_q * a).sum(-1).view(S, B, 1, 1, L)
         else:
-            dots = torch.matmul(q, k.transpose(-1, -2)) * (K ** -0.5)  # (S, B, H, Lq, L)
+            dots = torch.matmul(q, k.transpose(-1, -2)) * (K**-0.5)  # (S, B, H, Lq, L)
             if self.kq:
                 xxt = torch.matmul(a_q, a.transpose(-1, -2)).unsqueeze(2)  # (S, B, 1, Lq, L)
         if self.kq:
@@ -94,8 +125,14 @@ class Transformer:
             o = torch.matmul(attn, v).transpose(2, 3).reshape(S, B, Lq, H * K)
         o = stacked_linear(o, p[f"{i}.wo"])  # (S, B, Lq, D)
         if self.vo:
-            mix = (attn * (self.vo_mult * p[f"{i}.vo"]).view(S, 1, H, 1, 1)).sum(dim=2)  # (S, B, Lq, L)
-            o = o + ((mix.transpose(-1, -2) * a).sum(-2, keepdim=True) if Lq == 1 else torch.matmul(mix, a))
+            mix = (attn * (self.vo_mult * p[f"{i}.vo"]).view(S, 1, H, 1, 1)).sum(
+                dim=2
+            )  # (S, B, Lq, L)
+            o = o + (
+                (mix.transpose(-1, -2) * a).sum(-2, keepdim=True)
+                if Lq == 1
+                else torch.matmul(mix, a)
+            )
         return o
 
     def forward(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -115,4 +152,3 @@ class Transformer:
         if self.symbolic:
             return TiedLogits.apply(z, p["emb"], tie)  # (S, B, V)
         return stacked_linear(z, p["head_w"], p["head_b"]).squeeze(-1)
-
