@@ -15,7 +15,7 @@ from orchestrator.spec.plan import SweepPlan
 from orchestrator.store.results import ResultsWriter
 from orchestrator.store.tracking import Tracker
 from orchestrator.tune.packing import Member, MemberStops
-from orchestrator.tune.search import Studies
+from orchestrator.tune.studies import Studies
 
 
 @dataclass
@@ -27,6 +27,9 @@ class DriverSinks:
     studies: Studies
     stops: MemberStops
     packs: dict[str, list[Member]] = field(default_factory=dict)  # members of the Tune trials seen
+    queued: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    """Tune trials this driver will run (cell, member ids), as the scheduler saw them added: after a
+    restore, exactly the trials Tune restored to run again, whatever its saved searcher state says."""
 
 
 _ATTACHED: dict[str, DriverSinks] = {}

@@ -188,7 +188,7 @@ def _open_sinks(plan: SweepPlan, root: Path, tracking_uri: str | None) -> "Drive
     from orchestrator.store.tracking import Tracker, sweep_params
     from orchestrator.tune.driver import DriverSinks
     from orchestrator.tune.packing import MemberStops
-    from orchestrator.tune.search import Studies
+    from orchestrator.tune.studies import Studies
 
     spec = plan.spec
     writer = ResultsWriter(plan, root)

@@ -142,6 +142,11 @@ class CellScheduler(FIFOScheduler):
     def on_trial_add(self, tune_controller: "TuneController", trial: Trial) -> None:
         done = self._load()[1]
         cell, members = self._pack(trial)
+        if (
+            trial.status == Trial.PENDING
+        ):  # to run (a restore also adds the finished ones, not pending)
+            queued = attached(str(self._results_dir)).queued
+            queued[trial.trial_id] = (cell, [m.trial_id for m in members])
         if asha := self._asha(cell):
             for member in members:
                 if member.trial_id not in done:
@@ -188,6 +193,7 @@ class CellScheduler(FIFOScheduler):
     ) -> None:
         cell, members = self._pack(trial)
         del self._packs[trial.trial_id]
+        attached(str(self._results_dir)).queued.pop(trial.trial_id, None)
         reports = member_reports(result) if result else {}
         for member in members:
             report = reports.get(member.index)
@@ -204,6 +210,7 @@ class CellScheduler(FIFOScheduler):
     def on_trial_remove(self, tune_controller: "TuneController", trial: Trial) -> None:
         cell, members = self._pack(trial)
         del self._packs[trial.trial_id]
+        attached(str(self._results_dir)).queued.pop(trial.trial_id, None)
         for member in members:
             self._leave(tune_controller, cell, member.trial_id)
 

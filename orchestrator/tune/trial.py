@@ -156,6 +156,8 @@ class TuneReporter(Reporter):
             saved = pickle.load(f)
         self._history = list(saved["history"])
         self._unsent = list(saved["history"])
+        for earlier in self._history:
+            self._reported.update(m for row in Report.from_wire(earlier).rows for m in row.metrics)
         return saved["state"]
 
 
