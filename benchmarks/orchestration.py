@@ -38,10 +38,12 @@ TUNE_DEFAULTS = textwrap.dedent("""
     import json, sys, time
     import ray
     from ray import tune
-    from trainables.tune_adapter import tune_function
+    from orchestrator.tune.shipping import Shipped
+    from orchestrator.tune.trial import TrialSettings, tune_function
     fixed, lrs, work = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
     ray.init(num_cpus={cpus}, include_dashboard=False, log_to_driver=False)
-    trainable = tune.with_resources(tune_function("template", 1, 60, report_every_s=0), {{"cpu": 1}})
+    settings = TrialSettings(Shipped(ref="template"), fixed.pop("seeds"), "test_error", 1, 60)
+    trainable = tune.with_resources(tune_function(settings), {{"cpu": 1}})
     tuner = tune.Tuner(trainable, param_space={{**fixed, "lr": tune.grid_search(lrs)}},
                        run_config=tune.RunConfig(storage_path=work, verbose=0))
     start = time.monotonic()
@@ -54,15 +56,17 @@ TUNE_DEFAULTS = textwrap.dedent("""
 ALONE = textwrap.dedent("""
     import json, sys, time
     import torch
-    from trainables import get_trainable
+    from trainables import Reporter, get_trainable, run_trainable
+    from trainables.stacked.process import configure_process
     torch.set_num_threads(1)
+    configure_process()  # as a trial's worker does
     config, runs = json.loads(sys.argv[1]), int(sys.argv[2])
-    template = get_trainable("template")
-    template.train(template.resolve(config), lambda m: None)  # imports and first-call costs, untimed
+    template, seeds = get_trainable("template"), config.pop("seeds")
+    run_trainable(template, config, seeds, Reporter())  # imports and first-call costs, untimed
     seconds = []
     for _ in range(runs):
         start = time.perf_counter()
-        template.train(template.resolve(config), lambda m: None)
+        run_trainable(template, config, seeds, Reporter())
         seconds.append(time.perf_counter() - start)
     print(json.dumps({"alone": sorted(seconds)[len(seconds) // 2]}))
 """)

@@ -9,7 +9,8 @@ Ray, MLflow on sqlite, ASHA off so every trial runs every epoch:
 - function: ``module:function`` in a module beside the spec (shipped to the workers), S seed replicas
   as threads in lockstep, each sleeping (side by side) and reporting per epoch;
 - command: ``{command: python train.py}``, one process per seed, a JSON line per epoch.
-It prints each sweep's wall per trial and the ratio to the built-in's, measured in this run.
+It prints each sweep's wall per trial, its overhead per trial (wall per trial minus the trials' sleep per
+trial on the CPUs: what running it costs beyond its own work) and both ratios to the built-in's.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ def main() -> None:
         f"{os.cpu_count()} CPUs"
     )
     per_trial: dict[str, float] = {}
+    overhead: dict[str, float] = {}
+    ideal = (
+        args.epochs * args.sleep / (os.cpu_count() or 1)
+    )  # the trials' own sleep, per trial, on all CPUs
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "ownbench.py").write_text(CURVE)
         (Path(tmp) / "train_cmd.py").write_text(COMMAND)
@@ -89,9 +94,11 @@ def main() -> None:
             run = run_sweep(path, Path(tmp) / kind)
             assert run["trials"] == args.trials, run
             per_trial[kind] = run["wall"] / run["trials"]
+            overhead[kind] = per_trial[kind] - ideal
             print(
-                f"  {kind:9s}: wall {run['wall']:6.1f}s, {1000 * per_trial[kind]:7.1f} ms per trial, "
-                f"{per_trial[kind] / per_trial['built-in']:5.2f}x built-in",
+                f"  {kind:9s}: wall {run['wall']:6.1f}s, {1000 * per_trial[kind]:6.1f} ms per trial "
+                f"({per_trial[kind] / per_trial['built-in']:4.2f}x built-in), overhead "
+                f"{1000 * overhead[kind]:6.1f} ms per trial ({overhead[kind] / overhead['built-in']:4.2f}x)",
                 flush=True,
             )
 

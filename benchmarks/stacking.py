@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from trainables import Report, Reporter  # noqa: E402
+from trainables.stacked.process import configure_process  # noqa: E402
 from trainables.template.training import train  # noqa: E402
 
 WIDTHS = (32, 64, 128, 256)
@@ -61,6 +62,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    configure_process()  # as a trial's worker does (both sides alike)
     clock = time.process_time if args.threads == 1 else time.perf_counter
     every = args.eval_every or args.epochs
     print(
