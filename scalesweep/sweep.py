@@ -48,11 +48,11 @@ def run(
 ) -> "pd.DataFrame":
     """Run (or with ``resume``, continue) a sweep and return its trials, one row per trial.
 
-        ``spec``: a YAML path or a dict with the same keys; ``trainable`` overrides the spec's (its
-        ``trainable:`` may then be left out); ``results``: the results root (default: the spec's);
-        ``tracking_uri``: an MLflow URI, or None for no tracking (default: the spec's); ``address``: an existing
-        Ray cluster. Bad input raises :class:`SpecError` (one line naming the field) before Ray starts; a sweep in
-    which every trial failed raises :class:`SweepError` with the last trial's error.
+    ``spec``: a YAML path or a dict with the same keys; ``trainable`` overrides the spec's (its
+    ``trainable:`` may then be left out); ``results``: the results root (default: the spec's);
+    ``tracking_uri``: an MLflow URI, or None for no tracking (default: the spec's); ``address``: an
+    existing Ray cluster. Bad input raises :class:`SpecError` (one line naming the field) before Ray
+    starts; a sweep in which every trial failed raises :class:`SweepError` with the last trial's error.
     """
     if isinstance(spec, Mapping):
         raw, source, directory = dict(spec), "spec", Path.cwd()
@@ -77,26 +77,23 @@ def _reference(
 ) -> tuple[str, Trainable | None, Path]:
     """How the spec names ``trainable``, the object when it must travel by value, and where its module lives.
 
-    An object importable under its own module and name is named ``module:name`` and found again like a
-    spec's; anything else (``__main__``, a notebook, a closure) is sent by value under a descriptive name."""
-    fn = trainable.train if isinstance(trainable, Trainable) else trainable
-    if not isinstance(trainable, Trainable):
-        check_signature(fn, "trainable")
-    module = (
-        getattr(trainable, "__module__", None) if not isinstance(trainable, Trainable) else None
-    )
-    name = getattr(trainable, "__qualname__", "")
-    if module and module != "__main__" and "<" not in name and _resolves(module, name, trainable):
+    A function importable under its own module and name is named ``module:name`` and found again like a
+    spec's; anything else (``__main__``, a notebook, a closure, a Trainable object) travels by value."""
+    if isinstance(trainable, Trainable):
+        return trainable.name or _label(trainable.train), trainable, directory
+    check_signature(trainable, "trainable")
+    module, name = getattr(trainable, "__module__", None), getattr(trainable, "__qualname__", "")
+    if module not in (None, "__main__") and "<" not in name and _resolves(module, name, trainable):
         file = getattr(sys.modules[module], "__file__", None)
         top = Path(file).resolve().parents[module.count(".")] if file else directory
         return f"{module}:{name}", None, top
-    label = (
-        trainable.name
-        if isinstance(trainable, Trainable) and trainable.name
-        else f"{getattr(fn, '__module__', '__main__')}:{getattr(fn, '__qualname__', 'train')}"
-    )
-    obj = trainable if isinstance(trainable, Trainable) else Trainable(train=trainable, name=label)
-    return label, obj, directory
+    return _label(trainable), Trainable(train=trainable, name=_label(trainable)), directory
+
+
+def _label(train: TrainFn | str) -> str:
+    if isinstance(train, str):
+        return train
+    return f"{getattr(train, '__module__', '__main__')}:{getattr(train, '__qualname__', 'train')}"
 
 
 def _resolves(module: str, name: str, obj: Any) -> bool:

@@ -83,14 +83,10 @@ class Report:
 def seed_mean(rows: Sequence[Row], metric: str) -> float | None:
     """The one rule for a member's metric: the mean over its rows that have not diverged and hold a finite
     value; NaN when rows hold the metric but none such is left (all diverged); None when no row holds it."""
-    values = [r.metrics[metric] for r in rows if metric in r.metrics]
-    if not values:
+    held = [r for r in rows if metric in r.metrics]
+    if not held:
         return None
-    live = [
-        v
-        for r, v in zip((r for r in rows if metric in r.metrics), values)
-        if not r.diverged and math.isfinite(v)
-    ]
+    live = [r.metrics[metric] for r in held if not r.diverged and math.isfinite(r.metrics[metric])]
     return math.fsum(live) / len(live) if live else math.nan
 
 
