@@ -20,19 +20,9 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from fresh import run_json, run_sweep
+from fresh import COPY_TASK, run_json, run_sweep
 
-FIXED = {
-    "task": "copy",
-    "model": "transformer",
-    "depth": 1,
-    "heads": 1,
-    "embed_dim": 32,
-    "n_train": 16,
-    "n_test": 256,
-    "eval_every": 10,
-    "seeds": 2,
-}
+FIXED = {**COPY_TASK, "seeds": 2}
 
 TUNE_DEFAULTS = textwrap.dedent("""
     import json, sys, time

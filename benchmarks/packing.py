@@ -15,18 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from fresh import run_sweep
-
-FIXED = {
-    "task": "copy",
-    "model": "transformer",
-    "depth": 1,
-    "heads": 1,
-    "embed_dim": 32,
-    "n_train": 16,
-    "n_test": 256,
-    "eval_every": 10,
-}
+from fresh import COPY_TASK, run_sweep
 
 
 def main() -> None:
@@ -44,8 +33,8 @@ def main() -> None:
             spec = {
                 "name": f"packing-{k}",
                 "trainable": "template",
-                "fixed": {**FIXED, "epochs": args.epochs},
-                "axes": {"n_train": [FIXED["n_train"]]},
+                "fixed": {**COPY_TASK, "epochs": args.epochs},
+                "axes": {"n_train": [COPY_TASK["n_train"]]},
                 "seeds": 2,
                 "metric": {"name": "test_error"},
                 "search": {

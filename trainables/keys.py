@@ -77,6 +77,17 @@ def at_least(lo: float, strict: bool = False) -> Check:
     return check
 
 
+def _check_known(config: Any, names: Mapping[str, Any]) -> None:
+    """A mapping whose every key is one of ``names``; else a ConfigError naming the first unknown key."""
+    if not isinstance(config, Mapping):
+        raise ConfigError(
+            "config", f"expected a mapping of keys to values, got {type(config).__name__}"
+        )
+    unknown = sorted(set(config) - set(names))
+    if unknown:
+        raise ConfigError(unknown[0], f"expected one of {sorted(names)} (unknown key)")
+
+
 def resolve_keys(
     config: Mapping[str, Any],
     keys: Keys,
@@ -84,13 +95,7 @@ def resolve_keys(
     checks: Mapping[str, Check],
 ) -> dict[str, Any]:
     """Every key of ``keys``, typed and checked; a missing or None value takes the default."""
-    if not isinstance(config, Mapping):
-        raise ConfigError(
-            "config", f"expected a mapping of keys to values, got {type(config).__name__}"
-        )
-    unknown = sorted(set(config) - set(keys))
-    if unknown:
-        raise ConfigError(unknown[0], f"expected one of {sorted(keys)} (unknown key)")
+    _check_known(config, keys)
     out: dict[str, Any] = {}
     for key, (kind, default, _) in keys.items():
         value = (
@@ -106,13 +111,7 @@ def resolve_keys(
 
 def resolve_defaults(config: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
     """``resolve_keys`` for keys declared as {key: default}: each key's type is its default's (None: any)."""
-    if not isinstance(config, Mapping):
-        raise ConfigError(
-            "config", f"expected a mapping of keys to values, got {type(config).__name__}"
-        )
-    unknown = sorted(set(config) - set(defaults))
-    if unknown:
-        raise ConfigError(unknown[0], f"expected one of {sorted(defaults)} (unknown key)")
+    _check_known(config, defaults)
     out = dict(defaults)
     for key, value in config.items():
         kind = type(defaults[key])

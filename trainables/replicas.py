@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from .api import MEMBERS, Report, Reporter, Row, StateFn, Trainable, single_row
+from .api import MEMBERS, Report, Reporter, StateFn, Trainable, single_row
 
 SEEDS = "seeds"
 
@@ -32,9 +33,6 @@ def run_trainable(
     base = trainable.resolved({k: v for k, v in config.items() if k != MEMBERS})
     seed = int(base.get("seed", 0))
     configs = [{**base, "seed": seed + s} for s in range(seeds)]
-    if seeds == 1:
-        trainable.function()(configs[0], _Replica(_Lockstep(report, [seed]), 0))
-        return
     _Lockstep(report, [c["seed"] for c in configs]).run(trainable, configs)
 
 
@@ -47,7 +45,7 @@ class _Lockstep:
     """Joins the reports of a trial's replicas, one report of each into one :class:`Report`."""
 
     def __init__(self, outer: Reporter, seeds: list[int]) -> None:
-        self.outer = outer
+        self._outer = outer
         self.seeds = seeds
         self._cond = threading.Condition()
         self._live = set(range(len(seeds)))
@@ -60,20 +58,25 @@ class _Lockstep:
         )
 
     def run(self, trainable: Trainable, configs: list[dict[str, Any]]) -> None:
+        """Run every replica (one seed: in the calling thread, as the runner called it) and raise the
+        first failure, or the runner's stop, in the calling thread."""
         fn = trainable.function()
-        threads = [
-            threading.Thread(
-                target=self._replica,
-                args=(fn, config, i),
-                daemon=True,
-                name=f"seed-{config['seed']}",
-            )
-            for i, config in enumerate(configs)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        if len(configs) == 1:
+            self._replica(fn, configs[0], 0)
+        else:
+            threads = [
+                threading.Thread(
+                    target=self._replica,
+                    args=(fn, config, i),
+                    daemon=True,
+                    name=f"seed-{config['seed']}",
+                )
+                for i, config in enumerate(configs)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
         if self._failure is not None:
             raise self._failure
 
@@ -126,7 +129,7 @@ class _Lockstep:
                 if len(pending) == len(self.seeds) and all(s is not None for s in states)
                 else None
             )
-            self.outer(Report(epochs.pop(), rows), state)
+            self._outer(Report(epochs.pop(), rows), state)
         except BaseException as err:  # the runner stopped the trial (SystemExit) or sending failed
             self._failure = self._failure or err
         self._round += 1
@@ -142,16 +145,12 @@ class _Replica(Reporter):
         self._seed = lockstep.seeds[index]
 
     def __call__(self, metrics: Mapping[str, Any] | Report, state: StateFn | None = None) -> None:
-        report = metrics if isinstance(metrics, Report) else single_row(metrics, self._seed)
-        report = Report(
-            report.epoch, [Row(0, self._seed, r.metrics, r.diverged, r.curves) for r in report.rows]
-        )
-        if len(self._lockstep.seeds) == 1:
-            self._lockstep.outer(
-                report, (lambda: {"replicas": [state()]}) if state is not None else None
-            )
+        if isinstance(metrics, Report):
+            rows = [replace(r, member=0, seed=self._seed) for r in metrics.rows]
+            report = Report(metrics.epoch, rows)
         else:
-            self._lockstep.report(self._index, report, state)
+            report = single_row(metrics, self._seed)
+        self._lockstep.report(self._index, report, state)
 
     def restored_state(self) -> Any:
         return self._lockstep.restored[self._index]
