@@ -133,17 +133,10 @@ class Reporter:
         return set()
 
 
-def _guess_mode(metric: str) -> Mode:
+def guess_mode(metric: str) -> Mode:
     """A metric's direction when nobody declared it: accuracies and scores rise, everything else falls."""
-    return (
-        "max"
-        if any(w in metric.lower() for w in ("acc", "auc", "score", "reward", "return", "f1"))
-        else "min"
-    )
-
-
-def infer_mode(metric: str, declared: Mapping[str, Mode] | None = None) -> Mode:
-    return (declared or {}).get(metric) or _guess_mode(metric)
+    rising = ("acc", "auc", "score", "reward", "return", "f1")
+    return "max" if any(w in metric.lower() for w in rising) else "min"
 
 
 @dataclass(frozen=True)

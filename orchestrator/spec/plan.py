@@ -6,6 +6,7 @@ metric it never reports) costs milliseconds, not a cluster start-up.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -14,9 +15,9 @@ from typing import Any
 
 from orchestrator.spec.cells import Cell, expand
 from orchestrator.spec.packs import pack_config, pack_size
-from orchestrator.spec.schema import CommandSpec, SpecError, SweepSpec
+from orchestrator.spec.schema import CommandSpec, SpecError, SweepSpec, load_spec
 from trainables import ConfigError, Mode, Report, Trainable, get_trainable
-from trainables.api import infer_mode
+from trainables.api import guess_mode
 from trainables.command import command_trainable
 
 
@@ -109,10 +110,6 @@ SWEEP_FILE = "sweep.json"
 
 def load_plan(root: Path) -> SweepPlan:
     """The plan of the sweep in ``root`` (its ``spec.yaml``, its trainable found as when it started)."""
-    import json
-
-    from orchestrator.spec.schema import load_spec
-
     sweep = root / SWEEP_FILE
     directory = json.loads(sweep.read_text()).get("directory") if sweep.exists() else None
     return plan_sweep(
@@ -164,7 +161,7 @@ def plan_sweep(
     ):  # a bare function: its metrics are what it reports; the spec names those it needs
         wanted = [spec.metric.name, *(c.y for c in spec.curves if c.kind != "position")]
         modes = {
-            m: spec.metric.mode if m == spec.metric.name and spec.metric.mode else infer_mode(m)
+            m: spec.metric.mode if m == spec.metric.name and spec.metric.mode else guess_mode(m)
             for m in wanted
         }
     if spec.metric.name not in modes:

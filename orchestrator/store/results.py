@@ -29,7 +29,7 @@ from orchestrator.spec.cells import cell_key
 from orchestrator.spec.plan import SweepPlan
 from orchestrator.store.positions import POSITIONS_DIR, position_rows
 from trainables import Mode, Report
-from trainables.api import infer_mode
+from trainables.api import guess_mode
 
 if (
     TYPE_CHECKING
@@ -175,7 +175,7 @@ class ResultsWriter:
     def _learn(self, metrics: Iterable[str]) -> None:
         for metric in metrics:
             if metric not in self.modes:
-                self.modes[metric] = infer_mode(metric)
+                self.modes[metric] = guess_mode(metric)
                 self._dirty["trials"] = True
 
     def _schemas(self) -> None:

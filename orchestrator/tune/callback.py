@@ -11,11 +11,10 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from orchestrator.spec.cells import cell_key
 from orchestrator.store.checkpoints import delete_checkpoints
 from orchestrator.store.tracking import epoch_metrics
 from orchestrator.tune.driver import DriverSinks, attached
-from orchestrator.tune.packing import Member, member_reports, members_of
+from orchestrator.tune.packing import Member, member_reports
 from trainables import EARLIER, ROWS
 
 
@@ -39,8 +38,8 @@ class SweepCallback(Callback):
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         s = self.sinks
-        cell = cell_key(trial.config, s.plan.axes)
-        for member in self._members(trial):
+        cell, members = s.pack(trial)
+        for member in members:
             if (
                 member.trial_id not in s.writer.finished
             ):  # a pack restored after some members were recorded
@@ -97,10 +96,7 @@ class SweepCallback(Callback):
         self._end(trial)
 
     def _members(self, trial: Trial) -> list[Member]:
-        packs = self.sinks.packs
-        if trial.trial_id not in packs:
-            packs[trial.trial_id] = members_of(trial.trial_id, trial.config)
-        return packs[trial.trial_id]
+        return self.sinks.pack(trial)[1]
 
     def _finish(self, trial: Trial, member: Member, status: str, error: str | None = None) -> None:
         """Record a member once: Parquet first, then its study, MLflow and the display. A packed member's

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ray.tune.experiment import Trial
+
 from orchestrator.answers.progress import Progress
+from orchestrator.spec.cells import cell_key
 from orchestrator.spec.plan import SweepPlan
 from orchestrator.store.results import ResultsWriter
 from orchestrator.store.tracking import Tracker
-from orchestrator.tune.packing import Member, MemberStops
+from orchestrator.tune.packing import Member, MemberStops, members_of
 from orchestrator.tune.studies import Studies
 
 
@@ -26,10 +29,21 @@ class DriverSinks:
     progress: Progress
     studies: Studies
     stops: MemberStops
-    packs: dict[str, list[Member]] = field(default_factory=dict)  # members of the Tune trials seen
-    queued: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
-    """Tune trials this driver will run (cell, member ids), as the scheduler saw them added: after a
-    restore, exactly the trials Tune restored to run again, whatever its saved searcher state says."""
+    packs: dict[str, tuple[str, list[Member]]] = field(default_factory=dict)
+    """The cell and members of each Tune trial held (see :meth:`pack`)."""
+    queued: set[str] = field(default_factory=set)
+    """Tune trials this driver will run, as the scheduler saw them added: after a restore, exactly the
+    trials Tune restored to run again, whatever its saved searcher state says."""
+
+    def pack(self, trial: Trial) -> tuple[str, list[Member]]:
+        """A Tune trial's cell and members, computed once for the scheduler and the callback (results
+        arrive many times a second); whichever is told last that the trial ended drops it."""
+        if trial.trial_id not in self.packs:
+            self.packs[trial.trial_id] = (
+                cell_key(trial.config, self.plan.axes),
+                members_of(trial.trial_id, trial.config),
+            )
+        return self.packs[trial.trial_id]
 
 
 _ATTACHED: dict[str, DriverSinks] = {}

@@ -15,11 +15,10 @@ import numpy as np
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
-from orchestrator.spec.cells import cell_key
 from orchestrator.spec.plan import SweepPlan
 from orchestrator.store.results import load_metrics, load_trials
 from orchestrator.tune.driver import attached
-from orchestrator.tune.packing import Member, member_reports, members_of
+from orchestrator.tune.packing import Member, member_reports
 from trainables import MEMBERS, Report
 
 if TYPE_CHECKING:
@@ -61,17 +60,7 @@ class CellScheduler(FIFOScheduler):
         self._history: dict[str, list[tuple[str, list[tuple[int, float]]]]] | None = None
         self._done: set[str] = set()  # members recorded in Parquet or stopped by this scheduler
         self._by_cell: dict[str, AsyncHyperBandScheduler] = {}
-        self._packs: dict[str, tuple[str, list[Member]]] = {}
         self._in_asha: set[str] = set()  # members added to an ASHA and not yet completed or removed
-
-    def _pack(self, trial: Trial) -> tuple[str, list[Member]]:
-        """The trial's cell and members, computed once per trial (results arrive many times a second)."""
-        if trial.trial_id not in self._packs:
-            self._packs[trial.trial_id] = (
-                cell_key(trial.config, self._plan.axes),
-                members_of(trial.trial_id, trial.config),
-            )
-        return self._packs[trial.trial_id]
 
     def _asha(self, cell: str) -> AsyncHyperBandScheduler | None:
         asha = self._plan.spec.scheduler.asha
@@ -139,14 +128,20 @@ class CellScheduler(FIFOScheduler):
             else:
                 asha.on_trial_complete(tune_controller, stub, result)
 
+    def _release(self, trial: Trial) -> tuple[str, list[Member]]:
+        """The trial's cell and members, forgotten by the driver: Tune is done with the trial."""
+        sinks = attached(str(self._results_dir))
+        pack = sinks.pack(trial)
+        del sinks.packs[trial.trial_id]
+        sinks.queued.discard(trial.trial_id)
+        return pack
+
     def on_trial_add(self, tune_controller: "TuneController", trial: Trial) -> None:
         done = self._load()[1]
-        cell, members = self._pack(trial)
-        if (
-            trial.status == Trial.PENDING
-        ):  # to run (a restore also adds the finished ones, not pending)
-            queued = attached(str(self._results_dir)).queued
-            queued[trial.trial_id] = (cell, [m.trial_id for m in members])
+        sinks = attached(str(self._results_dir))
+        cell, members = sinks.pack(trial)
+        if trial.status == Trial.PENDING:  # to run (a restore also adds finished ones, not pending)
+            sinks.queued.add(trial.trial_id)
         if asha := self._asha(cell):
             for member in members:
                 if member.trial_id not in done:
@@ -155,8 +150,9 @@ class CellScheduler(FIFOScheduler):
 
     def on_trial_result(self, tune_controller: "TuneController", trial: Trial, result: dict) -> str:
         done = self._load()[1]
-        (cell, members), packed = self._pack(trial), MEMBERS in trial.config
-        stops = attached(str(self._results_dir)).stops
+        sinks = attached(str(self._results_dir))
+        (cell, members), packed = sinks.pack(trial), MEMBERS in trial.config
+        stops = sinks.stops
         for index, report in member_reports(result).items():
             member = members[index]
             if (
@@ -191,9 +187,7 @@ class CellScheduler(FIFOScheduler):
     def on_trial_complete(
         self, tune_controller: "TuneController", trial: Trial, result: dict
     ) -> None:
-        cell, members = self._pack(trial)
-        del self._packs[trial.trial_id]
-        attached(str(self._results_dir)).queued.pop(trial.trial_id, None)
+        cell, members = self._release(trial)
         reports = member_reports(result) if result else {}
         for member in members:
             report = reports.get(member.index)
@@ -208,9 +202,7 @@ class CellScheduler(FIFOScheduler):
             )
 
     def on_trial_remove(self, tune_controller: "TuneController", trial: Trial) -> None:
-        cell, members = self._pack(trial)
-        del self._packs[trial.trial_id]
-        attached(str(self._results_dir)).queued.pop(trial.trial_id, None)
+        cell, members = self._release(trial)
         for member in members:
             self._leave(tune_controller, cell, member.trial_id)
 

@@ -54,12 +54,13 @@ class CellSearcher(Searcher):
             recorded: dict[str, dict[str, dict[str, Any]]] = {}
             for row in load_trials(self._results_dir).to_dict("records"):
                 recorded.setdefault(row["cell"], {})[row["trial_id"]] = row
-            queued = attached(str(self._results_dir)).queued.values()
-            owned = {m for _, members in queued for m in members}
+            sinks = attached(str(self._results_dir))
+            queued = [sinks.packs[t] for t in sinks.queued]
+            owned = {m.trial_id for _, members in queued for m in members}
             for cell in {*recorded, *(c for c, _ in queued), *self._studies.existing()}:
                 self._studies.reconcile(cell, recorded.get(cell, {}), owned)
             for cell in self._plan.cells:
-                live = {m for c, members in queued if c == cell.key for m in members}
+                live = {m.trial_id for c, members in queued if c == cell.key for m in members}
                 self._taken[cell.key] = len(live | set(recorded.get(cell.key, {})))
         return self._studies
 

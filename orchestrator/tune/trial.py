@@ -30,7 +30,7 @@ import ray
 from ray import tune
 
 from orchestrator.tune.shipping import Shipped
-from trainables import EARLIER, MEMBERS, Report, Reporter, run_trainable
+from trainables import EARLIER, MEMBERS, ROWS, Report, Reporter, run_trainable
 from trainables.api import StateFn
 from trainables.stacked.process import configure_process
 
@@ -62,7 +62,6 @@ class TuneReporter(Reporter):
     ) -> None:
         super().__init__()
         self._metric = metric
-        self._reported: set[str] = set()  # every metric name seen in this trial's rows
         self._every = checkpoint_every_s
         self._last = self._sent_at = time.monotonic()
         self._report_every = report_every_s
@@ -76,8 +75,6 @@ class TuneReporter(Reporter):
         self._stopped: set[int] = set()
 
     def __call__(self, report: Report, state: StateFn | None = None) -> None:  # type: ignore[override]
-        for row in report.rows:
-            self._reported.update(row.metrics)
         metrics = report.to_wire()
         self._history.append(metrics)
         now = time.monotonic()
@@ -91,8 +88,9 @@ class TuneReporter(Reporter):
     def check_metric(self) -> None:
         """Raise when the trial ended without ever reporting the sweep's metric: a trial that has nothing to be
         ranked by is an error the researcher must see, not a NaN row."""
-        if self._metric is not None and self._metric not in self._reported:
-            shown = ", ".join(sorted(self._reported)) or "no numeric metric"
+        reported = {m for wire in self._history for *_, values, _ in wire[ROWS] for m in values}
+        if self._metric is not None and self._metric not in reported:
+            shown = ", ".join(sorted(reported)) or "no numeric metric"
             raise ValueError(
                 f"the trainable never reported the metric {self._metric!r} (it reported: {shown}); "
                 f"report it, or set metric.name in the spec to one of those"
@@ -118,10 +116,9 @@ class TuneReporter(Reporter):
         if state is None:
             tune.report(metrics)
         else:
+            # pickle: tensors too, without importing torch into a trial that does not use it
             with tempfile.TemporaryDirectory() as tmp:
-                with open(
-                    os.path.join(tmp, STATE_FILE), "wb"
-                ) as f:  # pickle: tensors too, without torch's import
+                with open(os.path.join(tmp, STATE_FILE), "wb") as f:
                     pickle.dump(
                         {"state": state(), "history": self._history},
                         f,
@@ -156,8 +153,6 @@ class TuneReporter(Reporter):
             saved = pickle.load(f)
         self._history = list(saved["history"])
         self._unsent = list(saved["history"])
-        for earlier in self._history:
-            self._reported.update(m for row in Report.from_wire(earlier).rows for m in row.metrics)
         return saved["state"]
 
 
@@ -187,7 +182,7 @@ def tune_function(settings: TrialSettings) -> Callable[[dict[str, Any]], None]:
         trainable.function()  # imports a deferred train, and with it torch if it uses torch
         if (
             trainable.stacks_seeds
-        ):  # the stacked core's process tuning; a researcher's process is left alone
+        ):  # the stacked core's process tuning; a researcher's is left alone
             configure_process()
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(threads)
