@@ -523,6 +523,20 @@ def _recording_kubectl(bin_dir: Path, log: Path, script: str) -> str:
     return f"{bin_dir}:{os.environ['PATH']}"
 
 
+def test_render_warns_that_a_module_beside_the_spec_must_be_in_the_image(tmp_path: Path) -> None:
+    (tmp_path / "mymodel.py").write_text("def train(config, report):\n    pass\n")
+    spec = write_spec(tmp_path / "own.yaml", {**CPU_SPEC, "trainable": "mymodel:train"})
+    proc = _cli(["k8s", "render", str(spec), "-o", str(tmp_path / "out")], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "warning: trainable 'mymodel:train' is found beside the spec, not installed" in proc.stderr
+    )
+    built_in = _cli(
+        ["k8s", "render", str(write_spec(tmp_path / "cpu.yaml", CPU_SPEC))], cwd=tmp_path
+    )
+    assert built_in.returncode == 0 and "warning" not in built_in.stderr
+
+
 @needs_kubectl
 def test_cli_render_writes_a_kustomization_that_builds(tmp_path: Path) -> None:
     spec = str(write_spec(tmp_path / "cpu.yaml", CPU_SPEC))

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from orchestrator.k8s.render import Workers, build_overlay, job_name, render, to_yaml, write_dir
-from orchestrator.spec.schema import SpecError, SweepSpec, load_spec
+from orchestrator.spec.plan import SweepPlan
+from orchestrator.spec.schema import CommandSpec, SpecError, SweepSpec, load_spec
 
 TERMINAL = ("Complete", "Failed")  # RayJob .status.jobDeploymentStatus after the last retry
 KUBERAY_CHECK = ["api-resources", "--api-group=ray.io", "-o", "name"]
@@ -83,13 +84,32 @@ def _load(args: argparse.Namespace) -> tuple[SweepSpec, list[dict], Workers]:
         raise SpecError(
             f"--max-workers {args.max_workers}: expected a positive number of worker pods"
         )
-    spec = plan_sweep(
-        load_spec(args.spec), args.spec
-    ).spec  # every spec error before anything reaches a cluster
+    plan = plan_sweep(load_spec(args.spec), args.spec)  # every spec error before a cluster sees it
+    if note := _image_must_hold(plan):
+        print(f"warning: {note}", file=sys.stderr)
+    spec = plan.spec
     objects, workers = render(
         spec, Path(args.spec).read_text(), build_overlay(args.overlay), args.image, args.max_workers
     )
     return spec, objects, workers
+
+
+def _image_must_hold(plan: SweepPlan) -> str | None:
+    """What the pods must find in the image beyond scalesweep: only the spec travels in the manifests, so a
+    researcher's module found beside the spec, or a command's program, must be built into the image."""
+    from orchestrator.tune.shipping import ship
+
+    if isinstance(plan.spec.trainable, CommandSpec):
+        return (
+            f"trainable command {plan.spec.trainable_label!r} runs in the cluster's pods: build its "
+            f"program into your image and pass --image"
+        )
+    if plan.ref and ship(plan.trainable, plan.ref).code is not None:
+        return (
+            f"trainable {plan.ref!r} is found beside the spec, not installed: the cluster's pods find "
+            f"it only if your image holds it (pip install it there and pass --image)"
+        )
+    return None
 
 
 def _describe(spec: SweepSpec, workers: Workers) -> str:
