@@ -31,13 +31,13 @@ class DriverSinks:
     stops: MemberStops
     packs: dict[str, tuple[str, list[Member]]] = field(default_factory=dict)
     """The cell and members of each Tune trial held (see :meth:`pack`)."""
-    queued: set[str] = field(default_factory=set)
-    """Tune trials this driver will run, as the scheduler saw them added: after a restore, exactly the
-    trials Tune restored to run again, whatever its saved searcher state says."""
+    queued: dict[str, tuple[str, list[Member]]] = field(default_factory=dict)
+    """The cell and members of the Tune trials this driver will run, as the scheduler saw them added: after
+    a restore, exactly the trials Tune restored to run again, whatever its saved searcher state says."""
 
     def pack(self, trial: Trial) -> tuple[str, list[Member]]:
         """A Tune trial's cell and members, computed once for the scheduler and the callback (results
-        arrive many times a second); whichever is told last that the trial ended drops it."""
+        arrive many times a second); either may drop it when told the trial ended (the other recomputes it)."""
         if trial.trial_id not in self.packs:
             self.packs[trial.trial_id] = (
                 cell_key(trial.config, self.plan.axes),

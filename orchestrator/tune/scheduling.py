@@ -133,7 +133,7 @@ class CellScheduler(FIFOScheduler):
         sinks = attached(str(self._results_dir))
         pack = sinks.pack(trial)
         del sinks.packs[trial.trial_id]
-        sinks.queued.discard(trial.trial_id)
+        sinks.queued.pop(trial.trial_id, None)
         return pack
 
     def on_trial_add(self, tune_controller: "TuneController", trial: Trial) -> None:
@@ -141,7 +141,7 @@ class CellScheduler(FIFOScheduler):
         sinks = attached(str(self._results_dir))
         cell, members = sinks.pack(trial)
         if trial.status == Trial.PENDING:  # to run (a restore also adds finished ones, not pending)
-            sinks.queued.add(trial.trial_id)
+            sinks.queued[trial.trial_id] = (cell, members)
         if asha := self._asha(cell):
             for member in members:
                 if member.trial_id not in done:

@@ -55,7 +55,7 @@ class CellSearcher(Searcher):
             for row in load_trials(self._results_dir).to_dict("records"):
                 recorded.setdefault(row["cell"], {})[row["trial_id"]] = row
             sinks = attached(str(self._results_dir))
-            queued = [sinks.packs[t] for t in sinks.queued]
+            queued = list(sinks.queued.values())
             owned = {m.trial_id for _, members in queued for m in members}
             for cell in {*recorded, *(c for c, _ in queued), *self._studies.existing()}:
                 self._studies.reconcile(cell, recorded.get(cell, {}), owned)
