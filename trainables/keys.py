@@ -8,8 +8,9 @@ passes strings: "64" → 64, "true" → True, "1e-3" → 0.001.
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .errors import ConfigError
@@ -71,7 +72,7 @@ def coerce(key: str, kind: type, value: Any, choices: Mapping[str, list[str]]) -
 
 def at_least(lo: float, strict: bool = False) -> Check:
     def check(key: str, value: Any) -> None:
-        if value < lo or (strict and value == lo):
+        if not (value > lo if strict else value >= lo):  # written so that NaN fails too
             raise ConfigError(key, f"expected a value {'>' if strict else '≥'} {lo}, got {value!r}")
 
     return check
@@ -83,9 +84,18 @@ def _check_known(config: Any, names: Mapping[str, Any]) -> None:
         raise ConfigError(
             "config", f"expected a mapping of keys to values, got {type(config).__name__}"
         )
-    unknown = sorted(set(config) - set(names))
+    unknown = sorted(set(config) - set(names), key=str)
     if unknown:
-        raise ConfigError(unknown[0], f"expected one of {sorted(names)} (unknown key)")
+        key, known = unknown[0], sorted(names)
+        guess = closest(str(key), known)
+        hint = f"; did you mean {guess!r}?" if guess else ""
+        raise ConfigError(key, f"expected one of {known} (unknown key{hint})")
+
+
+def closest(key: str, names: Iterable[str]) -> str | None:
+    """The known name an unknown ``key`` is most likely a typo of (``epoch`` for ``epochs``), if any."""
+    close = difflib.get_close_matches(key, list(names), n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def resolve_keys(

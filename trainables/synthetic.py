@@ -15,20 +15,28 @@ from collections.abc import Mapping
 from typing import Any
 
 from .api import Mode, Report, Reporter, Row, Trainable
-from .errors import ConfigError
+from .keys import Check, Keys, at_least, resolve_keys
 from .packs import member_configs, resolve_pack
 
-DEFAULTS: dict[str, Any] = {
-    "epochs": 10,
-    "lr": 1e-3,
-    "size": 1.0,
-    "rate": 0.3,
-    "noise": 0.01,
-    "sleep_s": 0.0,
-    "seeds": 1,
-    "seed": 0,
-    "fail_epoch": 0,
-    "diverge": False,
+# key: (type, default, one-line meaning), as the built-ins declare theirs (trainables/keys.py).
+KEYS: Keys = {
+    "epochs": (int, 10, "reports, one per epoch"),
+    "lr": (float, 1e-3, "learning rate: the loss floor is lowest at 10^-2.5"),
+    "size": (float, 1.0, "model size: a larger one reaches a lower loss"),
+    "rate": (float, 0.3, "how fast the loss falls per epoch"),
+    "noise": (float, 0.01, "standard deviation of each seed's noise on test_loss"),
+    "sleep_s": (float, 0.0, "seconds each epoch takes"),
+    "seeds": (int, 1, "seeds per member, all reported by one call"),
+    "seed": (int, 0, "member s uses seed + s for its noise"),
+    "fail_epoch": (int, 0, "raise at this epoch (0: never)"),
+    "diverge": (bool, False, "report NaN metrics, as a trial that blew up"),
+}
+
+# Checked before Ray starts: a config that passes trains (epochs 0 would report nothing at all).
+CHECKS: dict[str, Check] = {
+    **{k: at_least(1) for k in ("epochs", "seeds")},
+    **{k: at_least(0) for k in ("size", "rate", "noise", "sleep_s", "seed", "fail_epoch")},
+    "lr": at_least(0, strict=True),
 }
 
 
@@ -42,18 +50,7 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _resolve_one(config: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(DEFAULTS)
-    for key, value in config.items():
-        if key not in DEFAULTS:
-            raise ConfigError(key, f"unknown key; expected one of {sorted(DEFAULTS)}")
-        kind = type(DEFAULTS[key])
-        try:
-            out[key] = value in (True, "true", "True", 1, "1") if kind is bool else kind(value)
-        except (TypeError, ValueError):
-            raise ConfigError(key, f"expected {kind.__name__}, got {value!r}") from None
-    if out["lr"] <= 0:
-        raise ConfigError("lr", f"expected > 0, got {out['lr']}")
-    return out
+    return resolve_keys(config, KEYS, {}, CHECKS)
 
 
 def metrics(config: Mapping[str, Any]) -> dict[str, Mode]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from orchestrator.spec.cells import Cell, expand
 from orchestrator.spec.packs import pack_config, pack_size
-from orchestrator.spec.schema import CommandSpec, SpecError, SweepSpec, load_spec
+from orchestrator.spec.schema import CommandSpec, SpecError, SweepSpec, load_spec, parse_spec
 from trainables import ConfigError, Mode, Report, Trainable, get_trainable
 from trainables.api import guess_mode
 from trainables.command import command_trainable
@@ -108,15 +108,46 @@ SWEEP_FILE = "sweep.json"
 """Beside a sweep's ``spec.yaml``: what a resume must not change, and the spec's original directory."""
 
 
+SWEEP_FIELDS = ("trainable", "fixed", "axes", "search", "seeds", "metric", "scheduler")
+"""What ``sweep.json`` records of the spec, beside its ``directory``: the fields a resume must not change."""
+
+
 def load_plan(root: Path) -> SweepPlan:
-    """The plan of the sweep in ``root`` (its ``spec.yaml``, its trainable found as when it started)."""
+    """The plan of the sweep in ``root`` (its ``spec.yaml``, its trainable found as when it started); a
+    damaged ``spec.yaml`` or ``sweep.json`` is a one-line SpecError naming it."""
+    spec = load_spec(root / "spec.yaml")
     sweep = root / SWEEP_FILE
-    directory = json.loads(sweep.read_text()).get("directory") if sweep.exists() else None
+    directory = sweep_record(sweep, spec).get("directory") if sweep.exists() else None
     return plan_sweep(
-        load_spec(root / "spec.yaml"),
+        spec,
         str(root / "spec.yaml"),
         directory=Path(directory) if directory else None,
     )
+
+
+def sweep_record(path: Path, spec: SweepSpec) -> dict[str, Any]:
+    """``sweep.json``, checked before anything trusts it: a JSON object with every field of
+    ``SWEEP_FIELDS``, each valid as the spec schema types it, and ``directory`` (if any) a string."""
+    advice = "restore it from a backup: it records how the sweep started"
+    try:
+        record = json.loads(path.read_text())
+    except OSError as err:
+        raise SpecError(f"{path}: cannot read ({err.strerror}); {advice}") from None
+    except ValueError as err:  # not UTF-8, not JSON
+        raise SpecError(f"{path}: not JSON ({err}); {advice}") from None
+    if not isinstance(record, dict):
+        raise SpecError(f"{path}: expected a JSON object, got {type(record).__name__}; {advice}")
+    if missing := [f for f in SWEEP_FIELDS if f not in record]:
+        raise SpecError(f"{path}: {missing[0]}: required field is missing; {advice}")
+    if not isinstance(record.get("directory", ""), str):
+        raise SpecError(f"{path}: directory: expected a string (a path); {advice}")
+    try:
+        parse_spec(
+            {**spec.model_dump(mode="json"), **{f: record[f] for f in SWEEP_FIELDS}}, str(path)
+        )
+    except SpecError as err:
+        raise SpecError(f"{err}; {advice}") from None
+    return record
 
 
 def find_trainable(spec: SweepSpec, directory: Path) -> Trainable:
@@ -141,6 +172,7 @@ def plan_sweep(
         trainable = trainable or find_trainable(spec, directory)
     except ConfigError as err:
         raise SpecError(f"{source}: {err.key}: {err.expected}") from None
+    _check_each_value(spec, trainable, source)
     cells = expand(spec.axes)
     probe = _probe(spec)
     modes: dict[str, Mode] | None = {}
@@ -199,6 +231,21 @@ def plan_sweep(
 def _probe(spec: SweepSpec) -> dict[str, Any]:
     """A value of each searched hyper-parameter: what a cell's configs are checked (and sized) with."""
     return {name: p.representative() for name, p in spec.search.space.items()}
+
+
+def _check_each_value(spec: SweepSpec, trainable: Trainable, source: str) -> None:
+    """Every axis value and every value a search may draw (each choice, both ends of a range), each once in
+    the first cell's config: a value the trainable refuses fails here, naming its field, however rarely
+    a sample would draw it, for the sum of the lists' lengths rather than their product."""
+    first = {name: values[0] for name, values in spec.axes.items()}
+    base = {**spec.fixed, **first, **_probe(spec)}
+    varied = [(name, v) for name, values in spec.axes.items() for v in values[1:]]
+    varied += [(name, v) for name, p in spec.search.space.items() for v in p.extremes()]
+    for name, value in varied:  # the first cell itself is checked with every other cell
+        try:
+            trainable.resolved({**base, name: value})
+        except ConfigError as err:
+            raise SpecError(f"{source}: {_where(spec, err.key)}: {err.expected}") from None
 
 
 def _requested_pack(spec: SweepSpec, trainable: Trainable, source: str) -> int | str:

@@ -8,17 +8,24 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Scalar = Union[bool, int, float, str]
+from orchestrator.spec import yamlfile
+from orchestrator.spec.columns import INT64, Scalar, one_type
+from orchestrator.spec.messages import format_validation_error
+
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "logint", "choice")
+IntRange = tuple[int, int]
 
 
 class SpecError(ValueError):
-    """Bad input: a spec that cannot run. The CLI prints it as one line and exits 2."""
+    """Bad input: a spec that cannot run. The CLI prints it as one line and exits 2, so a line break that
+    a quoted value or a file name brings into the message is written as ``\\n``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("\\n".join(message.splitlines()))
 
 
 class _Strict(BaseModel):
@@ -30,8 +37,8 @@ class Param(_Strict):
 
     loguniform: tuple[float, float] | None = None
     uniform: tuple[float, float] | None = None
-    int: tuple[int, int] | None = None
-    logint: tuple[int, int] | None = None
+    int: IntRange | None = None
+    logint: IntRange | None = None  # not tuple[int, int]: in this class `int` names the field above
     choice: list[Scalar] | None = None
 
     @model_validator(mode="after")
@@ -43,6 +50,12 @@ class Param(_Strict):
         if given[0] == "choice":
             if not low_high:
                 raise ValueError("choice: expected a non-empty list")
+            try:
+                self.choice = one_type(low_high)
+            except ValueError as err:
+                raise ValueError(f"choice: {err}") from None
+        elif not all(-INT64 <= v < INT64 and math.isfinite(v) for v in low_high):
+            raise ValueError(f"{given[0]}: expected finite [low, high] within ±2**63")
         elif not low_high[0] < low_high[1] or (
             given[0] in ("loguniform", "logint") and low_high[0] <= 0
         ):
@@ -65,12 +78,19 @@ class Param(_Strict):
         """A value inside the distribution (its lower end), to validate configs before any sampling."""
         return self.args[0]
 
+    def extremes(self) -> list[Scalar]:
+        """The values that stand for every one a trial may draw: each choice, or both ends of a range (a
+        trainable's range check refuses an inner value only if it refuses an end)."""
+        return list(self.args)
+
 
 class SearchSpec(_Strict):
     algorithm: Literal["optuna", "random", "grid-only"] = "optuna"
     samples_per_cell: int = Field(1, ge=1)
     space: dict[str, Param] = {}
-    seed: int = 0
+    # Each cell's Optuna sampler is seeded with seed × 100,003 + the cell's index (orchestrator/tune/studies.py),
+    # which numpy needs within [0, 2**32): 40,000 keeps it there for up to ~250 million cells.
+    seed: int = Field(0, ge=0, le=40_000)
 
     @model_validator(mode="after")
     def _grid_only_has_no_space(self) -> "SearchSpec":
@@ -89,7 +109,7 @@ class MetricSpec(_Strict):
 class AshaSpec(_Strict):
     max_t: int | None = Field(None, ge=1)  # None: the trial's epochs
     grace_period: int = Field(1, ge=1)
-    reduction_factor: float = Field(3.0, gt=1)
+    reduction_factor: float = Field(3.0, gt=1, le=1000, allow_inf_nan=False)
 
 
 class SchedulerSpec(_Strict):
@@ -97,9 +117,12 @@ class SchedulerSpec(_Strict):
 
 
 class ResourcesSpec(_Strict):
-    cpu: float = Field(1.0, gt=0)
-    gpu: float = Field(0.0, ge=0)
-    max_concurrent_trials: int | None = Field(None, ge=1)  # None: as many as the cluster fits
+    # per Tune trial; the upper bounds only catch typos (no machine gives one trial more)
+    cpu: float = Field(1.0, gt=0, le=1024, allow_inf_nan=False)
+    gpu: float = Field(0.0, ge=0, le=64, allow_inf_nan=False)
+    max_concurrent_trials: int | None = Field(
+        None, ge=1, le=1_000_000
+    )  # None: as many as the cluster fits
     # Configs of one cell trained as one stacked Tune trial (orchestrator/spec/packs.py); auto: from the
     # model's size and the device.
     members_per_trial: Literal["auto"] | int = "auto"
@@ -127,11 +150,11 @@ class CurveSpec(_Strict):
     )
     y: str  # a metric; for position, a per-position curve the trainable reports (e.g. acc_by_k)
     by: list[str] = []
-    threshold: float | None = None
+    threshold: float | None = Field(None, allow_inf_nan=False)
     at: Literal["final", "best"] = "final"
-    chance: float | None = (
-        None  # the sigmoid's small-x level fixed here (e.g. 1 - 1/vocab); None: fitted
-    )
+    chance: float | None = Field(
+        None, allow_inf_nan=False
+    )  # the sigmoid's small-x level fixed here (e.g. 1 - 1/vocab); None: fitted
 
     @model_validator(mode="after")
     def _threshold_for_sample_complexity(self) -> "CurveSpec":
@@ -154,8 +177,16 @@ class CommandSpec(_Strict):
     command: str = Field(min_length=1)
 
 
+class LimitsSpec(_Strict):
+    """Ceilings that turn a typo (``seeds: 1e30``, one axis too many) into an error in milliseconds, instead
+    of a driver that expands millions of cells for minutes; raise them for a sweep that really is that big."""
+
+    max_trials: int = Field(100_000, ge=1)  # cells × samples per cell
+    max_seeds: int = Field(1_000, ge=1)
+
+
 class SweepSpec(_Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=100)
     description: str = (
         ""  # the question the sweep answers, in words: `scalesweep report` opens with it
     )
@@ -170,14 +201,15 @@ class SweepSpec(_Strict):
     resources: ResourcesSpec = ResourcesSpec()
     storage: StorageSpec = StorageSpec()
     curves: list[CurveSpec] = []
-    max_failures: int = Field(2, ge=0)
+    max_failures: int = Field(2, ge=0, le=1000)
     checkpoint_every_s: float = Field(
-        60.0, ge=0
+        60.0, ge=0, allow_inf_nan=False
     )  # at most one trial checkpoint per this many seconds
     report_every_s: float = Field(
-        1.0, ge=0
+        1.0, ge=0, allow_inf_nan=False
     )  # a trial sends at most one report per this many seconds, but
     # at once the ones its scheduler decides on (ASHA's rungs); Parquet and MLflow get every epoch either way
+    limits: LimitsSpec = LimitsSpec()
 
     @field_validator("axes")
     @classmethod
@@ -187,11 +219,31 @@ class SweepSpec(_Strict):
         for name, values in axes.items():
             if not values:
                 raise ValueError(f"{name}: expected a non-empty list of values")
+            try:
+                axes[name] = values = one_type(values)
+            except ValueError as err:
+                raise ValueError(f"{name}: {err}") from None
             if len(set(map(repr, values))) != len(values):
                 raise ValueError(f"{name}: expected distinct values")
-            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
-                raise ValueError(f"{name}: expected finite values")
         return axes
+
+    @model_validator(mode="after")
+    def _within_limits(self) -> "SweepSpec":
+        """From the lengths alone, before anything is expanded: a 10-million-cell grid fails in a millisecond."""
+        limits = self.limits
+        if self.seeds > limits.max_seeds:
+            raise ValueError(
+                f"seeds: expected at most limits.max_seeds ({limits.max_seeds:,}), got {self.seeds:,}; "
+                "raise limits.max_seeds to train more replicas"
+            )
+        if self.total_trials > limits.max_trials:
+            lengths = " × ".join(str(len(v)) for v in self.axes.values())
+            raise ValueError(
+                f"axes: {lengths} = {self.n_cells:,} cells × {self.samples_per_cell:,} samples = "
+                f"{self.total_trials:,} trials; expected at most limits.max_trials "
+                f"({limits.max_trials:,}): raise it to run more"
+            )
+        return self
 
     @model_validator(mode="after")
     def _keys_given_once(self) -> "SweepSpec":
@@ -241,33 +293,23 @@ class SweepSpec(_Strict):
         return math.prod(len(v) for v in self.axes.values())
 
 
-def _format_validation_error(err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
-    kind, msg = first["type"], first["msg"]
-    if kind == "extra_forbidden":
-        return f"{loc}: unknown key"
-    if kind == "missing":
-        return f"{loc}: required field is missing"
-    msg = msg.removeprefix("Value error, ")
-    if "input_value" not in msg and kind not in ("value_error", "assertion_error"):
-        msg = f"{msg} (got {first.get('input')!r})"
-    return f"{loc}: {msg}" if loc else msg
-
-
 def set_override(raw: dict[str, Any], assignment: str) -> None:
-    """Apply ``--set a.b=value`` to the raw spec; the value is parsed as YAML (``lr=1e-3`` is a float)."""
+    """Apply ``--set a.b=value`` to the raw spec; the value is read as a spec's YAML (``lr=1e-3`` is a float)."""
     path, sep, text = assignment.partition("=")
-    if not sep or not path:
-        raise SpecError(f"--set {assignment}: expected key=value, e.g. fixed.epochs=50")
     *parents, leaf = path.split(".")
+    if not sep or not all([*parents, leaf]):
+        raise SpecError(f"--set {assignment}: expected key=value, e.g. fixed.epochs=50")
     node = raw
     for part in parents:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
+        if node.get(part) is None:  # absent, or written as an empty `fixed:`
+            node[part] = {}
+        if not isinstance(node[part], dict):
             raise SpecError(f"--set {assignment}: {part} is not a mapping")
-        node = child
-    node[leaf] = yaml.safe_load(text)
+        node = node[part]
+    try:
+        node[leaf] = yamlfile.load(text)
+    except yamlfile.YamlError as err:
+        raise SpecError(f"--set {assignment}: {err}") from None
 
 
 def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
@@ -276,25 +318,34 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
     try:
         return SweepSpec.model_validate(raw)
     except ValidationError as err:
-        raise SpecError(f"{source}: {_format_validation_error(err)}") from None
+        raise SpecError(f"{source}: {format_validation_error(err, raw, SweepSpec)}") from None
 
 
 def read_spec(path: str | Path) -> Any:
     """A spec file's YAML, not yet validated; a one-line :class:`SpecError` when it cannot be read."""
     path = Path(path)
     try:
-        text = path.read_text()
+        with path.open("rb") as f:
+            data = f.read(yamlfile.MAX_BYTES + 1)
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file; expected a sweep spec YAML file") from None
     except OSError as err:
         raise SpecError(f"{path}: cannot read ({err.strerror})") from None
+    if len(data) > yamlfile.MAX_BYTES:
+        raise SpecError(
+            f"{path}: larger than {yamlfile.MAX_BYTES // 2**20} MiB; expected a sweep spec of a few pages"
+        )
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or "parse error"
-        raise SpecError(f"{path}: not valid YAML{where}: {problem}") from None
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise SpecError(
+            f"{path}: line {line}: byte 0x{data[err.start]:02x} is not UTF-8; expected a text file saved as UTF-8"
+        ) from None
+    try:
+        return yamlfile.load(text)
+    except yamlfile.YamlError as err:
+        raise SpecError(f"{path}: {err}") from None
 
 
 def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
@@ -309,4 +360,4 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
 
 def dump_spec(spec: SweepSpec) -> str:
     """The spec as run, defaults included, for ``results/<name>/spec.yaml``."""
-    return yaml.safe_dump(spec.model_dump(mode="json", exclude_none=False), sort_keys=False)
+    return yamlfile.dump(spec.model_dump(mode="json", exclude_none=False))
