@@ -13,7 +13,8 @@ import base64
 import html
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from orchestrator.answers.tables import format_value, markdown_table
 from orchestrator.answers.write import CURVES_DIR, write_sweep_curves
 from orchestrator.spec.plan import SWEEP_FILE, SweepPlan, load_plan
 from orchestrator.spec.schema import SpecError
+from orchestrator.store.parquet_io import read_table, reading
 from orchestrator.store.results import STATUSES, TRIALS_FILE, load_metrics, load_trials
 
 _PLOT_ORDER = ("sample_complexity_", "n_star_vs_", "scaling_law_")
@@ -41,6 +43,20 @@ class Sweep:
     @property
     def curves_dir(self) -> Path:
         return self.root / CURVES_DIR
+
+    @contextmanager
+    def reading_curves(self, path: Path) -> Iterator[None]:
+        """A file of curves/ that cannot be read is a one-line error: ``scalesweep curves`` rewrites it."""
+        with reading(path, f"rewrite it with `scalesweep curves {self.root}`"):
+            yield
+
+    def curve_table(self, name: str) -> pd.DataFrame | None:
+        """``curves/<name>.parquet`` (None when the sweep's curves have none)."""
+        path = self.curves_dir / f"{name}.parquet"
+        if not path.exists():
+            return None
+        with self.reading_curves(path):
+            return read_table(path).to_pandas()
 
     def plots(self) -> list[Path]:
         """PNGs in reading order: sample complexity, n* vs width, scaling laws, anything else."""
@@ -145,16 +161,10 @@ def _values(sweep: Sweep) -> list[str]:
 
 def _missing_slopes(sweep: Sweep) -> list[str]:
     """Say so when a numeric by-axis gets no n* slope: fewer than two of its values reached n*."""
-    sc, sl = (
-        sweep.curves_dir / "sample_complexity.parquet",
-        sweep.curves_dir / "scaling_slope.parquet",
-    )
-    if not sc.exists():
+    table, slopes = sweep.curve_table("sample_complexity"), sweep.curve_table("scaling_slope")
+    if table is None:
         return []
-    table = pd.read_parquet(sc)
-    fitted = (
-        set(map(tuple, pd.read_parquet(sl)[["curve", "axis"]].to_numpy())) if sl.exists() else set()
-    )
+    fitted = set(map(tuple, slopes[["curve", "axis"]].to_numpy())) if slopes is not None else set()
     notes = []
     for curve, g in table.groupby("curve"):
         for axis in (a for a in sweep.plan.axes if a in g.columns and g[a].nunique() > 1):
@@ -188,7 +198,9 @@ def sweep_markdown(sweep: Sweep, image: Callable[[Path], str]) -> list[str]:
         lines += ["## Plots", ""] + [f"![{p.stem}]({image(p)})\n" for p in plots]
     summary = sweep.curves_dir / "summary.md"
     if summary.exists():
-        lines += _demoted(summary.read_text()) + _missing_slopes(sweep)
+        with sweep.reading_curves(summary):
+            text = summary.read_text()
+        lines += _demoted(text) + _missing_slopes(sweep)
     lines += _values(sweep) + _compute(sweep)
     # Leaf lists on one line and unicode kept: a spec a person can read; the question is above.
     spec_text = yaml.safe_dump(

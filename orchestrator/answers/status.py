@@ -10,13 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-import yaml
-
 from orchestrator.spec.cells import expand
-from orchestrator.spec.schema import SpecError, parse_spec
+from orchestrator.spec.schema import SpecError, load_spec
 from orchestrator.store.lock import DriverLock
-from orchestrator.store.results import RUNNING_FILE, STATUSES, TRIALS_FILE
+from orchestrator.store.parquet_io import reading
+from orchestrator.store.results import RUNNING_FILE, STATUSES, read_trials
 
 
 def _empty() -> dict[str, Any]:
@@ -29,13 +27,13 @@ def sweep_status(root: Path) -> dict[str, Any]:
         raise SpecError(
             f"{root}: no sweep here (expected {spec_file}); pass a results/<sweep> directory"
         )
-    spec = parse_spec(yaml.safe_load(spec_file.read_text()), str(spec_file))
+    spec = load_spec(spec_file)
     metric, column = spec.metric.name, f"final_{spec.metric.name}"
     mode = spec.metric.mode or "min"
     cells = {c.key: _empty() for c in expand(spec.axes)}
-    path = root / TRIALS_FILE
-    if path.exists():
-        table = pq.read_table(path, columns=["cell", "status", column]).to_pydict()
+    trials = read_trials(root, ["cell", "status", column])
+    if trials is not None:
+        table = trials.to_pydict()
         for cell, status, value in zip(table["cell"], table["status"], table[column]):
             entry = cells.setdefault(cell, _empty())
             entry[status] += 1
@@ -48,7 +46,7 @@ def sweep_status(root: Path) -> dict[str, Any]:
                 )
     live = DriverLock.held(root)
     if live and (root / RUNNING_FILE).exists():
-        for cell in json.loads((root / RUNNING_FILE).read_text()).values():
+        for cell in _running(root / RUNNING_FILE):
             cells.setdefault(cell, _empty())["running"] += 1
     done = sum(entry[s] for entry in cells.values() for s in STATUSES)
     return {
@@ -62,6 +60,15 @@ def sweep_status(root: Path) -> dict[str, Any]:
         "driver": "running" if live else "stopped",
         "cells": cells,
     }
+
+
+def _running(path: Path) -> list[str]:
+    """The cells of the trials ``running.json`` lists (the live driver rewrites it every second)."""
+    with reading(path, "the running driver rewrites it within a second: try again"):
+        running = json.loads(path.read_text())
+        if not isinstance(running, dict) or not all(isinstance(c, str) for c in running.values()):
+            raise ValueError("expected a JSON object of trial id: cell")
+        return list(running.values())
 
 
 def format_status(report: dict[str, Any]) -> str:

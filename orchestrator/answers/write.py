@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from orchestrator.answers import figures
 from orchestrator.answers.curves import (
@@ -34,6 +35,7 @@ from orchestrator.answers.tables import (
     slope_markdown,
 )
 from orchestrator.spec.schema import CurveSpec
+from orchestrator.store.parquet_io import write_table
 from orchestrator.store.positions import load_positions
 from orchestrator.store.results import load_metrics, load_trials
 
@@ -264,7 +266,8 @@ def _finish(outputs: _Outputs) -> list[Path]:
     for kind, tables in outputs.tables.items():
         if tables:
             path = outputs.out / f"{kind}.parquet"
-            pd.concat(tables, ignore_index=True).to_parquet(path, index=False)
+            table = pd.concat(tables, ignore_index=True)
+            write_table(pa.Table.from_pandas(table, preserve_index=False), path)
             paths.append(path)
     summary = outputs.out / "summary.md"
     summary.write_text("\n".join(outputs.md) + "\n")

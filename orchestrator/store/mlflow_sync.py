@@ -18,15 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
-
 from orchestrator.spec.cells import expand
 from orchestrator.spec.plan import plan_config
 from orchestrator.spec.schema import SpecError, SweepSpec, load_spec
 from orchestrator.store.lock import DriverLock
 from orchestrator.store.mlflow_source import connect, metric_histories
-from orchestrator.store.results import METRICS_DIR, TRIALS_FILE
+from orchestrator.store.results import read_metrics, read_trials
 from orchestrator.store.tracking import (
     end_trial_run,
     epoch_metrics,
@@ -109,11 +106,10 @@ def _config(spec: SweepSpec, cells: dict[str, Any], row: dict[str, Any]) -> dict
 
 def _metric_rows(root: Path) -> dict[str, list[dict[str, Any]]]:
     """metrics/ grouped by trial, read with pyarrow: a null (not reported) stays apart from a NaN."""
-    path = root / METRICS_DIR
+    table = read_metrics(root)
     grouped: dict[str, list[dict[str, Any]]] = {}
-    if path.exists() and any(path.glob("*.parquet")):
-        for row in ds.dataset(path, format="parquet").to_table().to_pylist():
-            grouped.setdefault(row["trial_id"], []).append(row)
+    for row in table.to_pylist() if table is not None else []:
+        grouped.setdefault(row["trial_id"], []).append(row)
     return grouped
 
 
@@ -146,14 +142,15 @@ def sync_mlflow(root: Path, tracking_uri: str | None = None) -> SyncReport:
         raise SpecError(
             f"{root}: a driver is running this sweep and may still be logging; sync once it stops"
         )
-    trials = pq.read_table(root / TRIALS_FILE).to_pylist() if (root / TRIALS_FILE).exists() else []
+    table = read_trials(root)  # Parquet read in full before MLflow is touched: damage stops it here
+    trials = table.to_pylist() if table is not None else []
+    metrics = _metric_rows(root)
     report = SyncReport(spec.name, uri, len(trials))
     client, _ = connect(uri, spec.name)
     experiment_id, parent, _ = open_sweep_run(
         client, spec.name, str(root.resolve()), spec_file, sweep_params(spec)
     )
     runs = trial_runs(client, experiment_id, parent)
-    metrics = _metric_rows(root)
     cells = {c.key: c for c in expand(spec.axes)}
     for row in trials:
         run = runs.get(row["trial_id"])

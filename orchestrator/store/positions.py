@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from orchestrator.store.parquet_io import concat, read_table
 from trainables import Row
 
 if TYPE_CHECKING:  # pandas only when reading back: the results writer needs none
@@ -48,6 +48,4 @@ def load_positions(root: str | Path) -> "pd.DataFrame":
     parts = sorted((Path(root) / POSITIONS_DIR).glob("*.parquet"))
     if not parts:
         return pd.DataFrame(columns=POSITION_KEYS)
-    return pa.concat_tables(
-        [pq.read_table(p) for p in parts], promote_options="default"
-    ).to_pandas()
+    return concat(read_table(p) for p in parts).to_pandas()

@@ -1,8 +1,10 @@
 """Parquet, the source of truth: ``trials.parquet`` (one row per trial) and ``metrics/`` (one row
 per trial × epoch × seed), with column types from one pyarrow schema per sweep.
 
-Writes are atomic (write a hidden temp file, then rename). A finished trial is committed by one
-write: its metric part, which carries the trial's row in its metadata. ``trials.parquet`` is then
+Writes are atomic (write a hidden temp file, then rename) and every page carries a checksum, verified
+on read (``parquet_io``). A finished trial is committed by one write: its metric part, which carries
+the trial's row in its metadata (a compacted file carries the rows of the parts it absorbed), so
+trials.parquet can always be rebuilt from metrics/. ``trials.parquet`` is then
 rewritten at most once a second (rewriting it per trial made each trial cost O(trials so far)), so it
 may lag the parts by that long, never the other way round: a reader never sees a trial without its
 curve, and a driver that dies in between recovers the rows from the parts. Per-trial metric files
@@ -17,16 +19,24 @@ import math
 import os
 import signal
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from orchestrator.spec.cells import cell_key
 from orchestrator.spec.plan import SweepPlan
+from orchestrator.store.parquet_io import (
+    RESTORE,
+    DamagedFile,
+    concat,
+    move_aside,
+    read_schema,
+    read_table,
+    reading,
+    write_table,
+)
 from orchestrator.store.positions import POSITIONS_DIR, position_rows
 from trainables import Mode, Report
 from trainables.api import guess_mode
@@ -41,7 +51,10 @@ TRIALS_FILE = "trials.parquet"
 RUNNING_FILE = "running.json"
 METRICS_DIR = "metrics"
 FLUSH_S = 1.0  # the most often trials.parquet and running.json are rewritten
-_ROW_KEY = b"scalesweep.trial"  # a metric part's metadata: its trial's trials.parquet row, as JSON
+# Metadata keys: a metric part carries its trial's trials.parquet row (JSON), a compacted metric file the
+# rows of the parts it absorbed (a JSON list), and a compacted file the names of the parts it absorbed.
+_ROW_KEY, _ROWS_KEY = b"scalesweep.trial", b"scalesweep.trials"
+_ABSORBED_KEY = b"scalesweep.absorbed"
 
 
 def arrow_type(values: Iterable[Any]) -> pa.DataType:
@@ -88,12 +101,6 @@ def metrics_schema(metrics: Iterable[str]) -> pa.Schema:
     return pa.schema(fields + [pa.field(m, pa.float64()) for m in metrics])
 
 
-def _atomic_write(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-
-
 def _finite(value: Any) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
@@ -124,22 +131,19 @@ class ResultsWriter:
         self._epochs: dict[str, dict[int, Report]] = {}
         self._running: dict[str, str] = {}
         (root / METRICS_DIR).mkdir(parents=True, exist_ok=True)
-        existing = root / TRIALS_FILE
-        self._trials: dict[str, dict[str, Any]] = (
-            {r["trial_id"]: r for r in pq.read_table(existing).to_pylist()}
-            if existing.exists()
-            else {}
-        )
+        self._trials: dict[str, dict[str, Any]] = {}
         self._dirty = {"trials": False, "running": False}
-        if existing.exists():  # metrics a resumed sweep's reports brought before
-            self._learn(
-                n.removeprefix("final_")
-                for n in pq.read_schema(existing).names
-                if n.startswith("final_")
-            )
+        damaged = None
+        try:
+            existing = read_trials(root)
+        except DamagedFile as err:  # rebuilt by _recover from the rows the metric files carry
+            existing, damaged = None, err
+        if existing is not None:
+            self._trials = {r["trial_id"]: r for r in existing.to_pylist()}
+            self._learn_rows(self._trials.values())  # metrics a resumed sweep's reports brought
+        self._recover(damaged)
         self._schemas()
         self._flushed = 0.0
-        self._recover()
         self.flush()
 
     @property
@@ -161,7 +165,7 @@ class ResultsWriter:
     def flush(self) -> None:
         """Rewrite ``trials.parquet`` and ``running.json`` if they changed (each atomically)."""
         if self._dirty["trials"]:
-            _atomic_write(
+            write_table(
                 pa.Table.from_pylist(list(self._trials.values()), schema=self._trials_schema),
                 self._root / TRIALS_FILE,
             )
@@ -177,6 +181,9 @@ class ResultsWriter:
             if metric not in self.modes:
                 self.modes[metric] = guess_mode(metric)
                 self._dirty["trials"] = True
+
+    def _learn_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        self._learn(k.removeprefix("final_") for row in rows for k in row if k.startswith("final_"))
 
     def _schemas(self) -> None:
         self._trials_schema = trials_schema(self._plan, self.modes)
@@ -222,12 +229,12 @@ class ResultsWriter:
             r.curves for r in last.rows
         ):  # before the metric part, which commits the trial
             (self._root / POSITIONS_DIR).mkdir(exist_ok=True)
-            _atomic_write(
+            write_table(
                 position_rows(trial_id, last.rows),
                 self._root / POSITIONS_DIR / f"part-{trial_id}.parquet",
             )
         table = self._metric_table(trial_id, epochs)
-        _atomic_write(
+        write_table(
             table.replace_schema_metadata({_ROW_KEY: json.dumps(row).encode()}),
             self._part(trial_id),
         )
@@ -253,30 +260,60 @@ class ResultsWriter:
                     columns[metric].append(float(value) if value is not None else None)
         return pa.Table.from_pydict(columns, schema=self._metrics_schema)
 
-    def _recover(self) -> None:
-        """Make good what a killed driver left: remove temp files and parts absorbed by a compaction;
-        take the rows of trials committed (their metric part written) but not yet in trials.parquet;
-        drop position parts of trials never committed (they are written again when the trial reruns)."""
-        for directory in (self._root / METRICS_DIR, self._root / POSITIONS_DIR, self._root):
+    def _recover(self, damaged: DamagedFile | None) -> None:
+        """Make good what a killed driver or damage left, before Ray starts. Every file of metrics/ and
+        positions/ is read in full (checksums verified): damage stops a driver here, not midway.
+
+        Safe, so done: remove temp files, and parts a compaction absorbed; take the rows of trials
+        committed (metric part written) but not yet in trials.parquet from their parts; rebuild a
+        ``damaged`` trials.parquet from the rows the metric files carry (a trial is committed only by a
+        file that carries its row), moving the damaged one aside; move aside a metric part that cannot be
+        read and whose trial trials.parquet lacks: that trial was never recorded, and resume treats it as
+        one whose driver died before it finished; remove position parts of trials never committed (they
+        are written again when the trial reruns). Any other damaged file raises DamagedFile: its rows are
+        in no other file, and going on without them would change the sweep's answer unseen.
+        """
+        metrics, positions = self._root / METRICS_DIR, self._root / POSITIONS_DIR
+        for directory in (metrics, positions, self._root):
             for tmp in directory.glob(".*.tmp"):
                 tmp.unlink(missing_ok=True)
-        for directory in (self._root / METRICS_DIR, self._root / POSITIONS_DIR):
+        for directory in (metrics, positions):
             absorbed = {name for f in directory.glob("compact-*.parquet") for name in _absorbed(f)}
             for part in directory.glob("part-*.parquet"):
                 if part.name in absorbed:
                     part.unlink()
-        for part in (self._root / METRICS_DIR).glob("part-*.parquet"):
-            trial_id = part.stem.removeprefix("part-")
-            if trial_id not in self._trials:
-                row = (pq.read_schema(part).metadata or {}).get(_ROW_KEY)
-                if row is None:  # written before parts carried their row: the trial reruns
-                    part.unlink()
-                    continue
-                self._trials[trial_id] = json.loads(row)
-                self._dirty["trials"] = True
-        for part in (self._root / POSITIONS_DIR).glob("part-*.parquet"):
-            if part.stem.removeprefix("part-") not in self._trials:
-                part.unlink()
+        carried: dict[str, dict[str, Any]] = {}
+        for path in sorted(metrics.glob("*.parquet")):
+            unrecorded = path.name.startswith("part-") and _trial_of(path) not in self._trials
+            try:
+                _, rows = _read_metric_file(path)
+            except DamagedFile as err:
+                if damaged or not unrecorded:
+                    raise
+                move_aside(err, "its trial was never recorded: it runs again")
+                continue
+            if rows is None and damaged:
+                raise DamagedFile(
+                    damaged.path,
+                    damaged.reason,
+                    f"it cannot be rebuilt, as {path} (written by an earlier scalesweep) does not "
+                    "carry its trials' rows: restore it from a backup",
+                )
+            if rows is None and unrecorded:  # from before parts carried rows: the trial reruns
+                path.unlink()
+            carried.update(rows or {})
+        new = [row for trial_id, row in carried.items() if trial_id not in self._trials]
+        self._learn_rows(new)
+        self._trials.update((row["trial_id"], row) for row in new)
+        if new or damaged:
+            self._dirty["trials"] = True
+        if damaged:
+            move_aside(damaged, f"rebuilt from {METRICS_DIR}/: {len(self._trials)} trial(s)")
+        for path in sorted(positions.glob("*.parquet")):
+            if path.name.startswith("part-") and _trial_of(path) not in self._trials:
+                path.unlink()
+            else:
+                read_table(path)  # verified now: a recorded trial's curves are in no other file
 
     def compact(self) -> None:
         """Merge per-trial parts into one file with large row groups (many small files read ~20× slower).
@@ -285,48 +322,91 @@ class ResultsWriter:
         before they are deleted, so a crash in between leaves parts that the next start removes.
         """
         self.flush()  # the parts' rows are in trials.parquet before the parts go
-        _compact(self._root / METRICS_DIR, lambda p: pq.read_table(p, schema=self._metrics_schema))
-        _compact(self._root / POSITIONS_DIR, pq.read_table)
+        _compact(self._root / METRICS_DIR, self._trials)
+        _compact(self._root / POSITIONS_DIR)
 
 
-def _compact(directory: Path, read: Callable[[Path], pa.Table]) -> None:
+def _compact(directory: Path, rows: Mapping[str, dict[str, Any]] | None = None) -> None:
+    """Merge ``directory``'s parts into one file; with ``rows`` (the trials' rows, by id) it carries the
+    rows of the trials it absorbs, as their metric parts did."""
     parts = sorted(directory.glob("part-*.parquet"))
     if len(parts) < 2:
         return
-    table = pa.concat_tables((read(p) for p in parts), promote_options="default")
-    names = "\n".join(p.name for p in parts)
-    table = table.replace_schema_metadata({b"scalesweep.absorbed": names.encode()})
+    metadata = {_ABSORBED_KEY: "\n".join(p.name for p in parts).encode()}
+    if rows is not None:
+        metadata[_ROWS_KEY] = json.dumps([rows[_trial_of(p)] for p in parts]).encode()
+    table = concat(read_table(p) for p in parts).replace_schema_metadata(metadata)
     target = directory / f"compact-{time.time_ns()}.parquet"
-    tmp = target.with_name(f".{target.name}.tmp")
-    pq.write_table(table, tmp, row_group_size=1_000_000)
-    os.replace(tmp, target)
+    write_table(table, target, row_group_size=1_000_000)
     failpoint("after-compaction")
     for part in parts:
         part.unlink()
 
 
+def _trial_of(part: Path) -> str:
+    return part.name.removesuffix(".parquet").removeprefix("part-")
+
+
 def _absorbed(compacted: Path) -> list[str]:
-    metadata = pq.read_schema(compacted).metadata or {}
-    return metadata.get(b"scalesweep.absorbed", b"").decode().split("\n")
+    with reading(compacted):
+        metadata = read_schema(compacted).metadata or {}
+        return metadata.get(_ABSORBED_KEY, b"").decode().split("\n")
+
+
+def _read_metric_file(
+    path: Path, advice: str = RESTORE
+) -> tuple[pa.Table, dict[str, dict[str, Any]] | None]:
+    """A metric file's table and the trials.parquet rows it carries, by trial id (None for a file written
+    before files carried them). Both are checked: the footer has no checksum, so bytes flipped in the
+    rows would otherwise go unnoticed until a resume needs them."""
+    table = read_table(path, advice=advice)
+    metadata = table.schema.metadata or {}
+    if _ROW_KEY not in metadata and _ROWS_KEY not in metadata:
+        return table, None
+    with reading(path, advice):
+        try:
+            many = metadata.get(_ROWS_KEY)
+            rows = json.loads(many) if many is not None else [json.loads(metadata[_ROW_KEY])]
+            return table, {row["trial_id"]: row for row in rows}
+        except (ValueError, TypeError, KeyError) as err:
+            raise ValueError(f"the trial rows in its metadata are not as written: {err}") from None
+
+
+def read_trials(root: str | Path, columns: list[str] | None = None) -> pa.Table | None:
+    """``trials.parquet`` (None before the sweep records a trial); damage is a one-line error that says
+    how to rebuild it."""
+    path = Path(root) / TRIALS_FILE
+    if not path.exists():
+        return None
+    return read_table(
+        path, columns, f"rebuild it from {METRICS_DIR}/ with `scalesweep resume {root}`"
+    )
+
+
+def read_metrics(root: str | Path) -> pa.Table | None:
+    """Every file of ``metrics/`` as one table (None when there are none); nulls stay apart from NaN."""
+    files = sorted((Path(root) / METRICS_DIR).glob("*.parquet"))
+    part = (
+        f"`scalesweep resume {root}` sets it aside if its trial is not in {TRIALS_FILE} yet "
+        "(the trial reruns); otherwise restore it from a backup"
+    )
+    tables = (
+        _read_metric_file(f, part if f.name.startswith("part-") else RESTORE)[0] for f in files
+    )
+    return concat(tables) if files else None
 
 
 def load_trials(root: str | Path) -> "pd.DataFrame":
     """``trials.parquet`` as a DataFrame (empty if the sweep has not finished a trial yet)."""
     import pandas as pd
 
-    path = Path(root) / TRIALS_FILE
-    return pq.read_table(path).to_pandas() if path.exists() else pd.DataFrame()
+    table = read_trials(root)
+    return table.to_pandas() if table is not None else pd.DataFrame()
 
 
 def load_metrics(root: str | Path) -> "pd.DataFrame":
     """The ``metrics/`` dataset as a DataFrame: one row per trial × epoch × seed."""
     import pandas as pd
-    import pyarrow.dataset as ds
 
-    path = Path(root) / METRICS_DIR
-    files = sorted(path.glob("*.parquet")) if path.exists() else []
-    if not files:
-        return pd.DataFrame()
-    # parts written before a report brought a new metric lack its column: read all under one schema
-    schema = pa.unify_schemas([pq.read_schema(f).remove_metadata() for f in files])
-    return ds.dataset(files, schema=schema, format="parquet").to_table().to_pandas()
+    table = read_metrics(root)
+    return table.to_pandas() if table is not None else pd.DataFrame()
