@@ -801,3 +801,105 @@ def test_render_accepts_your_own_overlay_on_top_of_ours(tmp_path: Path) -> None:
     )
     assert data["spec"]["storageClassName"] == "nfs-client"
     assert by_kind(objects, "RayJob")[0]["metadata"]["name"] == "copy-gpu"
+
+
+# --- credentials in a spec never go into a ConfigMap ----------------------------------------------
+
+SECRET_VALUES = ("s3cr3t-t0ken", "AKIAEXAMPLE", "wJalrXUtnFEMI")
+CREDENTIAL_STORAGE = [
+    {"tracking_uri": "https://user:s3cr3t-t0ken@mlflow.example.com"},
+    {"checkpoints": "s3://AKIAEXAMPLE:wJalrXUtnFEMI@bucket/prefix?endpoint_override=minio:9000"},
+    {"checkpoints": "s3://bucket/prefix?access_key=AKIAEXAMPLE&secret_key=wJalrXUtnFEMI"},
+    {"tracking_uri": "https://mlflow.example.com/?token=s3cr3t-t0ken"},
+]
+
+
+def test_credential_lines_finds_each_form_and_no_shipped_spec_holds_one() -> None:
+    from orchestrator.k8s.credentials import credential_lines
+
+    text = "\n".join(
+        [
+            "name: x",  # 1
+            "storage: {tracking_uri: 'https://user:pw@mlflow.example.com'}",  # 2: user info
+            "a:",  # 3
+            "  checkpoints: s3://KEY:SECRET@bucket/prefix",  # 4
+            "  query: s3://bucket/p?scheme=http&secret_key=abc",  # 5: a query parameter
+            "  u: https://h.example/x?X-Amz-Signature=abc&password=pw",  # 6
+            "fixed: {hf_token: abc, api_key: k, tokenizer: gpt2, max_tokens: 12}",  # 7: keys
+            "# was: https://olduser:oldpass@mlflow.example.com",  # 8: a comment
+            "b: {tracking_uri: 'https://mlflow.example.com/a@b', checkpoints: /data/x}",  # 9
+            "c: {password: '', sort_key: name, n_tokens: 3, token_budget: 5}",  # 10
+        ]
+    )
+    assert credential_lines(text) == [2, 4, 5, 6, 7, 8]
+    shipped = [*(REPO / "sweeps").glob("*.yaml"), *(REPO / "k8s").rglob("spec.yaml")]
+    found = {str(p.relative_to(REPO)): credential_lines(p.read_text()) for p in shipped}
+    assert shipped and not {path: lines for path, lines in found.items() if lines}
+
+
+@needs_kubectl
+@needs_crds
+@pytest.mark.parametrize("overlay", ["cpu", "gpu"])
+@pytest.mark.parametrize(
+    "storage", CREDENTIAL_STORAGE, ids=["user-info", "s3-keys", "query", "token"]
+)
+def test_a_spec_with_credentials_renders_them_into_no_configmap(
+    tmp_path: Path, overlay: str, storage: dict
+) -> None:
+    base = GPU_SPEC if overlay == "gpu" else CPU_SPEC
+    path = write_spec(tmp_path / "spec.yaml", {**base, "storage": storage})
+    objects = rendered(path, overlay)
+    validate_all(objects)
+    for configmap in by_kind(objects, "ConfigMap"):
+        assert not any(value in to_yaml([configmap]) for value in SECRET_VALUES), configmap
+    name = f"{base['name']}-spec"
+    (secret,) = by_kind(objects, "Secret")
+    assert secret["metadata"]["name"] == name and secret["stringData"] == {
+        "spec.yaml": path.read_text()
+    }
+    assert secret["metadata"]["labels"]["scalesweep.io/sweep"] == base["name"]
+    for template in pod_templates(by_kind(objects, "RayJob")[0]):  # mounted where a ConfigMap was
+        mounts = {
+            m["name"]: m["mountPath"] for m in template["spec"]["containers"][0]["volumeMounts"]
+        }
+        assert {"name": "spec", "secret": {"secretName": name}} in template["spec"]["volumes"]
+        assert mounts["spec"] == "/spec"
+
+
+@needs_kubectl
+def test_cli_render_warns_in_one_line_without_repeating_the_credentials(tmp_path: Path) -> None:
+    storage = {"tracking_uri": "https://user:s3cr3t-t0ken@mlflow.example.com"}
+    spec = write_spec(tmp_path / "cpu.yaml", {**CPU_SPEC, "storage": storage})
+    proc = _cli(["k8s", "render", str(spec), "-o", str(tmp_path / "out")], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "s3cr3t" not in proc.stderr
+    assert proc.stderr.startswith(f"warning: {spec} holds credentials (line ")
+    assert (
+        "in a Secret, not a ConfigMap" in proc.stderr and "MLFLOW_TRACKING_PASSWORD" in proc.stderr
+    )
+    assert (tmp_path / "out" / "secret-copy-cpu-spec.yaml").is_file()
+    assert not list((tmp_path / "out").glob("configmap-*"))
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(tmp_path / "out")], capture_output=True, text=True, check=True
+    )
+    assert [d for d in yaml.safe_load_all(built.stdout) if d] == rendered(spec, "cpu")
+
+
+@needs_kubectl
+@needs_crds
+def test_the_documented_credentials_overlay_gives_every_ray_pod_the_secret_as_env(
+    tmp_path: Path,
+) -> None:
+    """docs/kubernetes.md, Credentials: the patch that hands a Secret's keys to the Ray pods as env."""
+    doc = (REPO / "docs" / "kubernetes.md").read_text()
+    section = doc[doc.index("## Credentials") :]
+    recipe = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    mine = tmp_path / "my-cluster"
+    mine.mkdir()
+    recipe["resources"] = [os.path.relpath(REPO / "k8s" / "overlays" / "gpu", mine)]
+    (mine / "kustomization.yaml").write_text(yaml.safe_dump(recipe))
+    objects = rendered(write_spec(tmp_path / "gpu.yaml", GPU_SPEC), str(mine))
+    validate_all(objects)
+    for template in pod_templates(by_kind(objects, "RayJob")[0]):
+        container = template["spec"]["containers"][0]
+        assert container["envFrom"] == [{"secretRef": {"name": "my-sweep-credentials"}}]

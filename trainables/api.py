@@ -112,8 +112,11 @@ class Reporter:
 
     ``metrics`` is a dict with ``epoch`` and numeric metrics (a function trainable, one seed) or a
     :class:`Report` (a trainable that stacks members and seeds itself). ``state`` is a zero-argument callable
-    returning whatever the trainable needs to continue (torch-saveable), called only when the runner decides
-    to checkpoint, so a trainable never pays for serialisation it does not need.
+    returning whatever the trainable needs to continue, called only when the runner decides to checkpoint, so a
+    trainable never pays for serialisation it does not need. The state is stored as data, never pickled, so
+    that a checkpoint cannot run code when it is read: dicts (any keys), lists, tuples, str, bytes, bool,
+    None, ints, floats, NumPy arrays and scalars, torch tensors (restored on the CPU); anything else fails at
+    the checkpoint, naming where it is in the state.
     """
 
     def __init__(self, fn: Callable[[Report], None] | None = None) -> None:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from orchestrator.k8s.credentials import credential_lines
 from orchestrator.k8s.render import Workers, build_overlay, job_name, render, to_yaml, write_dir
 from orchestrator.spec.plan import SweepPlan
 from orchestrator.spec.schema import CommandSpec, SpecError, SweepSpec, load_spec
@@ -87,11 +88,22 @@ def _load(args: argparse.Namespace) -> tuple[SweepSpec, list[dict], Workers]:
     plan = plan_sweep(load_spec(args.spec), args.spec)  # every spec error before a cluster sees it
     if note := _image_must_hold(plan):
         print(f"warning: {note}", file=sys.stderr)
-    spec = plan.spec
-    objects, workers = render(
-        spec, Path(args.spec).read_text(), build_overlay(args.overlay), args.image, args.max_workers
-    )
+    spec, text = plan.spec, Path(args.spec).read_text()
+    if lines := credential_lines(text):
+        print(f"warning: {_credentials_note(args.spec, lines)}", file=sys.stderr)
+    objects, workers = render(spec, text, build_overlay(args.overlay), args.image, args.max_workers)
     return spec, objects, workers
+
+
+def _credentials_note(path: str, lines: list[int]) -> str:
+    """Where the spec holds credentials (never what they are), what render does, and where they belong."""
+    where = f"line{'s' * (len(lines) > 1)} {', '.join(map(str, lines))}"
+    return (
+        f"{path} holds credentials ({where}): the manifests carry this spec in a Secret, not a "
+        f"ConfigMap; better keep them out of the spec, in a Kubernetes Secret the pods read as env "
+        f"(MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; "
+        f"docs/kubernetes.md, Credentials)"
+    )
 
 
 def _image_must_hold(plan: SweepPlan) -> str | None:

@@ -3,7 +3,8 @@
 Kustomize owns the structure (``k8s/base``, ``k8s/overlays/{cpu,gpu}``, or the user's own overlay on
 top of them); this module changes only what depends on the sweep, the way a generated overlay
 would: the names of the sweep's objects (RayJob, spec ConfigMap, head PodDisruptionBudget), the spec
-text, the worker pods' size and count, the driver's concurrency and, optionally, the image.
+text, the worker pods' size and count, the driver's concurrency and, optionally, the image. A spec that
+holds credentials travels in a Secret instead of the ConfigMap (credentials.py says why).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from orchestrator.k8s.credentials import as_secret, as_secret_volume, credential_lines
 from orchestrator.spec.schema import SpecError, SweepSpec
 
 K8S_DIR = Path(__file__).resolve().parents[2] / "k8s"
@@ -186,12 +188,14 @@ def render(
     image: str | None = None,
     max_workers: int | None = None,
 ) -> tuple[list[dict], Workers]:
-    """The overlay's objects made into this sweep's: returns the objects and the worker plan."""
+    """The overlay's objects made into this sweep's: returns the objects and the worker plan. The spec's
+    ConfigMap and the pods' volume of it become a Secret when ``spec_text`` holds credentials."""
     rayjobs = [o for o in objects if o.get("kind") == "RayJob"]
     if len(rayjobs) != 1:
         raise SpecError(f"overlay: expected exactly one RayJob, found {len(rayjobs)}")
     rayjob = rayjobs[0]
     old, new = rayjob["metadata"]["name"], job_name(spec.name)
+    secret = bool(credential_lines(spec_text))
     cluster = rayjob["spec"]["rayClusterSpec"]
     if len(cluster.get("workerGroupSpecs", [])) != 1:
         raise SpecError("overlay: expected the RayJob to have exactly one worker group")
@@ -207,11 +211,15 @@ def render(
             obj["spec"]["selector"]["matchLabels"][SWEEP_LABEL] = new
         if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == f"{new}-spec":
             obj["data"] = {"spec.yaml": spec_text}
+            if secret:
+                as_secret(obj)
     for template in _pod_templates(rayjob):
         template.setdefault("metadata", {}).setdefault("labels", {})[SWEEP_LABEL] = new
         for volume in template["spec"].get("volumes", []):
             if volume.get("configMap", {}).get("name") == f"{old}-spec":
                 volume["configMap"]["name"] = f"{new}-spec"
+                if secret:
+                    as_secret_volume(volume)
 
     group = cluster["workerGroupSpecs"][0]
     workers = plan_workers(spec, group, bool(cluster.get("enableInTreeAutoscaling")), max_workers)

@@ -10,6 +10,7 @@ Checkpoints are time-based (at most one every ``checkpoint_every_s``): a 5-secon
 for serialisation, an hour-long one loses at most that much work when its worker dies. A checkpoint
 also holds the reports made so far; a trial restored from it sends them once more (``earlier``)
 with its first new report, so a driver that crashed and lost them in memory still records every epoch.
+It is a state file (orchestrator.store.statefile), data that runs no code when a trial resumes from it.
 
 The driver imports this module (for :func:`tune_function` and :class:`StopBoard`) and never torch; a trial
 imports torch only when its trainable does.
@@ -18,7 +19,6 @@ imports torch only when its trainable does.
 from __future__ import annotations
 
 import os
-import pickle
 import sys
 import tempfile
 import time
@@ -29,12 +29,14 @@ from typing import Any
 import ray
 from ray import tune
 
+from orchestrator.store.statefile import StateFileError, read_state, write_state
 from orchestrator.tune.shipping import Shipped
 from trainables import EARLIER, MEMBERS, ROWS, Report, Reporter, run_trainable
 from trainables.api import StateFn
 from trainables.stacked.process import configure_process
 
-STATE_FILE = "state.pkl"
+STATE_FILE = "state.npz"
+LEGACY_STATE_FILE = "state.pkl"  # a pickle, written before state files: never loaded
 
 
 @ray.remote(num_cpus=0)
@@ -116,14 +118,10 @@ class TuneReporter(Reporter):
         if state is None:
             tune.report(metrics)
         else:
-            # pickle: tensors too, without importing torch into a trial that does not use it
             with tempfile.TemporaryDirectory() as tmp:
-                with open(os.path.join(tmp, STATE_FILE), "wb") as f:
-                    pickle.dump(
-                        {"state": state(), "history": self._history},
-                        f,
-                        protocol=pickle.HIGHEST_PROTOCOL,
-                    )
+                write_state(
+                    os.path.join(tmp, STATE_FILE), {"state": state(), "history": self._history}
+                )
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
             self._last = time.monotonic()
         self._sent_at = time.monotonic()
@@ -146,11 +144,16 @@ class TuneReporter(Reporter):
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
             return None
-        with (
-            checkpoint.as_directory() as directory,
-            open(os.path.join(directory, STATE_FILE), "rb") as f,
-        ):
-            saved = pickle.load(f)
+        with checkpoint.as_directory() as directory:
+            if not os.path.exists(os.path.join(directory, STATE_FILE)) and os.path.exists(
+                os.path.join(directory, LEGACY_STATE_FILE)
+            ):
+                raise StateFileError(
+                    f"checkpoint {directory}: holds a {LEGACY_STATE_FILE} from an earlier scalesweep, "
+                    f"a pickle, which is never loaded (it could run code); run the sweep afresh in a "
+                    f"new results directory"
+                )
+            saved = read_state(os.path.join(directory, STATE_FILE))
         self._history = list(saved["history"])
         self._unsent = list(saved["history"])
         return saved["state"]
