@@ -1,6 +1,7 @@
 """``scalesweep``: validate | run | resume | status | curves | sync-mlflow | report | k8s.
 
-Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 a sweep that ran but failed.
+Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 a sweep that ran but failed
+(every trial errored or diverged), 130 / 143 a sweep stopped by SIGINT / SIGTERM (resume continues it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.spec.schema import SpecError, load_spec
+from orchestrator.tune.interrupts import SweepInterrupted
 
 if TYPE_CHECKING:
     from orchestrator.tune.run import SweepOutcome
@@ -204,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except SweepInterrupted as stop:
+        print(f"{stop}", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

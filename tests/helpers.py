@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -31,6 +34,34 @@ def scalesweep(*args: str, cwd: Path, timeout: float = 600) -> subprocess.Comple
         text=True,
         timeout=timeout,
     )
+
+
+def start_run(spec: Path, cwd: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    """``scalesweep run SPEC`` as a background driver in its own session (signals reach it alone)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "run", str(spec), *args],
+        cwd=cwd,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def recorded_rows(root: Path) -> int:
+    """Trials recorded in ``root/trials.parquet`` so far (0 before it exists)."""
+    try:
+        return pq.read_table(root / "trials.parquet").num_rows
+    except (FileNotFoundError, OSError):
+        return 0
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
 
 
 def reports_of(

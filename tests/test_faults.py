@@ -8,15 +8,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
-from helpers import scalesweep, write_spec
+from helpers import recorded_rows, scalesweep, start_run, wait_until, write_spec
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
@@ -32,31 +28,6 @@ SPEC = {
     "checkpoint_every_s": 0,
     "storage": {"results": "results", "tracking_uri": None},
 }
-
-
-def _start(spec: Path, cwd: Path, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "run", str(spec)],
-        cwd=cwd,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def _rows(root: Path) -> int:
-    try:
-        return pq.read_table(root / "trials.parquet").num_rows
-    except (FileNotFoundError, OSError):
-        return 0
-
-
-def _wait(condition, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def _assert_complete_exactly_once(root: Path, n_trials: int = N_TRIALS) -> None:
@@ -86,11 +57,11 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path: Path, kill_a
     env = (
         {"SCALESWEEP_KILL_AT": "after-metrics-write"} if kill_at == "during-parquet-write" else None
     )
-    driver = _start(spec, tmp_path, env)
+    driver = start_run(spec, tmp_path, env=env)
     if kill_at == "early":
-        _wait(lambda: (root / "tune").exists())
+        wait_until(lambda: (root / "tune").exists())
     elif kill_at == "mid-sweep":
-        _wait(lambda: _rows(root) >= 3)
+        wait_until(lambda: recorded_rows(root) >= 3)
         second = scalesweep(
             "resume", str(root), cwd=tmp_path, timeout=120
         )  # the lock refuses a second driver
@@ -108,7 +79,7 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path: Path, kill_a
         os.killpg(driver.pid, signal.SIGKILL)
     driver.wait(timeout=180)
     assert driver.returncode == -signal.SIGKILL
-    assert _rows(root) < N_TRIALS
+    assert recorded_rows(root) < N_TRIALS
     resumed = scalesweep("resume", str(root), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     _assert_complete_exactly_once(root)

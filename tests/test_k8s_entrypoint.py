@@ -20,8 +20,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-import pyarrow.parquet as pq
-from helpers import write_spec
+from helpers import recorded_rows, write_spec
 from loopback import LoopbackCluster
 from test_k8s import by_kind, needs_kubectl, start_mlflow_from_manifest, stop
 
@@ -70,13 +69,6 @@ def entrypoint_argv(rayjob: dict, spec_dir: Path, data_dir: Path, mlflow_port: i
     return [sys.executable, "-m", "orchestrator", *mapped]
 
 
-def _rows(root: Path) -> int:
-    try:
-        return pq.read_table(root / "trials.parquet").num_rows
-    except (FileNotFoundError, OSError):
-        return 0
-
-
 @needs_kubectl
 def test_the_rayjob_entrypoint_resumes_on_a_new_cluster_and_never_runs_twice(
     tmp_path: Path,
@@ -105,7 +97,7 @@ def test_the_rayjob_entrypoint_resumes_on_a_new_cluster_and_never_runs_twice(
         )
         drivers.append(first)
         deadline = time.monotonic() + 300
-        while _rows(root) < 3:
+        while recorded_rows(root) < 3:
             assert first.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "attempt 1 made no progress"
             time.sleep(0.2)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
-from helpers import scalesweep, write_spec
-from test_faults import SPEC, _assert_complete_exactly_once, _rows, _start, _wait
+from helpers import recorded_rows, scalesweep, start_run, wait_until, write_spec
+from test_faults import SPEC, _assert_complete_exactly_once
 from test_k8s import free_port
 
 S3_ENV = {
@@ -82,14 +82,14 @@ def test_checkpoints_on_s3_survive_a_killed_driver(tmp_path: Path, s3_server, mo
     )
     root = tmp_path / "results" / SPEC["name"]
     experiment = f"sweeps/checkpoints/{SPEC['name']}/tune"
-    driver = _start(spec, tmp_path)
+    driver = start_run(spec, tmp_path)
     seen: set[str] = set()
 
     def progress() -> bool:
         seen.update(_checkpoints(fs, experiment))
-        return _rows(root) >= 3
+        return recorded_rows(root) >= 3
 
-    _wait(progress)
+    wait_until(progress)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
     assert seen, "trial checkpoints were written to the bucket"

@@ -12,6 +12,7 @@ driver's disk: only the driver writes them.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,16 @@ class ExperimentStore:
             raise SpecError(
                 f"storage.checkpoints: cannot list {directory!r} ({str(err).splitlines()[0]})"
             ) from None
+
+
+def relocate(trial: "Trial", store: ExperimentStore) -> None:
+    """Point a trial at this driver's experiment directory. Tune restores the trials of its snapshot
+    there, but trials its search state creates later keep the directory the sweep started in, which a
+    copied or moved results directory no longer has."""
+    if trial.storage.storage_fs_path != store.base:
+        moved = copy.copy(trial.storage)
+        moved.storage_fs_path, moved.storage_filesystem = store.base, store.fs
+        trial.set_storage(moved)
 
 
 def delete_checkpoints(trial: "Trial") -> None:

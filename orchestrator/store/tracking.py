@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 BATCH = 1000  # MLflow's log_batch limit on metrics per call
 PARAMS_PER_BATCH = 100
+STALL_S = 15.0  # at the sweep's end, how long a tracking server may leave a call unanswered
 _RUN_STATUS = {
     "completed": "FINISHED",
     "pruned": "KILLED",
@@ -186,6 +187,9 @@ class Tracker:
         self._existing: dict[str, str] = {}  # runs of a resumed sweep's trials
         self._pending: dict[str, list] = {}
         self._failed: str | None = None
+        self._answered = (
+            time.monotonic()
+        )  # when the thread last took an event: it is not stuck on a call
         self.parent_run_id: str | None = None
         self._thread = threading.Thread(target=self._loop, name="scalesweep-mlflow", daemon=True)
         self._thread.start()
@@ -210,17 +214,28 @@ class Tracker:
     def log_artifacts(self, paths: list[Path], artifact_path: str) -> None:
         self._queue.put(("artifacts", paths, artifact_path))
 
-    def close(self, timeout: float = 120.0) -> None:
-        """Drain the queue (bounded by ``timeout``) and end the parent run."""
-        self._queue.put(("close",))
-        self._thread.join(timeout)
+    def close(self, status: str = "FINISHED", stall_s: float = STALL_S) -> None:
+        """Drain the queue and end the parent run with ``status``, waiting as long as the server keeps
+        answering; one that has not answered for ``stall_s`` is given up on (sync-mlflow backfills)."""
+        self._queue.put(("close", status))
+        while self._thread.is_alive():
+            self._thread.join(0.5)
+            if self._thread.is_alive() and time.monotonic() - self._answered > stall_s:
+                self._failed = self._failed or f"no answer in {stall_s:.0f}s"
+                print(
+                    f"warning: MLflow at {self.uri} stopped answering; not waiting for it. Parquet holds "
+                    f"every result: `scalesweep sync-mlflow` backfills MLflow later.",
+                    file=sys.stderr,
+                )
+                return
 
     # --- the background thread ---------------------------------------------------------------
     def _loop(self) -> None:
         while True:
             event = self._queue.get()
+            self._answered = time.monotonic()
             if event[0] == "close":
-                self._safely(self._close)
+                self._safely(self._close, *event[1:])
                 return
             if self._failed is None:
                 self._safely(getattr(self, f"_on_{event[0]}"), *event[1:])
@@ -284,8 +299,8 @@ class Tracker:
         for path in paths:
             self._client.log_artifact(self.parent_run_id, str(path), artifact_path)
 
-    def _close(self) -> None:
+    def _close(self, status: str) -> None:
         for trial_id in list(self._pending):
             self._flush(trial_id)
         if self.parent_run_id is not None:
-            self._client.set_terminated(self.parent_run_id, "FINISHED")
+            self._client.set_terminated(self.parent_run_id, status)

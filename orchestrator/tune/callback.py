@@ -49,7 +49,9 @@ class SweepCallback(Callback):
                     s.tracker.trial_started(member.trial_id, cell, member.config)
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
-        self.sinks.writer.tick()  # trials.parquet and running.json lag by at most a second, even when idle
+        s = self.sinks
+        s.writer.tick()  # trials.parquet and running.json lag by at most a second, even when idle
+        s.interrupt.forward_to_tune()
 
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any

@@ -2,21 +2,25 @@
 
 Tune pickles its scheduler and callbacks into its experiment state so that a sweep can be restored, but
 what they feed (a writer buffering rows, a tracking thread, a live progress bar, the members stopped
-early) belongs to one driver process. So they pickle as the sweep's key (its results directory), and
-each driver attaches its own :class:`DriverSinks` under that key before ``fit()``.
+early) belongs to one driver process. So they pickle as the sweep's key (the id in its ``sweep.json``,
+which stays when the results directory is copied or moved), and each driver attaches its own
+:class:`DriverSinks` under that key before ``fit()``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ray.tune.experiment import Trial
 
 from orchestrator.answers.progress import Progress
 from orchestrator.spec.cells import cell_key
 from orchestrator.spec.plan import SweepPlan
+from orchestrator.store.checkpoints import ExperimentStore
 from orchestrator.store.results import ResultsWriter
 from orchestrator.store.tracking import Tracker
+from orchestrator.tune.interrupts import Interrupt
 from orchestrator.tune.packing import Member, MemberStops, members_of
 from orchestrator.tune.studies import Studies
 
@@ -24,11 +28,16 @@ from orchestrator.tune.studies import Studies
 @dataclass
 class DriverSinks:
     plan: SweepPlan
+    root: Path
+    """The sweep's results directory, where this driver found it."""
     writer: ResultsWriter
     tracker: Tracker | None
     progress: Progress
     studies: Studies
     stops: MemberStops
+    store: ExperimentStore
+    """Where Tune keeps the experiment, as this driver reaches it."""
+    interrupt: Interrupt = field(default_factory=Interrupt)
     packs: dict[str, tuple[str, list[Member]]] = field(default_factory=dict)
     """The cell and members of each Tune trial held (see :meth:`pack`)."""
     queued: dict[str, tuple[str, list[Member]]] = field(default_factory=dict)

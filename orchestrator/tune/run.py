@@ -12,14 +12,21 @@ import json
 import logging
 import math
 import os
+import signal
+import socket
+import sys
+import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.spec.cells import expand
-from orchestrator.spec.plan import SWEEP_FILE, SweepPlan, load_plan
-from orchestrator.spec.schema import SpecError, dump_spec
+from orchestrator.spec.plan import SWEEP_FIELDS, SWEEP_FILE, SweepPlan, load_plan, sweep_record
+from orchestrator.spec.schema import SpecError, SweepSpec, dump_spec
 
 if TYPE_CHECKING:
     from ray.tune import Tuner
@@ -36,9 +43,10 @@ TUNE_ENV = {
     "RAY_AIR_NEW_OUTPUT": "0",
     "RAY_DEDUP_LOGS": "0",
     "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",  # Ctrl-C is ours (interrupts.py)
 }
-# Spec fields that decide which trials run and how they are searched: a resume must not change them.
-SEARCH_FIELDS = ("trainable", "fixed", "axes", "search", "seeds", "metric", "scheduler")
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+CONNECT_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -70,12 +78,90 @@ def _init_ray(address: str | None) -> None:
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     # A failed trial is recorded with its error line (Parquet, MLflow, the progress display) and its traceback
     # in Tune's trial directory; Tune's own traceback on stderr per failure would bury the sweep's output.
-    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+    # A restore's complaints about trials recorded since its snapshot are expected (see _fit).
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune", "ray.tune.execution"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     if ray.is_initialized():
         return
     kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-    ray.init(address=address, **kwargs) if address else ray.init(**kwargs)
+    if address:
+        ray.init(address=address, **kwargs)
+        return
+    with _loopback_only(), _stop_signals_left_to_driver():
+        ray.init(**kwargs)
+    from orchestrator.tune.reaper import watch_embedded_ray
+
+    watch_embedded_ray()
+
+
+@contextmanager
+def _loopback_only() -> Iterator[None]:
+    """While an embedded Ray starts: its servers bind to 127.0.0.1 instead of every interface. Ray's
+    single-machine mode (the one it uses on macOS and Windows) does that; its processes keep the setting,
+    and the variable is restored at once so that a ``ray start`` run later from this process is unaffected."""
+    from ray._private import ray_constants
+
+    before_env, before = os.environ.get(LOCAL_ONLY_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[LOCAL_ONLY_ENV], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+        if before_env is None:
+            os.environ.pop(LOCAL_ONLY_ENV, None)
+        else:
+            os.environ[LOCAL_ONLY_ENV] = before_env
+
+
+@contextmanager
+def _stop_signals_left_to_driver() -> Iterator[None]:
+    """While an embedded Ray starts: its processes are spawned with SIGTERM blocked, as Ray blocks SIGINT.
+    A stop signal sent to the whole process group (a terminal's, a batch scheduler's) then reaches the
+    driver alone, which stops the sweep through Ray (interrupts.py) instead of losing its cluster mid-way;
+    Ray's shutdown and the reaper end those processes with SIGKILL when SIGTERM is not heeded."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def check_address(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse, in one line and within ``timeout_s``, a ``--address`` nobody answers at (Ray itself retries
+    for minutes), before anything is written."""
+    if not address or address == "auto":
+        return
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise SpecError(
+            f"--address {address}: expected auto, host:port (the head's GCS, e.g. 10.0.0.5:6379) "
+            f"or ray://host:port (Ray Client, e.g. ray://10.0.0.5:10001)"
+        )
+    outcome: list[BaseException | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+            outcome.append(None)
+        except OSError as err:
+            outcome.append(err)
+
+    worker = threading.Thread(
+        target=connect, daemon=True
+    )  # name lookups have no timeout of their own
+    worker.start()
+    worker.join(timeout_s)
+    if not outcome or outcome[0] is not None:
+        why = (
+            f"{type(outcome[0]).__name__}: {outcome[0]}"
+            if outcome
+            else f"no answer in {timeout_s:.0f}s"
+        )
+        raise SpecError(
+            f"--address {address}: cannot reach a Ray cluster there ({why}); check the head is up "
+            f"and the address, or leave --address out to run on this machine"
+        )
 
 
 def _max_concurrent(plan: SweepPlan) -> int:
@@ -92,16 +178,16 @@ def _max_concurrent(plan: SweepPlan) -> int:
 
 def _fingerprint(plan: SweepPlan) -> dict[str, Any]:
     return plan.spec.model_dump(
-        mode="json", include=set(SEARCH_FIELDS)
+        mode="json", include=set(SWEEP_FIELDS)
     )  # axis order kept: it names cells
 
 
 def _check_unchanged(plan: SweepPlan, root: Path) -> None:
     """Refuse to resume with a spec whose cells or search differ from the sweep's start (a restore
     that silently changes the search would mix two experiments in one table)."""
-    stored = json.loads((root / SWEEP_FILE).read_text())
+    stored = sweep_record(root / SWEEP_FILE, plan.spec)
     now = _fingerprint(plan)
-    for field in SEARCH_FIELDS:
+    for field in SWEEP_FIELDS:
         if stored.get(field) != now.get(field):
             detail = ""
             if field == "axes":
@@ -122,6 +208,7 @@ def run_sweep(
 ) -> SweepOutcome:
     """Start the plan's sweep; with ``resume``, continue it instead if its results directory holds it."""
     root = results_dir_for(plan, results_root)
+    check_address(address)
     if (root / SWEEP_FILE).exists():
         if not resume:
             raise SpecError(
@@ -130,10 +217,16 @@ def run_sweep(
             )
         _check_unchanged(plan, root)
         return _execute(plan, root, tracking_uri, address)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "spec.yaml").write_text(dump_spec(plan.spec))
-    fingerprint = {**_fingerprint(plan), "directory": str(plan.directory)}
-    (root / SWEEP_FILE).write_text(json.dumps(fingerprint, indent=1))
+    fingerprint = {**_fingerprint(plan), "directory": str(plan.directory), "id": uuid.uuid4().hex}
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "spec.yaml").write_text(dump_spec(plan.spec))
+        (root / SWEEP_FILE).write_text(json.dumps(fingerprint, indent=1))
+    except OSError as err:
+        raise SpecError(
+            f"{root}: cannot write the sweep's results here ({err.strerror}); "
+            f"expected a writable directory (--results or storage.results)"
+        ) from None
     return _execute(plan, root, tracking_uri, address)
 
 
@@ -147,43 +240,113 @@ def resume_sweep(
             f"{root}: no sweep to resume here (expected {root / SWEEP_FILE}); "
             f"pass a results/<sweep> directory"
         )
+    check_address(address)
     plan = load_plan(root)
     _check_unchanged(plan, root)
     return _execute(plan, root, tracking_uri, address)
 
 
+def sweep_key(root: Path, spec: SweepSpec) -> str:
+    """How this driver's Tune objects find its sinks: the id in ``sweep.json``, which a copied or moved
+    results directory keeps (the directory's path, for a sweep started before ids were written)."""
+    stored = sweep_record(root / SWEEP_FILE, spec)
+    return str(stored.get("id") or root.resolve())
+
+
 def _execute(
     plan: SweepPlan, root: Path, tracking_uri: str | None, address: str | None
 ) -> SweepOutcome:
-    """One driver's run of a sweep: open the sinks, start Ray, run Tune, then finish the results."""
-    from orchestrator.store.checkpoints import ExperimentStore
+    """One driver's run of a sweep: open the sinks, start Ray, run Tune, then finish the results. A stop
+    signal ends it early with Parquet flushed and Tune's state saved (:class:`SweepInterrupted`)."""
     from orchestrator.store.lock import DriverLock
-    from orchestrator.tune.callback import SweepCallback
     from orchestrator.tune.driver import attach
+    from orchestrator.tune.interrupts import SweepInterrupted, catching_stop_signals
 
     lock = DriverLock(root).acquire()
     try:
-        sinks = _open_sinks(plan, root, tracking_uri)
-        _init_ray(address)
+        key = sweep_key(root, plan.spec)
+        sinks = _open_sinks(plan, root, key, tracking_uri)
         started = time.monotonic()
-        attach(str(root.resolve()), sinks)
-        callback = SweepCallback(str(root.resolve()))
-        store = ExperimentStore.for_sweep(plan.spec, root)
-        tuner = _tuner(plan, root, store, callback, _trial_settings(plan, sinks))
         try:
-            tuner.fit()
+            _init_ray(address)
+            with catching_stop_signals() as interrupt:
+                sinks.interrupt = interrupt
+                attach(key, sinks)
+                _fit(plan, key, sinks)
+        except KeyboardInterrupt:
+            interrupt = sinks.interrupt
+            interrupt.signum = interrupt.signum or signal.SIGINT
         finally:
             sinks.writer.flush()
             sinks.progress.close()
-        curve_files = _finish(plan, root, store, sinks)
+        if sinks.interrupt.signum is not None:
+            _stop(sinks)
+            raise SweepInterrupted(
+                sinks.interrupt.signum, root, len(sinks.writer.finished), plan.spec.total_trials
+            ) from None
+        curve_files = _finish(plan, root, sinks)
     finally:
         lock.release()
     return _outcome(plan, root, sinks, time.monotonic() - started, curve_files)
 
 
-def _open_sinks(plan: SweepPlan, root: Path, tracking_uri: str | None) -> "DriverSinks":
+def _stop(sinks: "DriverSinks") -> None:
+    """After a stop signal: results compacted, MLflow's parent run marked killed, an embedded Ray shut down
+    (Tune has saved its state); no curves, which would read as the answer of a finished sweep."""
+    import ray
+
+    sinks.writer.compact()
+    if sinks.tracker:
+        sinks.tracker.close("KILLED")
+    if ray.is_initialized() and not ray.get_runtime_context().gcs_address.startswith("ray://"):
+        ray.shutdown()
+
+
+def _fit(plan: SweepPlan, key: str, sinks: "DriverSinks") -> None:
+    """Run Tune until Parquet holds every trial. A restore from Tune's saved state that fails, or that
+    leaves trials unscheduled (a damaged or partial snapshot), is followed by a fresh Tune run of what
+    Parquet lacks: the searcher counts what is recorded, so nothing runs twice."""
+    from orchestrator.tune.callback import SweepCallback
+
+    settings, store = _trial_settings(plan, sinks), sinks.store
+    callback = SweepCallback(key)
+    if store.has_state():
+        sinks.interrupt.fitting = True
+        try:
+            _restored_tuner(plan, store, settings).fit()
+        except Exception as err:  # noqa: BLE001 - any damage to Tune's files: Parquet rebuilds
+            print(
+                f"note: Tune's saved state could not be restored ({type(err).__name__}); "
+                f"running what Parquet lacks",
+                file=sys.stderr,
+            )
+        finally:
+            sinks.interrupt.fitting = False
+        if (
+            sinks.interrupt.signum is not None
+            or len(sinks.writer.finished) >= plan.spec.total_trials
+        ):
+            return
+        missing = plan.spec.total_trials - len(sinks.writer.finished)
+        print(
+            f"note: Tune's saved state left {missing} trials unscheduled; running them now",
+            file=sys.stderr,
+        )
+        sinks.queued.clear()
+        sinks.packs.clear()
+        sinks.writer.flush()  # the new scheduler replays ASHA's rungs from Parquet
+    store.clear()
+    sinks.interrupt.fitting = True
+    try:
+        _fresh_tuner(plan, key, store, callback, settings).fit()
+    finally:
+        sinks.interrupt.fitting = False
+
+
+def _open_sinks(plan: SweepPlan, root: Path, key: str, tracking_uri: str | None) -> "DriverSinks":
     """Where results go: Parquet, MLflow (when a tracking URI is set), the progress display, the studies."""
     from orchestrator.answers.progress import Progress
+    from orchestrator.store.checkpoints import ExperimentStore
     from orchestrator.store.results import ResultsWriter
     from orchestrator.store.tracking import Tracker, sweep_params
     from orchestrator.tune.driver import DriverSinks
@@ -199,13 +362,17 @@ def _open_sinks(plan: SweepPlan, root: Path, tracking_uri: str | None) -> "Drive
     progress = Progress(
         spec.total_trials, spec.samples_per_cell, writer.finished.values(), plan.metric, plan.mode
     )
+    studies = Studies(plan, root / "studies")
+    studies.catch_up(writer.finished.values())
     return DriverSinks(
         plan,
+        root,
         writer,
         tracker,
         progress,
-        Studies(plan, root / "studies"),
-        MemberStops(str(root.resolve())),
+        studies,
+        MemberStops(key),
+        ExperimentStore.for_sweep(spec, root),
     )
 
 
@@ -230,36 +397,49 @@ def _trial_settings(plan: SweepPlan, sinks: "DriverSinks") -> "TrialSettings":
     )
 
 
-def _tuner(
-    plan: SweepPlan, root: Path, store: "ExperimentStore", callback: Any, settings: "TrialSettings"
+def _trainable(plan: SweepPlan, settings: "TrialSettings") -> Any:
+    from ray import tune
+
+    from orchestrator.tune.trial import tune_function
+
+    resources = plan.spec.resources
+    return tune.with_resources(
+        tune_function(settings), {"cpu": resources.cpu, "gpu": resources.gpu}
+    )
+
+
+def _restored_tuner(
+    plan: SweepPlan, store: "ExperimentStore", settings: "TrialSettings"
 ) -> "Tuner":
-    """A Tuner restored from the sweep's saved state, or a fresh one (also for a sweep killed before Tune
-    saved any state: it restarts what Parquet lacks)."""
+    """The Tuner Tune saved, with its searcher, scheduler and callback (each finds this driver's sinks
+    by the sweep's key, not by a path: the results directory may have moved since)."""
+    from ray import tune
+
+    return tune.Tuner.restore(
+        store.path,
+        _trainable(plan, settings),
+        resume_unfinished=True,
+        resume_errored=False,
+        storage_filesystem=store.fs,
+    )
+
+
+def _fresh_tuner(
+    plan: SweepPlan, key: str, store: "ExperimentStore", callback: Any, settings: "TrialSettings"
+) -> "Tuner":
+    """A new Tune run of the trials Parquet lacks (all of them on a new sweep)."""
     from ray import tune
 
     from orchestrator.store.checkpoints import EXPERIMENT
     from orchestrator.tune.scheduling import CellScheduler
     from orchestrator.tune.search import CellSearcher
-    from orchestrator.tune.trial import tune_function
 
     spec = plan.spec
-    trainable = tune.with_resources(
-        tune_function(settings), {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    )
-    if store.has_state():
-        return tune.Tuner.restore(
-            store.path,
-            trainable,
-            resume_unfinished=True,
-            resume_errored=False,
-            storage_filesystem=store.fs,
-        )
-    store.clear()
     return tune.Tuner(
-        trainable,
+        _trainable(plan, settings),
         tune_config=tune.TuneConfig(
-            search_alg=CellSearcher(plan, root),
-            scheduler=CellScheduler(plan, root),
+            search_alg=CellSearcher(plan, key),
+            scheduler=CellScheduler(plan, key),
             num_samples=spec.total_trials,  # at most; the searcher ends sooner when trials are packed
             max_concurrent_trials=_max_concurrent(plan),
             reuse_actors=True,
@@ -280,9 +460,7 @@ def _tuner(
     )
 
 
-def _finish(
-    plan: SweepPlan, root: Path, store: "ExperimentStore", sinks: "DriverSinks"
-) -> list[Path]:
+def _finish(plan: SweepPlan, root: Path, sinks: "DriverSinks") -> list[Path]:
     """Compact the metrics, drop checkpoints no resume needs, write the curves (unless every trial failed)
     and log them to the sweep's MLflow run."""
     from orchestrator.answers.write import write_sweep_curves
@@ -292,7 +470,7 @@ def _finish(
     complete = (
         len(writer.finished) >= plan.spec.total_trials
     )  # else fit was interrupted: keep the unrecorded
-    store.drop_checkpoints(lambda trial_id: complete or trial_id in writer.finished)
+    sinks.store.drop_checkpoints(lambda trial_id: complete or trial_id in writer.finished)
     failed = all(row["status"] == "errored" for row in writer.finished.values())
     curve_files = [] if failed else write_sweep_curves(plan, root)
     if sinks.tracker:
@@ -312,6 +490,11 @@ def _outcome(
     failure = None
     if rows and counts["errored"] == len(rows):
         failure = f"every trial failed; the last error: {rows[-1].get('error') or 'no error message recorded'}"
+    elif rows and counts["errored"] + counts["diverged"] == len(rows):
+        failure = (
+            f"no trial finished with a finite {plan.metric} ({counts['diverged']} diverged, "
+            f"{counts['errored']} failed): nothing to fit; try a lower learning rate"
+        )
     return SweepOutcome(
         plan,
         root,

@@ -7,7 +7,6 @@ every small-data trial; a scaling curve needs early stopping *within* a cell onl
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
 from orchestrator.spec.plan import SweepPlan
+from orchestrator.store.checkpoints import relocate
 from orchestrator.store.results import load_metrics, load_trials
 from orchestrator.tune.driver import attached
 from orchestrator.tune.packing import Member, member_reports
@@ -53,10 +53,10 @@ class CellScheduler(FIFOScheduler):
     first needed, so early stopping after a resume compares against the same trials as before.
     """
 
-    def __init__(self, plan: SweepPlan, results_dir: Path) -> None:
+    def __init__(self, plan: SweepPlan, key: str) -> None:
         super().__init__()
         self._plan = plan
-        self._results_dir = results_dir.resolve()
+        self._key = key  # the sweep's, to reach this driver's sinks (driver.py)
         self._history: dict[str, list[tuple[str, list[tuple[int, float]]]]] | None = None
         self._done: set[str] = set()  # members recorded in Parquet or stopped by this scheduler
         self._by_cell: dict[str, AsyncHyperBandScheduler] = {}
@@ -96,9 +96,9 @@ class CellScheduler(FIFOScheduler):
         the ids of every recorded trial (both empty on a fresh sweep)."""
         if self._history is None:
             self._history = {}
-            trials, metrics = load_trials(self._results_dir), load_metrics(self._results_dir)
-            if not trials.empty:
-                self._done |= set(trials.trial_id)
+            root = attached(self._key).root
+            trials, metrics = load_trials(root), load_metrics(root)
+            self._done |= set(attached(self._key).writer.finished)  # recorded by this driver too
             if not trials.empty and self._plan.metric in metrics:
                 values = metrics[
                     self._plan.metric
@@ -130,7 +130,7 @@ class CellScheduler(FIFOScheduler):
 
     def _release(self, trial: Trial) -> tuple[str, list[Member]]:
         """The trial's cell and members, forgotten by the driver: Tune is done with the trial."""
-        sinks = attached(str(self._results_dir))
+        sinks = attached(self._key)
         pack = sinks.pack(trial)
         del sinks.packs[trial.trial_id]
         sinks.queued.pop(trial.trial_id, None)
@@ -138,7 +138,8 @@ class CellScheduler(FIFOScheduler):
 
     def on_trial_add(self, tune_controller: "TuneController", trial: Trial) -> None:
         done = self._load()[1]
-        sinks = attached(str(self._results_dir))
+        sinks = attached(self._key)
+        relocate(trial, sinks.store)
         cell, members = sinks.pack(trial)
         if trial.status == Trial.PENDING:  # to run (a restore also adds finished ones, not pending)
             sinks.queued[trial.trial_id] = (cell, members)
@@ -148,9 +149,20 @@ class CellScheduler(FIFOScheduler):
                     asha.on_trial_add(tune_controller, SimpleNamespace(trial_id=member.trial_id))
                     self._in_asha.add(member.trial_id)
 
+    def choose_trial_to_run(self, tune_controller: "TuneController") -> Trial | None:
+        """First in, first out; but a trial Tune restored to run again whose every member Parquet has
+        recorded since Tune's snapshot is ended instead (its checkpoints are gone with its recording)."""
+        done, sinks = self._load()[1], attached(self._key)
+        for trial in tune_controller.get_trials():
+            if trial.status == Trial.PENDING and all(
+                m.trial_id in done for m in sinks.pack(trial)[1]
+            ):
+                tune_controller.stop_trial(trial)
+        return super().choose_trial_to_run(tune_controller)
+
     def on_trial_result(self, tune_controller: "TuneController", trial: Trial, result: dict) -> str:
         done = self._load()[1]
-        sinks = attached(str(self._results_dir))
+        sinks = attached(self._key)
         (cell, members), packed = sinks.pack(trial), MEMBERS in trial.config
         stops = sinks.stops
         for index, report in member_reports(result).items():

@@ -13,7 +13,7 @@ the studies have not, and fails the asked trials that no surviving Tune trial ow
 
 from __future__ import annotations
 
-import pickle
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ import optuna
 from ray.tune.search import Searcher
 
 from orchestrator.spec.plan import SweepPlan
-from orchestrator.store.results import load_trials
 from orchestrator.tune.driver import attached
 from orchestrator.tune.packing import member_id
 from orchestrator.tune.studies import Studies, suggest
@@ -39,10 +38,10 @@ class CellSearcher(Searcher):
     reruns nor double-counts any trial.
     """
 
-    def __init__(self, plan: SweepPlan, results_dir: Path) -> None:
+    def __init__(self, plan: SweepPlan, key: str) -> None:
         super().__init__(metric=plan.metric, mode=plan.mode)
         self._plan = plan
-        self._results_dir = results_dir.resolve()
+        self._key = key  # the sweep's, to reach this driver's sinks (driver.py)
         self._next = 0  # position in the endless sequence (round 0: every cell, round 1: ...)
         self._studies: Studies | None = None
         self._taken: dict[str, int] = {}  # cell key -> members recorded, queued or handed out here
@@ -50,11 +49,13 @@ class CellSearcher(Searcher):
     def _open(self) -> Studies:
         """First use in this driver: reconcile every study with Parquet and count taken slots."""
         if self._studies is None:
-            self._studies = Studies(self._plan, self._results_dir / "studies")
+            sinks = attached(self._key)
+            self._studies = sinks.studies
             recorded: dict[str, dict[str, dict[str, Any]]] = {}
-            for row in load_trials(self._results_dir).to_dict("records"):
+            for row in (
+                sinks.writer.finished.values()
+            ):  # what Parquet holds, and what this driver recorded
                 recorded.setdefault(row["cell"], {})[row["trial_id"]] = row
-            sinks = attached(str(self._results_dir))
             queued = list(sinks.queued.values())
             owned = {m.trial_id for _, members in queued for m in members}
             for cell in {*recorded, *(c for c, _ in queued), *self._studies.existing()}:
@@ -98,9 +99,14 @@ class CellSearcher(Searcher):
         self._next = state["next"]
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.get_state(), f)
+        """As JSON: a results directory is data, and loading it must not run code."""
+        Path(checkpoint_path).write_text(json.dumps(self.get_state()))
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.set_state(pickle.load(f))
+        try:
+            state = json.loads(Path(checkpoint_path).read_text())
+            self.set_state({"next": int(state["next"])})
+        except (OSError, ValueError, KeyError, TypeError):
+            self.set_state(
+                {"next": 0}
+            )  # the order of cells only: Parquet and Tune say what is taken
