@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -109,14 +109,14 @@ def assert_restore_continues_identically(
 ) -> None:
     """A run restored from its checkpoint at ``save_at`` makes exactly the reports the uninterrupted run made
     after it; one restored from its last checkpoint (epoch ``last``) reports the final state again."""
-    import torch  # only the trainable tests need it
+    from orchestrator.store.statefile import read_state, write_state
 
     full = Checkpointing(save_at=save_at)
     train(config, full)
-    buffer = io.BytesIO()
-    torch.save(full.saved, buffer)  # as the Tune adapter persists it
-    buffer.seek(0)
-    resumed = Checkpointing(restore=torch.load(buffer, weights_only=False))
+    with tempfile.TemporaryDirectory() as tmp:  # through the file a trial's checkpoint is
+        write_state(Path(tmp) / "state.npz", {"state": full.saved})
+        saved = read_state(Path(tmp) / "state.npz")["state"]
+    resumed = Checkpointing(restore=saved)
     train(config, resumed)
     later = [r for r in full.reports if r.epoch > save_at]
     assert later and resumed.reports == later
