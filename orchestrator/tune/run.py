@@ -47,6 +47,9 @@ TUNE_ENV = {
 }
 LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 CONNECT_TIMEOUT_S = 10.0
+_EMBEDDED: set[str] = (
+    set()
+)  # the Ray clusters this process started (a stopped sweep shuts them down)
 
 
 @dataclass
@@ -89,6 +92,7 @@ def _init_ray(address: str | None) -> None:
         return
     with _loopback_only(), _stop_signals_left_to_driver():
         ray.init(**kwargs)
+    _EMBEDDED.add(ray.get_runtime_context().gcs_address)
     from orchestrator.tune.reaper import watch_embedded_ray
 
     watch_embedded_ray()
@@ -298,7 +302,7 @@ def _stop(sinks: "DriverSinks") -> None:
     sinks.writer.compact()
     if sinks.tracker:
         sinks.tracker.close("KILLED")
-    if ray.is_initialized() and not ray.get_runtime_context().gcs_address.startswith("ray://"):
+    if ray.is_initialized() and ray.get_runtime_context().gcs_address in _EMBEDDED:
         ray.shutdown()
 
 
