@@ -36,10 +36,10 @@ SPEC = {
 }
 
 
-def _stopped(tmp: Path, signum: int) -> tuple[Path, subprocess.CompletedProcess]:
+def _stopped(tmp: Path, signum: int, **changes: object) -> tuple[Path, subprocess.CompletedProcess]:
     """A sweep stopped by ``signum`` (sent to its whole process group, as a terminal's Ctrl-C is) once
     some trials are recorded and others run."""
-    spec = write_spec(tmp / "spec.yaml", SPEC)
+    spec = write_spec(tmp / "spec.yaml", {**SPEC, **changes})
     root = tmp / "results" / SPEC["name"]
     proc = start_run(spec, tmp)
     wait_until(lambda: recorded_rows(root) >= 3)
@@ -92,11 +92,18 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_exits_130(interrupted) -> N
     assert not (root / "curves").exists(), "no curves for a sweep that did not finish"
 
 
-def test_sigterm_stops_cleanly_with_143_and_a_moved_directory_resumes(tmp_path: Path) -> None:
-    root, proc = _stopped(tmp_path, signal.SIGTERM)
+def test_sigterm_checkpoints_running_trials_stops_with_143_and_a_moved_directory_resumes(
+    tmp_path: Path,
+) -> None:
+    root, proc = _stopped(tmp_path, signal.SIGTERM, checkpoint_every_s=3600)
     assert proc.returncode == 143, proc.stderr[-3000:]
     assert "SIGTERM received" not in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("stopped by SIGTERM")
+    recorded = set(pd.read_parquet(root / "trials.parquet").trial_id)
+    unrecorded = [d for d in (root / "tune").iterdir() if d.is_dir() and d.name not in recorded]
+    assert unrecorded and all(list(d.glob("checkpoint_*")) for d in unrecorded), (
+        "every trial running at the stop checkpointed for it (its own period is an hour)"
+    )
     moved = tmp_path / "moved" / root.name
     moved.parent.mkdir()
     root.rename(moved)  # no absolute path of the old place may be load-bearing

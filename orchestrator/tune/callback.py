@@ -51,7 +51,7 @@ class SweepCallback(Callback):
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         s = self.sinks
         s.writer.tick()  # trials.parquet and running.json lag by at most a second, even when idle
-        s.interrupt.forward_to_tune()
+        s.interrupt.step([t.trial_id for t in trials if t.status == Trial.RUNNING])
 
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any
@@ -59,6 +59,7 @@ class SweepCallback(Callback):
         if ROWS not in result:
             return
         s = self.sinks
+        s.interrupt.reported(trial.trial_id)
         members = self._members(trial)
         current = member_reports(result)
         for reports in [*(member_reports(r) for r in result.get(EARLIER, ())), current]:

@@ -273,7 +273,7 @@ def _execute(
         started = time.monotonic()
         try:
             _init_ray(address)
-            with catching_stop_signals() as interrupt:
+            with catching_stop_signals(stopping_flag(key)) as interrupt:
                 sinks.interrupt = interrupt
                 attach(key, sinks)
                 _fit(plan, key, sinks)
@@ -292,6 +292,11 @@ def _execute(
     finally:
         lock.release()
     return _outcome(plan, root, sinks, time.monotonic() - started, curve_files)
+
+
+def stopping_flag(key: str) -> str:
+    """The key in Ray's key-value store that tells a sweep's running trials to checkpoint: it is stopping."""
+    return f"scalesweep-stopping:{key}"
 
 
 def _stop(sinks: "DriverSinks") -> None:
@@ -314,6 +319,7 @@ def _fit(plan: SweepPlan, key: str, sinks: "DriverSinks") -> None:
 
     settings, store = _trial_settings(plan, sinks), sinks.store
     callback = SweepCallback(key)
+    sinks.interrupt.clear()
     if store.has_state():
         sinks.interrupt.fitting = True
         try:
@@ -398,6 +404,7 @@ def _trial_settings(plan: SweepPlan, sinks: "DriverSinks") -> "TrialSettings":
         spec.report_every_s,
         rung_epochs(plan),
         sinks.stops.actor_name,
+        stopping_flag(sinks.stops.key),
     )
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import ray
 from ray import tune
+from ray.experimental.internal_kv import _internal_kv_get
 
 from orchestrator.store.statefile import StateFileError, read_state, write_state
 from orchestrator.tune.shipping import Shipped
@@ -37,6 +38,7 @@ from trainables.stacked.process import configure_process
 
 STATE_FILE = "state.npz"
 LEGACY_STATE_FILE = "state.pkl"  # a pickle, written before state files: never loaded
+FLAG_POLL_S = 0.5
 
 
 @ray.remote(num_cpus=0)
@@ -61,9 +63,12 @@ class TuneReporter(Reporter):
         rungs: tuple[float, ...] = (),
         board: str | None = None,
         metric: str | None = None,
+        stopping_flag: str | None = None,
     ) -> None:
         super().__init__()
         self._metric = metric
+        self._stopping_flag = stopping_flag
+        self._flag_checked = 0.0
         self._every = checkpoint_every_s
         self._last = self._sent_at = time.monotonic()
         self._report_every = report_every_s
@@ -81,11 +86,24 @@ class TuneReporter(Reporter):
         self._history.append(metrics)
         now = time.monotonic()
         decisive = self._decisive(report)  # first: it tracks the rungs passed and the rows diverged
-        checkpoint = state is not None and now - self._last >= self._every
-        if checkpoint or decisive or now - self._sent_at >= self._report_every:
+        stopping = self._driver_stopping(now)
+        checkpoint = state is not None and (now - self._last >= self._every or stopping)
+        if checkpoint or decisive or stopping or now - self._sent_at >= self._report_every:
             self._send(metrics, state if checkpoint else None)
         else:
             self._unsent.append(metrics)
+
+    def _driver_stopping(self, now: float) -> bool:
+        """Whether the driver got a stop signal since this trial last looked (at most twice a second, one
+        read of Ray's key-value store): then it reports now, with a checkpoint, so that a resume goes on
+        from here. Answered once: the driver stops the trial right after."""
+        if self._stopping_flag is None or now - self._flag_checked < FLAG_POLL_S:
+            return False
+        self._flag_checked = now
+        if not _internal_kv_get(self._stopping_flag):
+            return False
+        self._stopping_flag = None
+        return True
 
     def check_metric(self) -> None:
         """Raise when the trial ended without ever reporting the sweep's metric: a trial that has nothing to be
@@ -172,6 +190,8 @@ class TrialSettings:
     rungs: tuple[float, ...] = ()
     stop_board: str | None = None
     """The :class:`StopBoard` actor packed trials learn their stopped members from."""
+    stopping_flag: str | None = None
+    """The key in Ray's key-value store the driver sets when a signal stops it (interrupts.py)."""
 
 
 def tune_function(settings: TrialSettings) -> Callable[[dict[str, Any]], None]:
@@ -196,6 +216,7 @@ def tune_function(settings: TrialSettings) -> Callable[[dict[str, Any]], None]:
             settings.rungs,
             board,
             settings.metric,
+            settings.stopping_flag,
         )
         try:
             run_trainable(trainable, config, settings.seeds, reporter)
