@@ -32,6 +32,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{args.spec}: ok — {spec.name}: {spec.n_cells} cells × {spec.samples_per_cell} samples = "
         f"{spec.total_trials} trials, {spec.seeds} seeds each; metric {plan.metric} ({plan.mode})"
     )
+    if spec.adaptive:
+        grid = len(spec.axes[spec.adaptive.axis])
+        print(
+            f"  adaptive {spec.adaptive.axis}: at most {spec.adaptive_cells} of the grid's "
+            f"{spec.n_cells} cells ({spec.adaptive_groups} groups × ≤{spec.adaptive_cells // spec.adaptive_groups} "
+            f"probes of {grid} values), each cell {spec.samples_per_cell} samples"
+        )
     return 0
 
 

@@ -49,7 +49,7 @@ def sweep_status(root: Path) -> dict[str, Any]:
         for cell in _running(root / RUNNING_FILE):
             cells.setdefault(cell, _empty())["running"] += 1
     done = sum(entry[s] for entry in cells.values() for s in STATUSES)
-    return {
+    report = {
         "sweep": spec.name,
         "metric": metric,
         "mode": mode,
@@ -59,6 +59,28 @@ def sweep_status(root: Path) -> dict[str, Any]:
         "remaining": spec.total_trials - done,
         "driver": "running" if live else "stopped",
         "cells": cells,
+    }
+    if spec.adaptive:
+        report.update(_searches(root, cells, spec.samples_per_cell))
+    return report
+
+
+def _searches(root: Path, cells: dict[str, Any], samples: int) -> dict[str, Any]:
+    """An adaptive sweep: each group's bracket and n* so far, and only the cells probed; its total is
+    the most the searches can take, and what is left is what the open searches may still need."""
+    from orchestrator.spec.plan import load_plan
+    from orchestrator.spec.probes import probes_of
+
+    plan, trials = load_plan(root), read_trials(root)
+    probes = probes_of(plan, trials.to_pylist() if trials is not None else [])
+    searches = probes.table()
+    most = plan.spec.adaptive_cells * samples
+    done = sum(entry[s] for entry in cells.values() for s in STATUSES)
+    return {
+        "total": most,
+        "remaining": 0 if probes.finished else max(0, most - done),
+        "cells": {k: e for k, e in cells.items() if any(e[s] for s in (*STATUSES, "running"))},
+        "adaptive": {"axis": probes.axis, "groups": searches},
     }
 
 
@@ -76,6 +98,20 @@ def format_status(report: dict[str, Any]) -> str:
         f"{report['sweep']}: {report['done']}/{report['total']} trials done, {report['running']} running, "
         f"{report['remaining']} to go; driver {report['driver']} (best {report['metric']}, {report['mode']})"
     ]
+    if search := report.get("adaptive"):
+        lines.append(
+            f"adaptive {search['axis']}: per group, the bracket [fails at, succeeds at] and n*"
+        )
+        for g in search["groups"]:
+            n_star = {"below": f"≤ {g['n_star']}", "above": f"> {g['fails_at']}"}.get(
+                g["censored"], g["n_star"]
+            )
+            state = f"n* = {n_star}" if g["resolved"] else "searching"
+            flag = f"; not monotone at {g['non_monotone']}" if g["non_monotone"] else ""
+            lines.append(
+                f"  {g['group'] or '(all)'}: [{_or_dash(g['fails_at'])}, "
+                f"{_or_dash(g['succeeds_at'])}] {state} after {g['probes']} probes{flag}"
+            )
     columns = (*STATUSES, "running")
     width = max(len(k) for k in report["cells"])
     lines.append(f"{'cell':{width}s}  " + "  ".join(f"{s:>9s}" for s in columns) + "       best")
@@ -85,3 +121,7 @@ def format_status(report: dict[str, Any]) -> str:
             f"{key:{width}s}  " + "  ".join(f"{entry[s]:9d}" for s in columns) + f"  {best:>9s}"
         )
     return "\n".join(lines)
+
+
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else str(value)

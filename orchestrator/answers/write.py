@@ -34,6 +34,7 @@ from orchestrator.answers.tables import (
     scaling_law_markdown,
     slope_markdown,
 )
+from orchestrator.spec.probes import Probes, probes_of
 from orchestrator.spec.schema import CurveSpec
 from orchestrator.store.parquet_io import write_table
 from orchestrator.store.positions import load_positions
@@ -90,7 +91,7 @@ def write_sweep_curves(
         trials, metrics, positions = load_trials(root), load_metrics(root), load_positions(root)
     if trials.empty:
         return []
-    return write_curves(
+    paths = write_curves(
         trials,
         pd.DataFrame() if metrics is None else metrics,
         plan.spec.curves,
@@ -100,6 +101,41 @@ def write_sweep_curves(
         Path(root) / CURVES_DIR,
         positions=positions,
     )
+    if probes := probes_of(plan, trials.to_dict("records")):
+        paths.append(_adaptive_search(probes, len(plan.spec.axes[probes.axis]), root))
+    return paths
+
+
+def _adaptive_search(probes: Probes, grid: int, root: str | Path) -> Path:
+    """Each group's search beside its curve: the bracket that decided n*, the probes it took (of the
+    grid's values) and the probes that contradict a neighbour (non-monotone: n* is then the smallest
+    success above the largest failure). A table, and a section of summary.md."""
+    table = pd.DataFrame(probes.table())
+    path = Path(root) / CURVES_DIR / "adaptive_search.parquet"
+    write_table(
+        pa.Table.from_pandas(table.astype({"non_monotone": str}), preserve_index=False), path
+    )
+    lines = [
+        "",
+        f"## Adaptive search of {probes.axis}",
+        "",
+        f"Per group: the bracket [fails at, succeeds at] that decides n*, and the probes it took of "
+        f"the grid's {grid} values (only probed cells were run: the curves above show no others).",
+        "",
+        "| group | bracket | n* | probes | not monotone at |",
+        "|---|---|---|---|---|",
+    ]
+    for row in probes.table():
+        n_star = {"below": f"≤ {row['n_star']}", "above": f"> {row['fails_at']}"}.get(
+            row["censored"], row["n_star"] if row["resolved"] else "searching"
+        )
+        lines.append(
+            f"| {row['group'] or '(all)'} | [{row['fails_at']}, {row['succeeds_at']}] | {n_star} | "
+            f"{row['probes']} | {', '.join(map(str, row['non_monotone'])) or '-'} |"
+        )
+    summary = Path(root) / CURVES_DIR / "summary.md"
+    summary.write_text(summary.read_text() + "\n".join(lines) + "\n")
+    return path
 
 
 def write_curves(

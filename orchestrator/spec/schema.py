@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.spec import yamlfile
+from orchestrator.spec.adaptive import adaptive_grid, max_probes
 from orchestrator.spec.columns import INT64, Scalar, one_type
 from orchestrator.spec.messages import format_validation_error
 
@@ -177,6 +178,20 @@ class CommandSpec(_Strict):
     command: str = Field(min_length=1)
 
 
+class AdaptiveSpec(_Strict):
+    """An axis searched per group for the threshold of a sample-complexity curve instead of swept: written
+    ``axes: {n_train: {adaptive: {low: 4, high: 65536}}}``, kept here with the axis's grid in ``axes``."""
+
+    axis: str
+    low: int = Field(ge=1)
+    high: int = Field(ge=1)
+    ratio: float = Field(2.0, gt=1, le=1024, allow_inf_nan=False)
+
+    @property
+    def grid(self) -> list[int]:
+        return adaptive_grid(self.low, self.high, self.ratio)
+
+
 class LimitsSpec(_Strict):
     """Ceilings that turn a typo (``seeds: 1e30``, one axis too many) into an error in milliseconds, instead
     of a driver that expands millions of cells for minutes; raise them for a sweep that really is that big."""
@@ -210,6 +225,41 @@ class SweepSpec(_Strict):
     )  # a trial sends at most one report per this many seconds, but
     # at once the ones its scheduler decides on (ASHA's rungs); Parquet and MLflow get every epoch either way
     limits: LimitsSpec = LimitsSpec()
+    adaptive: AdaptiveSpec | None = None  # filled in from an axis written {adaptive: {...}}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _adaptive_axis(cls, raw: Any) -> Any:
+        """An axis written ``{adaptive: {low, high, ratio}}`` becomes its grid of values, and ``adaptive``
+        records it (the spec as run is written in this form, and reads back the same)."""
+        axes = raw.get("axes") if isinstance(raw, dict) else None
+        if not isinstance(axes, dict):
+            return raw
+        searched = [n for n, v in axes.items() if isinstance(v, dict) and "adaptive" in v]
+        if not searched:
+            return raw
+        if len(searched) > 1 or raw.get("adaptive") is not None:
+            raise ValueError(
+                f"axes: {', '.join(searched)}: expected one adaptive axis at most (one n* per group)"
+            )
+        name, written = searched[0], axes[searched[0]]
+        if set(written) != {"adaptive"} or not isinstance(written["adaptive"], dict):
+            raise ValueError(
+                f"axes.{name}: expected {{adaptive: {{low: 4, high: 65536, ratio: 2}}}} or a list"
+            )
+        given = {"axis": name, **written["adaptive"]}
+        try:
+            adaptive = AdaptiveSpec.model_validate(given)
+        except ValidationError as err:
+            problem = format_validation_error(err, given, AdaptiveSpec)
+            raise ValueError(f"axes.{name}.adaptive.{problem}") from None
+        try:
+            grid = adaptive.grid
+        except ValueError as err:
+            raise ValueError(
+                f"axes.{name}.adaptive: {str(err).removeprefix('adaptive grid: ')}"
+            ) from None
+        return {**raw, "axes": {**axes, name: grid}, "adaptive": adaptive}
 
     @field_validator("axes")
     @classmethod
@@ -226,6 +276,40 @@ class SweepSpec(_Strict):
             if len(set(map(repr, values))) != len(values):
                 raise ValueError(f"{name}: expected distinct values")
         return axes
+
+    @model_validator(mode="after")
+    def _adaptive_has_its_curve(self) -> "SweepSpec":
+        """An adaptive axis is searched for the n* of one sample-complexity curve: its y, threshold and
+        direction say which probes succeed."""
+        if self.adaptive is None:
+            return self
+        name = self.adaptive.axis
+        if self.axes.get(name) != self.adaptive.grid:
+            raise ValueError(f"axes.{name}: expected the grid of adaptive ({self.adaptive.grid})")
+        if len(self.adaptive_curves) != 1:
+            raise ValueError(
+                f"axes.{name}: an adaptive axis is searched for n*; expected exactly one curve "
+                f"{{kind: sample_complexity, x: {name}, y: ..., threshold: ...}} "
+                f"(found {len(self.adaptive_curves)})"
+            )
+        return self
+
+    @property
+    def adaptive_curves(self) -> list[CurveSpec]:
+        axis = self.adaptive.axis if self.adaptive else None
+        return [c for c in self.curves if c.kind == "sample_complexity" and c.x == axis]
+
+    @property
+    def adaptive_groups(self) -> int:
+        """Groups an adaptive axis is searched in: the combinations of the other axes."""
+        return self.n_cells // len(self.axes[self.adaptive.axis]) if self.adaptive else 0
+
+    @property
+    def adaptive_cells(self) -> int:
+        """The most cells the adaptive search takes (the grid's n_cells when there is none)."""
+        if self.adaptive is None:
+            return self.n_cells
+        return self.adaptive_groups * max_probes(len(self.axes[self.adaptive.axis]))
 
     @model_validator(mode="after")
     def _within_limits(self) -> "SweepSpec":

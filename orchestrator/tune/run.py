@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.spec.cells import expand
 from orchestrator.spec.plan import SWEEP_FIELDS, SWEEP_FILE, SweepPlan, load_plan, sweep_record
+from orchestrator.spec.probes import sweep_complete
 from orchestrator.spec.schema import SpecError, SweepSpec, dump_spec
 
 if TYPE_CHECKING:
@@ -332,14 +333,12 @@ def _fit(plan: SweepPlan, key: str, sinks: "DriverSinks") -> None:
             )
         finally:
             sinks.interrupt.fitting = False
-        if (
-            sinks.interrupt.signum is not None
-            or len(sinks.writer.finished) >= plan.spec.total_trials
+        if sinks.interrupt.signum is not None or sweep_complete(
+            plan, sinks.writer.finished.values()
         ):
             return
-        missing = plan.spec.total_trials - len(sinks.writer.finished)
         print(
-            f"note: Tune's saved state left {missing} trials unscheduled; running them now",
+            "note: Tune's saved state left part of the sweep unscheduled; running it now",
             file=sys.stderr,
         )
         sinks.queued.clear()
@@ -369,8 +368,11 @@ def _open_sinks(plan: SweepPlan, root: Path, key: str, tracking_uri: str | None)
     tracker = Tracker(uri, spec.name, root) if uri else None
     if tracker:
         tracker.start_sweep(root / "spec.yaml", sweep_params(spec))
+    most = (
+        spec.adaptive_cells * spec.samples_per_cell
+    )  # an adaptive search runs fewer than the grid
     progress = Progress(
-        spec.total_trials, spec.samples_per_cell, writer.finished.values(), plan.metric, plan.mode
+        most, spec.samples_per_cell, writer.finished.values(), plan.metric, plan.mode
     )
     studies = Studies(plan, root / "studies")
     studies.catch_up(writer.finished.values())
@@ -478,9 +480,7 @@ def _finish(plan: SweepPlan, root: Path, sinks: "DriverSinks") -> list[Path]:
 
     writer = sinks.writer
     writer.compact()
-    complete = (
-        len(writer.finished) >= plan.spec.total_trials
-    )  # else fit was interrupted: keep the unrecorded
+    complete = sweep_complete(plan, writer.finished.values())  # else keep what a resume needs
     sinks.store.drop_checkpoints(lambda trial_id: complete or trial_id in writer.finished)
     failed = all(row["status"] == "errored" for row in writer.finished.values())
     curve_files = [] if failed else write_sweep_curves(plan, root)

@@ -20,7 +20,9 @@ from typing import Any
 import optuna
 from ray.tune.search import Searcher
 
+from orchestrator.spec.cells import Cell
 from orchestrator.spec.plan import SweepPlan
+from orchestrator.spec.probes import Probes, probes_of
 from orchestrator.tune.driver import attached
 from orchestrator.tune.packing import member_id
 from orchestrator.tune.studies import Studies, suggest
@@ -45,6 +47,8 @@ class CellSearcher(Searcher):
         self._next = 0  # position in the endless sequence (round 0: every cell, round 1: ...)
         self._studies: Studies | None = None
         self._taken: dict[str, int] = {}  # cell key -> members recorded, queued or handed out here
+        self._probes: Probes | None = None  # an adaptive axis's searches (spec/probes.py)
+        self._opened: list[str] = []  # the cells they opened, in order
 
     def _open(self) -> Studies:
         """First use in this driver: reconcile every study with Parquet and count taken slots."""
@@ -63,10 +67,17 @@ class CellSearcher(Searcher):
             for cell in self._plan.cells:
                 live = {m.trial_id for c, members in queued if c == cell.key for m in members}
                 self._taken[cell.key] = len(live | set(recorded.get(cell.key, {})))
+            self._probes = probes_of(self._plan, sinks.writer.finished.values())
+            if self._probes is not None:
+                self._opened = [c.key for c in self._plan.cells if self._taken[c.key]]
+                for key in self._opened:
+                    self._probes.start(key)
         return self._studies
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         studies = self._open()
+        if self._probes is not None:
+            return self._suggest_probe(trial_id, studies)
         cells, wanted = self._plan.cells, self._plan.spec.samples_per_cell
         while any(self._taken[c.key] < wanted for c in cells):
             slot = self._next
@@ -76,11 +87,33 @@ class CellSearcher(Searcher):
             need = min(size, min((slot // len(cells) + 1) * size, wanted) - self._taken[cell.key])
             if need <= 0:
                 continue  # filled, e.g. by trials the last driver ran after Tune's last snapshot
-            self._taken[cell.key] += need
-            ids = [trial_id] if size == 1 else [member_id(trial_id, i) for i in range(need)]
-            params = [self._ask(studies.get(cell.key), member) for member in ids]
-            return self._plan.trial_config(cell, params)
+            return self._hand_out(cell, need, trial_id, studies)
         return Searcher.FINISHED
+
+    def _suggest_probe(self, trial_id: str, studies: Studies) -> dict[str, Any] | None:
+        """On an adaptive axis: fill the cells the searches opened, then open the next probe; wait (None)
+        while every search waits on running probes, and finish once every group's n* is known."""
+        probes, wanted = self._probes, self._plan.spec.samples_per_cell
+        probes.update(attached(self._key).writer.finished.values())
+        cells = {c.key: c for c in self._plan.cells}
+        for key in self._opened:
+            if self._taken[key] < wanted:
+                need = min(self._plan.pack_sizes[key], wanted - self._taken[key])
+                return self._hand_out(cells[key], need, trial_id, studies)
+        cell = probes.next_cell()
+        if cell is None:
+            return Searcher.FINISHED if probes.finished else None
+        self._opened.append(cell.key)
+        need = min(self._plan.pack_sizes[cell.key], wanted - self._taken[cell.key])
+        return self._hand_out(cell, need, trial_id, studies)
+
+    def _hand_out(self, cell: Cell, need: int, trial_id: str, studies: Studies) -> dict[str, Any]:
+        """One Tune trial of ``need`` members of ``cell``, each asked from the cell's study."""
+        self._taken[cell.key] += need
+        size = self._plan.pack_sizes[cell.key]
+        ids = [trial_id] if size == 1 else [member_id(trial_id, i) for i in range(need)]
+        params = [self._ask(studies.get(cell.key), member) for member in ids]
+        return self._plan.trial_config(cell, params)
 
     def _ask(self, study: optuna.Study, member: str) -> dict[str, Any]:
         trial = study.ask()
