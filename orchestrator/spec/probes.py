@@ -87,7 +87,8 @@ class Probes:
     def next_cell(self) -> Cell | None:
         """The next cell to probe, or None when every search waits on running probes or is resolved.
         Groups take turns; a group already probing gets another probe (k-ary search) only when no group
-        is idle, so free workers split brackets rather than wait."""
+        is idle, and a value between its ends only once both ends are known (an end alone may settle the
+        group: n* below or above the grid), so free workers split brackets rather than wait."""
         groups = list(self.searches)
         order = groups[self._next_group :] + groups[: self._next_group]
         for busy_too in (False, True):
@@ -95,7 +96,11 @@ class Probes:
                 search = self.searches[group]
                 if search.resolved or (search.pending and not busy_too):
                     continue
-                if picks := search.next_probes(1):
+                picks = search.next_probes(1)
+                ends = (search.values[0], search.values[-1])
+                if picks and search.pending and not set(ends) <= set(search.outcomes):
+                    picks = [v for v in picks if v in ends]  # the ends are needed anyway
+                if picks:
                     self._next_group = (groups.index(group) + 1) % len(groups)
                     cell = self._cells[(group, picks[0])]
                     self.start(cell.key)
