@@ -99,6 +99,8 @@ def test_the_search_finds_the_full_grids_n_star_with_few_probes(tmp_path: Path) 
         math.log2(15)
     )
     assert trials.cell.is_unique, "each probe once"
+    curve = pd.read_parquet(root / "curves" / "sample_complexity.parquet")
+    assert dict(zip(curve.lr, curve.fails_at)) == {1e-3: 4, 1e-4: 32}, "the bracket beside n*"
     search = pd.read_parquet(root / "curves" / "adaptive_search.parquet")
     assert set(zip(search.n_star, search.fails_at)) == {(8, 4), (64, 32)}
     status = scalesweep("status", str(root), cwd=tmp_path).stdout

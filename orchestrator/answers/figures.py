@@ -172,6 +172,16 @@ def plot_sample_complexity(
                 markeredgecolor=c,
                 markeredgewidth=1.5,
             )
+        if pd.notna(row.get("fails_at")) and pd.notna(row.get("succeeds_at")):
+            # an adaptive axis: the bracket [fails at, succeeds at] that decided n*, on the threshold
+            ax.plot(
+                [row["fails_at"], row["succeeds_at"]],
+                [threshold, threshold],
+                color=c,
+                linewidth=5,
+                alpha=0.35,
+                solid_capstyle="butt",
+            )
         if np.isfinite(row["n_star_smooth"]) and row["n_star_smooth"] > 0:
             ax.plot(
                 [row["n_star_smooth"]],
@@ -216,6 +226,10 @@ def plot_sample_complexity(
             label="n* from sigmoid fit",
         ),
     ]
+    if "fails_at" in table.columns:
+        extra.append(
+            Line2D([], [], color="0.2", linewidth=5, alpha=0.35, label="bracket that decided n*")
+        )
     return save_png(fig, ax, path, extra)
 
 

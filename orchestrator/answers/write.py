@@ -91,6 +91,7 @@ def write_sweep_curves(
         trials, metrics, positions = load_trials(root), load_metrics(root), load_positions(root)
     if trials.empty:
         return []
+    probes = probes_of(plan, trials.to_dict("records"))
     paths = write_curves(
         trials,
         pd.DataFrame() if metrics is None else metrics,
@@ -100,8 +101,9 @@ def write_sweep_curves(
         plan.modes,
         Path(root) / CURVES_DIR,
         positions=positions,
+        searched=(probes.axis, pd.DataFrame(probes.table())) if probes else None,
     )
-    if probes := probes_of(plan, trials.to_dict("records")):
+    if probes:
         paths.append(_adaptive_search(probes, len(plan.spec.axes[probes.axis]), root))
     return paths
 
@@ -149,8 +151,12 @@ def write_curves(
     n_boot: int = 500,
     seed: int = 0,
     positions: pd.DataFrame | None = None,
+    searched: tuple[str, pd.DataFrame] | None = None,
 ) -> list[Path]:
     """Fit every curve spec, write PNGs, `<kind>.parquet` tables and `summary.md`; return paths.
+
+    ``searched``: an adaptive axis and its searches' table (spec/probes.py): the sample-complexity
+    curve over that axis gets each group's bracket (``fails_at``, ``succeeds_at``), drawn too.
 
     Axes that vary but are neither x nor in `by` are added to `by`, so a line never mixes cells.
     The `curve` column (also the PNG names' stem) tells the specs of one kind apart. ``x: epoch``
@@ -199,7 +205,8 @@ def write_curves(
         if spec.kind == "position":
             table = _position(outputs, curve, positions)
         elif spec.kind == "sample_complexity":
-            table = _sample_complexity(outputs, curve, modes, n_boot, seed)
+            brackets = searched[1] if searched and searched[0] == spec.x else None
+            table = _sample_complexity(outputs, curve, modes, n_boot, seed, brackets)
         else:
             table = _scaling_law(outputs, curve, n_boot, seed)
         outputs.tables[spec.kind].append(table.assign(curve=name)[["curve", *table.columns]])
@@ -251,15 +258,29 @@ def _position(outputs: _Outputs, curve: _Curve, positions: pd.DataFrame) -> pd.D
 
 
 def _sample_complexity(
-    outputs: _Outputs, curve: _Curve, modes: dict[str, str], n_boot: int, seed: int
+    outputs: _Outputs,
+    curve: _Curve,
+    modes: dict[str, str],
+    n_boot: int,
+    seed: int,
+    brackets: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """n* per group, its figure and table, and n* against each numeric by-axis (the exponent)."""
+    """n* per group, its figure and table, and n* against each numeric by-axis (the exponent); on an
+    adaptive axis, each group's bracket beside its n*."""
     spec, by, pts, name = curve.spec, curve.by, curve.points, curve.name
     x, y, thr = spec.x, spec.y, float(spec.threshold)
     mode = "min" if metric_sign(modes, y) > 0 else "max"
     table = sample_complexity(
         pts, x, y, by, thr, mode, n_boot=n_boot, seed=seed, chance=spec.chance
     )
+    if brackets is not None:
+        keys = [b for b in by if b in brackets.columns]
+        columns = [*keys, "fails_at", "succeeds_at"]
+        table = (
+            table.merge(brackets[columns], on=keys, how="left")
+            if keys
+            else table.assign(**brackets[columns].iloc[0].to_dict())
+        )
     outputs.paths.append(
         figures.plot_sample_complexity(
             pts, table, x, y, by, thr, mode, outputs.out / f"sample_complexity_{name}.png"

@@ -114,11 +114,13 @@ class Probes:
     def table(self) -> list[dict[str, Any]]:
         """Per group: its bracket [fails at, succeeds at], n* (censored below / above), probes, flags."""
         out = []
+        values = {self.group_of(cell): cell.values for cell in self._cells.values()}
         for group, search in self.searches.items():
             fails, succeeds = search.bracket
             out.append(
                 {
                     "group": group,
+                    **{axis: values[group][axis] for axis in self._others},
                     "fails_at": fails,
                     "succeeds_at": succeeds,
                     "n_star": search.n_star,
