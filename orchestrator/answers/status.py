@@ -61,11 +61,11 @@ def sweep_status(root: Path) -> dict[str, Any]:
         "cells": cells,
     }
     if spec.adaptive:
-        report.update(_searches(root, cells, spec.samples_per_cell))
+        report.update(_searches(root, cells))
     return report
 
 
-def _searches(root: Path, cells: dict[str, Any], samples: int) -> dict[str, Any]:
+def _searches(root: Path, cells: dict[str, Any]) -> dict[str, Any]:
     """An adaptive sweep: each group's bracket and n* so far, and only the cells probed; its total is
     the most the searches can take, and what is left is what the open searches may still need."""
     from orchestrator.spec.plan import load_plan
@@ -74,7 +74,7 @@ def _searches(root: Path, cells: dict[str, Any], samples: int) -> dict[str, Any]
     plan, trials = load_plan(root), read_trials(root)
     probes = probes_of(plan, trials.to_pylist() if trials is not None else [])
     searches = probes.table()
-    most = plan.spec.adaptive_cells * samples
+    most = plan.spec.most_trials
     done = sum(entry[s] for entry in cells.values() for s in STATUSES)
     return {
         "total": most,

@@ -47,7 +47,9 @@ class SweepPlan:
         return {
             cell.key: pack_size(
                 self.trainable,
-                self.trainable.resolved(plan_config(self.spec, cell, probe)),
+                self.trainable.resolved(
+                    trainable_config(self.spec, plan_config(self.spec, cell, probe))
+                ),
                 self.spec.seeds,
                 self.spec.samples_per_cell,
                 self.members_per_trial,
@@ -81,7 +83,8 @@ class SweepPlan:
             value
         ):  # the seed mean is NaN only when every seed diverged
             return "diverged"
-        target = int(self.trainable.resolved(config).get(self.trainable.horizon) or self.epochs)
+        resolved = self.trainable.resolved(trainable_config(self.spec, config))
+        target = int(resolved.get(self.trainable.horizon) or self.epochs)
         return "pruned" if last.epoch < target else "completed"
 
     def trial_config(self, cell: Cell, params: list[dict[str, Any]]) -> dict[str, Any]:
@@ -101,6 +104,9 @@ def _where(spec: SweepSpec, key: str) -> str:
     ):
         if key in keys:
             return f"{place}.{key}"
+    for variant, values in (spec.variants.configs if spec.variants else {}).items():
+        if key in values:
+            return f"axes.{spec.variants.axis}.variants.{variant}.{key}"
     return key
 
 
@@ -181,7 +187,7 @@ def plan_sweep(
     requested = _requested_pack(spec, trainable, source)
     for cell in cells:
         try:
-            resolved = trainable.resolved(plan_config(spec, cell, probe))
+            resolved = trainable.resolved(trainable_config(spec, plan_config(spec, cell, probe)))
         except ConfigError as err:
             raise SpecError(f"{source}: {_where(spec, err.key)}: {err.expected}") from None
         declared = trainable.modes(resolved)
@@ -237,9 +243,10 @@ def _check_each_value(spec: SweepSpec, trainable: Trainable, source: str) -> Non
     """Every axis value and every value a search may draw (each choice, both ends of a range), each once in
     the first cell's config: a value the trainable refuses fails here, naming its field, however rarely
     a sample would draw it, for the sum of the lists' lengths rather than their product."""
-    first = {name: values[0] for name, values in spec.axes.items()}
-    base = {**spec.fixed, **first, **_probe(spec)}
-    varied = [(name, v) for name, values in spec.axes.items() for v in values[1:]]
+    first = expand({name: values[:1] for name, values in spec.axes.items()})[0]
+    base = trainable_config(spec, plan_config(spec, first, _probe(spec)))
+    hidden = spec.variants.axis if spec.variants else None  # each variant: with every other cell
+    varied = [(n, v) for n, values in spec.axes.items() if n != hidden for v in values[1:]]
     varied += [(name, v) for name, p in spec.search.space.items() for v in p.extremes()]
     for name, value in varied:  # the first cell itself is checked with every other cell
         try:
@@ -264,5 +271,13 @@ def _requested_pack(spec: SweepSpec, trainable: Trainable, source: str) -> int |
 
 
 def plan_config(spec: SweepSpec, cell: Cell, params: dict[str, Any]) -> dict[str, Any]:
-    """Fixed values, then the cell's values, then sampled hyper-parameters (the seeds are the runner's)."""
-    return {**spec.fixed, **cell.values, **params}
+    """Fixed values, then the values of the cell's variant, then the cell's values, then sampled
+    hyper-parameters (the seeds are the runner's). A variants axis's name is kept, as every axis value is
+    (cell keys, Parquet, MLflow), and taken out before the trainable sees it (:func:`trainable_config`)."""
+    return {**spec.fixed, **spec.variant_values(cell.values), **cell.values, **params}
+
+
+def trainable_config(spec: SweepSpec, config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's config as its trainable takes it: without the variants axis's name."""
+    hidden = spec.variants.axis if spec.variants else None
+    return {k: v for k, v in config.items() if k != hidden}

@@ -192,6 +192,15 @@ class AdaptiveSpec(_Strict):
         return adaptive_grid(self.low, self.high, self.ratio)
 
 
+class VariantsSpec(_Strict):
+    """An axis of named partial configs (``axes: {model: {variants: {mlp: {model: mlp}, kq: {...}}}}``):
+    each cell takes one variant's values over ``fixed``, and the axis holds the names, so that tables and
+    plots say ``kq+vo`` rather than a product of flags, and no combination runs twice."""
+
+    axis: str
+    configs: dict[str, dict[str, Any]]
+
+
 class LimitsSpec(_Strict):
     """Ceilings that turn a typo (``seeds: 1e30``, one axis too many) into an error in milliseconds, instead
     of a driver that expands millions of cells for minutes; raise them for a sweep that really is that big."""
@@ -226,28 +235,43 @@ class SweepSpec(_Strict):
     # at once the ones its scheduler decides on (ASHA's rungs); Parquet and MLflow get every epoch either way
     limits: LimitsSpec = LimitsSpec()
     adaptive: AdaptiveSpec | None = None  # filled in from an axis written {adaptive: {...}}
+    variants: VariantsSpec | None = None  # filled in from an axis written {variants: {...}}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _variants_axis(cls, raw: Any) -> Any:
+        """An axis written ``{variants: {name: {key: value, ...}, ...}}`` becomes the list of its names,
+        and ``variants`` records their configs (the spec as run is written in this form)."""
+        if (found := _axis_written_as(raw, "variants")) is None:
+            return raw
+        axes, name, configs = found
+        if not isinstance(configs, dict) or not configs:
+            raise ValueError(
+                f"axes.{name}: expected {{variants: {{mlp: {{model: mlp}}, transformer: {{}}}}}}: "
+                "names, each with the values it sets (possibly none)"
+            )
+        for variant, values in configs.items():
+            if not isinstance(variant, str) or not isinstance(values, dict | None):
+                raise ValueError(
+                    f"axes.{name}.variants.{variant}: expected a name and a mapping of the values "
+                    f"it sets, e.g. {{model: mlp}} ({{}} for none)"
+                )
+        variants = {"axis": name, "configs": {v: values or {} for v, values in configs.items()}}
+        return {**raw, "axes": {**axes, name: list(configs)}, "variants": variants}
 
     @model_validator(mode="before")
     @classmethod
     def _adaptive_axis(cls, raw: Any) -> Any:
         """An axis written ``{adaptive: {low, high, ratio}}`` becomes its grid of values, and ``adaptive``
         records it (the spec as run is written in this form, and reads back the same)."""
-        axes = raw.get("axes") if isinstance(raw, dict) else None
-        if not isinstance(axes, dict):
+        if (found := _axis_written_as(raw, "adaptive")) is None:
             return raw
-        searched = [n for n, v in axes.items() if isinstance(v, dict) and "adaptive" in v]
-        if not searched:
-            return raw
-        if len(searched) > 1 or raw.get("adaptive") is not None:
+        axes, name, written = found
+        if not isinstance(written, dict):
             raise ValueError(
-                f"axes: {', '.join(searched)}: expected one adaptive axis at most (one n* per group)"
+                f"axes.{name}: expected {{adaptive: {{low: 4, high: 65536, ratio: 2}}}}"
             )
-        name, written = searched[0], axes[searched[0]]
-        if set(written) != {"adaptive"} or not isinstance(written["adaptive"], dict):
-            raise ValueError(
-                f"axes.{name}: expected {{adaptive: {{low: 4, high: 65536, ratio: 2}}}} or a list"
-            )
-        given = {"axis": name, **written["adaptive"]}
+        given = {"axis": name, **written}
         try:
             adaptive = AdaptiveSpec.model_validate(given)
         except ValidationError as err:
@@ -278,6 +302,33 @@ class SweepSpec(_Strict):
         return axes
 
     @model_validator(mode="after")
+    def _variants_set_fixed_values(self) -> "SweepSpec":
+        """A variant sets values of keys that ``fixed`` may also hold (the variant wins); an axis or a
+        searched key would make two sources for one value."""
+        if self.variants is None:
+            return self
+        name = self.variants.axis
+        if self.axes.get(name) != list(self.variants.configs):
+            raise ValueError(
+                f"axes.{name}: expected the names of variants ({list(self.variants.configs)})"
+            )
+        for variant, values in self.variants.configs.items():
+            for key in values:
+                if key in self.axes or key in self.search.space:
+                    place = "an axis" if key in self.axes else "searched"
+                    raise ValueError(
+                        f"axes.{name}.variants.{variant}.{key}: {key} is {place}; expected a variant "
+                        "to set values that are otherwise fixed"
+                    )
+        return self
+
+    def variant_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The values a cell's variant sets (none without a variants axis)."""
+        if self.variants is None:
+            return {}
+        return self.variants.configs[values[self.variants.axis]]
+
+    @model_validator(mode="after")
     def _adaptive_has_its_curve(self) -> "SweepSpec":
         """An adaptive axis is searched for the n* of one sample-complexity curve: its y, threshold and
         direction say which probes succeed."""
@@ -298,6 +349,11 @@ class SweepSpec(_Strict):
     def adaptive_curves(self) -> list[CurveSpec]:
         axis = self.adaptive.axis if self.adaptive else None
         return [c for c in self.curves if c.kind == "sample_complexity" and c.x == axis]
+
+    @property
+    def most_trials(self) -> int:
+        """The trials the sweep runs at most: all of them on a grid, fewer on an adaptive axis."""
+        return self.adaptive_cells * self.samples_per_cell
 
     @property
     def adaptive_groups(self) -> int:
@@ -375,6 +431,22 @@ class SweepSpec(_Strict):
     @property
     def n_cells(self) -> int:
         return math.prod(len(v) for v in self.axes.values())
+
+
+def _axis_written_as(raw: Any, kind: str) -> tuple[dict[str, Any], str, Any] | None:
+    """The axis of a raw spec written as a mapping ``{kind: ...}`` (adaptive, variants): the axes, its
+    name and what it holds; None when there is none. One such axis per kind, and nothing beside it."""
+    axes = raw.get("axes") if isinstance(raw, dict) else None
+    if not isinstance(axes, dict):
+        return None
+    named = [n for n, v in axes.items() if isinstance(v, dict) and kind in v]
+    if not named:
+        return None
+    if len(named) > 1 or raw.get(kind) is not None:
+        raise ValueError(f"axes: {', '.join(named)}: expected one {kind} axis at most")
+    if extra := sorted(set(axes[named[0]]) - {kind}):
+        raise ValueError(f"axes.{named[0]}.{extra[0]}: unknown key; expected {kind} alone")
+    return axes, named[0], axes[named[0]][kind]
 
 
 def set_override(raw: dict[str, Any], assignment: str) -> None:

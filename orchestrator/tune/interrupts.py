@@ -106,9 +106,6 @@ def catching_stop_signals(flag: str | None = None) -> Iterator[Interrupt]:
     previous = {s: signal.signal(s, interrupt._handle) for s in SIGNALS}
     try:
         yield interrupt
-    finally:
-        for (
-            s,
-            handler,
-        ) in previous.items():  # None: a handler set outside Python (Ray's), not restorable
+    finally:  # a None handler was set outside Python (Ray's) and cannot be restored
+        for s, handler in previous.items():
             signal.signal(s, signal.SIG_DFL if handler is None else handler)

@@ -287,7 +287,7 @@ def _execute(
         if sinks.interrupt.signum is not None:
             _stop(sinks)
             raise SweepInterrupted(
-                sinks.interrupt.signum, root, len(sinks.writer.finished), plan.spec.total_trials
+                sinks.interrupt.signum, root, len(sinks.writer.finished), plan.spec.most_trials
             ) from None
         curve_files = _finish(plan, root, sinks)
     finally:
@@ -368,11 +368,8 @@ def _open_sinks(plan: SweepPlan, root: Path, key: str, tracking_uri: str | None)
     tracker = Tracker(uri, spec.name, root) if uri else None
     if tracker:
         tracker.start_sweep(root / "spec.yaml", sweep_params(spec))
-    most = (
-        spec.adaptive_cells * spec.samples_per_cell
-    )  # an adaptive search runs fewer than the grid
     progress = Progress(
-        most, spec.samples_per_cell, writer.finished.values(), plan.metric, plan.mode
+        spec.most_trials, spec.samples_per_cell, writer.finished.values(), plan.metric, plan.mode
     )
     studies = Studies(plan, root / "studies")
     studies.catch_up(writer.finished.values())
@@ -407,6 +404,7 @@ def _trial_settings(plan: SweepPlan, sinks: "DriverSinks") -> "TrialSettings":
         rung_epochs(plan),
         sinks.stops.actor_name,
         stopping_flag(sinks.stops.key),
+        (spec.variants.axis,) if spec.variants else (),
     )
 
 

@@ -192,6 +192,8 @@ class TrialSettings:
     """The :class:`StopBoard` actor packed trials learn their stopped members from."""
     stopping_flag: str | None = None
     """The key in Ray's key-value store the driver sets when a signal stops it (interrupts.py)."""
+    hidden: tuple[str, ...] = ()
+    """Config keys that name a cell but are not the trainable's (a variants axis)."""
 
 
 def tune_function(settings: TrialSettings) -> Callable[[dict[str, Any]], None]:
@@ -218,8 +220,9 @@ def tune_function(settings: TrialSettings) -> Callable[[dict[str, Any]], None]:
             settings.metric,
             settings.stopping_flag,
         )
+        own = {k: v for k, v in config.items() if k not in settings.hidden}
         try:
-            run_trainable(trainable, config, settings.seeds, reporter)
+            run_trainable(trainable, own, settings.seeds, reporter)
         except (
             Exception
         ):  # the epochs held back are recorded with the error (not on Tune's stop: SystemExit)
