@@ -321,3 +321,28 @@ def test_a_sweep_whose_trials_all_failed_skips_its_curves_with_a_warning(
     else:
         assert len(skipped) == 3 and paths == [curves / "summary.md"]
     assert (curves / "summary.md").read_text().startswith("# Curves")
+
+
+def test_every_figure_also_has_svg_and_pdf_beside_it(written):
+    out, paths, _ = written
+    for png in (p for p in paths if p.suffix == ".png"):
+        assert png.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
+        assert png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_the_band_is_a_bootstrap_ci_of_the_seed_mean_not_the_range():
+    from orchestrator.answers.figures import _mean_ci
+
+    values = pd.Series([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+    low, high = _mean_ci(values)
+    assert 0.0 <= low <= 0.1 <= high < 1.0, "narrower than min–max, around the mean"
+    assert _mean_ci(pd.Series([0.3])) == (0.3, 0.3)
+
+
+def test_more_than_ten_groups_differ_in_dash_or_marker_not_only_colour():
+    from orchestrator.answers.figures import _styles
+
+    keys = [{"a": i, "b": i % 3, "c": 0} for i in range(14)]
+    styles = _styles(keys, ["a", "b", "c"])  # three by-axes: the tab10 cycle
+    looks = {(s["color"], s["linestyle"], s["marker"]) for s in styles}
+    assert len(looks) == 14

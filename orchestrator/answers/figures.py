@@ -35,8 +35,12 @@ def _styles(keys: list[dict[str, Any]], by: Sequence[str]) -> list[dict[str, Any
     values = {b: sorted({k[b] for k in keys}, key=lambda v: (str(type(v)), v)) for b in by}
     order = sorted(by, key=lambda b: -len(values[b]))
     if not by or len(by) > 2 or (len(by) == 2 and len(values[order[1]]) > len(_DASHES)):
-        return [
-            {"color": f"C{i % 10}" if by else "C0", "linestyle": "-", "marker": "o"}
+        return [  # beyond ten groups the colours repeat: the dash and marker tell them apart
+            {
+                "color": f"C{i % 10}" if by else "C0",
+                "linestyle": _DASHES[i // 10 % len(_DASHES)],
+                "marker": _MARKERS[i // 10 % len(_MARKERS)],
+            }
             for i in range(len(keys))
         ]
     first = values[order[0]]
@@ -111,7 +115,8 @@ def _log10_y(ax: Any) -> None:
 
 
 def save_png(fig: Figure, ax: Any, path: Path, extra: Sequence[Line2D] = ()) -> Path:
-    """Light grid, legend outside on the right (long group labels never hide data), small PNG."""
+    """Light grid, legend outside on the right (long group labels never hide data), a small PNG, and the
+    same figure as SVG and PDF beside it."""
     ax.grid(True, which="major", alpha=0.3, linewidth=0.6)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -120,11 +125,33 @@ def save_png(fig: Figure, ax: Any, path: Path, extra: Sequence[Line2D] = ()) -> 
         ax.legend(
             handles=handles, fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0)
         )
+    for vector in (".svg", ".pdf"):  # for a paper, beside the PNG a report embeds
+        fig.savefig(Path(path).with_suffix(vector), bbox_inches="tight")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     # A 256-colour palette looks the same on line plots and makes the file ~3x smaller.
     Image.open(buf).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE).save(path)
     return Path(path)
+
+
+def _mean_ci(values: pd.Series, n_boot: int = 400) -> tuple[float, float]:
+    """A 90% bootstrap CI of the mean of one cell's seed values (seeded: a figure redraws the same);
+    one finite value gives a band of zero width."""
+    v = values.to_numpy(float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return (float(v[0]), float(v[0])) if len(v) else (np.nan, np.nan)
+    means = np.random.default_rng(0).choice(v, size=(n_boot, len(v))).mean(axis=1)
+    low, high = np.quantile(means, [0.05, 0.95])
+    return float(low), float(high)
+
+
+def _ci_low(values: pd.Series) -> float:
+    return _mean_ci(values)[0]
+
+
+def _ci_high(values: pd.Series) -> float:
+    return _mean_ci(values)[1]
 
 
 def _y_scale(ax: Any, values: np.ndarray) -> None:
@@ -144,10 +171,11 @@ def plot_sample_complexity(
     mode: str,
     path: Path,
 ) -> Path:
-    """y vs x (log2) per group: seed-mean line, min–max band over seeds, threshold, n* marked."""
+    """y vs x (log2) per group: seed-mean line, a 90% bootstrap CI of that mean as its band, threshold,
+    n* marked."""
     fig, ax, groups = _figure(table, by)
     for key, style, row in groups:
-        stats = _select(points, key).groupby(x)[y].agg(["mean", "min", "max"]).sort_index()
+        stats = _select(points, key).groupby(x)[y].agg(["mean", _ci_low, _ci_high]).sort_index()
         xs, c = stats.index.to_numpy(float), style["color"]
         n_star = fmt_n(row["n_star"], hi_bound=row["x_max"])
         label = f"{group_label(key)}   n* {n_star if n_star[0] == '>' else '= ' + n_star}"
@@ -161,7 +189,7 @@ def plot_sample_complexity(
             linewidth=1.5,
             label=label,
         )
-        ax.fill_between(xs, stats["min"], stats["max"], color=c, alpha=0.13, linewidth=0)
+        ax.fill_between(xs, stats["_ci_low"], stats["_ci_high"], color=c, alpha=0.13, linewidth=0)
         if row["reached"]:
             ax.plot(
                 [row["n_star"]],
@@ -200,7 +228,7 @@ def plot_sample_complexity(
     op = "≤" if mode == "min" else "≥"
     ax.set_title(
         f"Sample complexity: {y} vs {x}\nline = mean over {seeds} seed(s), band = "
-        f"min–max over seeds; n* = smallest {x} with mean {op} {threshold:g} from there "
+        f"90% bootstrap CI of the mean; n* = smallest {x} with mean {op} {threshold:g} from there "
         "on",
         fontsize=9,
     )
