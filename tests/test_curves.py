@@ -258,34 +258,53 @@ def test_scaling_law_edge_cases():
 # ----------------------------------------------------------------------------- slope of n*
 
 
-def test_scaling_slope_recovers_exponent_over_reached_groups():
-    rows = []
-    for vo, exponent in ((False, 1.0), (True, 0.0)):
-        for w in (64, 128, 256, 512):
-            n = 4.0 * w**exponent
-            rows.append(
-                {
-                    "embed_dim": w,
-                    "vo_identity": vo,
-                    "n_star": n,
-                    "n_star_lo": n * 0.8,
-                    "n_star_hi": n * 1.25,
-                    "n_star_smooth": n,
-                    "n_star_smooth_lo": n * 0.9,
-                    "n_star_smooth_hi": n * 1.1,
-                    "reached": True,
-                    "x_min": 4.0,
-                    "x_max": 4096.0,
-                    "n_seeds": 3,
-                }
-            )
-    rows.append(
-        {**rows[0], "embed_dim": 1024, "n_star": np.inf, "n_star_smooth": np.inf, "reached": False}
-    )  # never reached: left out, or it would bend the line
+def _n_star_row(w: float, n: float, **changes: object) -> dict:
+    return {
+        "embed_dim": w,
+        "n_star": n,
+        "n_star_lo": n * 0.8,
+        "n_star_hi": n * 1.25,
+        "n_star_smooth": n,
+        "n_star_smooth_lo": n * 0.9,
+        "n_star_smooth_hi": n * 1.1,
+        "reached": True,
+        "x_min": 2.0,
+        "x_max": 4096.0,
+        "n_seeds": 3,
+        **changes,
+    }
+
+
+def test_scaling_slope_recovers_exponent_over_bracketed_groups():
+    rows = [
+        _n_star_row(w, 4.0 * w**exponent, vo_identity=vo)
+        for vo, exponent in ((False, 1.0), (True, 0.0))
+        for w in (64, 128, 256, 512)
+    ]
     fit = scaling_slope(pd.DataFrame(rows), "embed_dim", seed=1)
     f = fit.fits.set_index("vo_identity")
     assert f.loc[False, "slope"] == pytest.approx(1.0)
     assert f.loc[True, "slope"] == pytest.approx(0.0, abs=1e-9)
     assert (f.slope_lo < f.slope).all() and (f.slope < f.slope_hi).all()
     assert (f.slope_hi - f.slope_lo).max() < 0.5 and (f.n_points == 4).all()
-    assert len(fit.points) == 8 and fit.points["reached"].all()
+    assert (f.n_censored == 0).all() and len(fit.points) == 8
+
+
+def test_a_censored_n_star_is_carried_into_the_slope_not_left_out():
+    line = [_n_star_row(w, 4.0 * w) for w in (64, 128, 256, 512)]  # n* = 4·width, to 2048
+    beyond = {"n_star": np.inf, "n_star_smooth": np.inf, "reached": False}
+    consistent = scaling_slope(
+        pd.DataFrame([*line, _n_star_row(4096, np.inf, **beyond)]), "embed_dim"
+    )
+    (row,) = consistent.fits.to_dict("records")
+    assert row["n_censored"] == 1 and row["n_points"] == 5
+    assert row["slope"] == pytest.approx(1.0, abs=0.01), "n* > 4096 where the line says 16384"
+    # "never reached" at width 1024, where the line says 4096: evidence that n* grows faster
+    bending = scaling_slope(pd.DataFrame([*line, _n_star_row(1024, np.inf, **beyond)]), "embed_dim")
+    assert bending.fits.slope.iloc[0] > 1.05
+    # at or below the grid's first value: censored below, pulling the other way
+    below = scaling_slope(pd.DataFrame([_n_star_row(32, 2.0), *line]), "embed_dim")
+    assert below.fits.n_censored.iloc[0] == 1 and below.fits.slope.iloc[0] > 1.0
+    # a group the grid brackets nowhere has no slope: only bounds
+    none = scaling_slope(pd.DataFrame([_n_star_row(w, 2.0) for w in (64, 128, 256)]), "embed_dim")
+    assert none.fits.empty

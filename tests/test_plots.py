@@ -214,6 +214,7 @@ def test_labels_for_people():
     assert group_label({"embed_dim": 128, "vo_identity": True}) == "embed_dim=128, vo_identity=true"
     assert group_label({}) == "all"
     assert fmt_n(np.inf, hi_bound=2048) == "> 2048" and fmt_n(0.0, lo_bound=4) == "< 4"
+    assert fmt_n(4.0, lo_bound=4) == "≤ 4" and fmt_n(8.0, lo_bound=4) == "8", "censored below"
     assert fmt_n(203.4) == "203" and fmt_n(12.34) == "12.3"
     fit = dict(zip(SL_COLUMNS, [5.0, 0.1, 5.0, 1.0, 0.5, 2.0, 1e-9, 1e-12, 0.1, 2.5, 7]))
     md = "\n".join(scaling_law_markdown(pd.DataFrame([fit]), "n", "loss", [], "final"))

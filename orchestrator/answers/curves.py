@@ -16,7 +16,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
+from scipy.special import log_ndtr, ndtri
 
 from orchestrator.answers.kernels import (
     ALPHA_MAX,
@@ -37,6 +37,7 @@ SC_COLUMNS = [
     "n_star_smooth_lo",
     "n_star_smooth_hi",
     "reached",
+    "censored",
     "x_min",
     "x_max",
     "n_seeds",
@@ -54,7 +55,15 @@ SL_COLUMNS = [
     "rmse_log",
     "n_points",
 ]
-SLOPE_COLUMNS = ["slope", "slope_lo", "slope_hi", "intercept", "n_points", "estimate"]
+SLOPE_COLUMNS = [
+    "slope",
+    "slope_lo",
+    "slope_hi",
+    "intercept",
+    "n_points",
+    "n_censored",
+    "estimate",
+]
 _STATUS_RANK = {"completed": 0, "pruned": 1, "diverged": 2}
 METRIC_KEYS = ["trial_id", "epoch", "seed"]
 
@@ -166,7 +175,9 @@ def sample_complexity(
     """Per group of `by`: the data size n* from which the seed-mean of y meets the threshold.
 
     `n_star` is the smallest grid x where the mean is good and stays good at every larger x (inf
-    with reached=False when never); `n_star_smooth` reads a sigmoid in log2 x fitted to the seed
+    with reached=False when never); `censored` says when the grid bounds it on one side only:
+    "below" (good from the grid's first x on: n* <= x_min) or "above" (never: n* > x_max);
+    `n_star_smooth` reads a sigmoid in log2 x fitted to the seed
     means at the threshold (0 = below the grid, inf = beyond it; needs >= 3 x values). Both come
     with percentile-bootstrap CIs over seeds; a bound may be inf when some resamples never reach.
     Diverged (NaN) seeds are left out of a mean; an x where every seed diverged counts as not good.
@@ -196,6 +207,12 @@ def sample_complexity(
                 "n_star_smooth_lo": s_lo,
                 "n_star_smooth_hi": s_hi,
                 "reached": bool(np.isfinite(grid[0])),
+                # the grid brackets n* on one side only: it lies at or below its first value, or beyond it
+                "censored": "above"
+                if not np.isfinite(grid[0])
+                else "below"
+                if grid[0] <= xs[0]
+                else "",
                 "x_min": xs[0],
                 "x_max": xs[-1],
                 "n_seeds": Y.shape[1],
@@ -211,6 +228,16 @@ class SlopeFit(NamedTuple):
     points: pd.DataFrame
 
 
+def censoring(table: pd.DataFrame, estimate: str) -> np.ndarray:
+    """Per row: -1 where ``estimate`` lies at or below the grid (n* <= x_min), +1 beyond it (never
+    reached: n* > x_max), 0 where the grid brackets it, and 2 where there is no estimate (NaN)."""
+    v = table[estimate].to_numpy(float)
+    reached = table["reached"].to_numpy(bool)
+    above = ~reached | (v == np.inf) | (v > table["x_max"].to_numpy(float))
+    below = ~above & np.isfinite(v) & (v <= table["x_min"].to_numpy(float))
+    return np.select([above, below, np.isfinite(v)], [1, -1, 0], default=2)
+
+
 def scaling_slope(
     table: pd.DataFrame,
     axis: str,
@@ -221,32 +248,39 @@ def scaling_slope(
 ) -> SlopeFit:
     """Fit log n* = c + slope·log(axis) per group of the table's other `by` columns.
 
-    The slope is the (inverse-)scaling exponent: n* ∝ axis^slope. Only reached groups with a
-    finite estimate are used. Its CI is a parametric bootstrap: each log n* is drawn from a split
-    normal matching its own CI (bounds beyond the grid clipped one octave past it), so it carries
-    the seed uncertainty of every point; it does not widen for points off a straight line.
+    The slope is the (inverse-)scaling exponent: n* ∝ axis^slope. A group needs two points the grid
+    brackets (at different axis values); an n* beyond the grid (never reached: > x_max) or at or below
+    its start (<= x_min) is censored data, not left out: it enters as the mean of the line's normal
+    residual beyond its grid edge (censored regression, iterated as Buckley and James do), so a point
+    consistent with the line barely moves it and one that contradicts it pulls. The residual scale is
+    the bracketed points' own, at least half an octave (the grid's resolution). The CI is a parametric
+    bootstrap: each bracketed log n* is drawn from a split normal matching its own CI (bounds beyond
+    the grid clipped one octave past it) and the censored ones re-estimated in every draw.
     """
     _require(table, [axis, estimate, f"{estimate}_lo", f"{estimate}_hi", "reached"], "table")
     others = [c for c in table.columns if c not in {*SC_COLUMNS, axis, "curve"}]
     z = float(ndtri(0.5 + ci / 2))
     rng = np.random.default_rng(seed)
-    used = table[table["reached"] & np.isfinite(table[estimate]) & (table[estimate] > 0)]
+    used = table[censoring(table, estimate) != 2]
     fits, kept = [], []
     grouped = used.groupby(others, dropna=False, sort=True) if others else [((), used)]
     for key, g in grouped:
         key = key if isinstance(key, tuple) else (key,)
         g = g.sort_values(axis)
-        if g[axis].nunique() < 2:
+        side = censoring(g, estimate)
+        if g.loc[side == 0, axis].nunique() < 2:
             continue
         lx = np.log(g[axis].to_numpy(float))
-        ln = np.log(g[estimate].to_numpy(float))
-        lo = np.log(np.clip(g[f"{estimate}_lo"].to_numpy(float), g["x_min"] / 2, None))
-        hi = np.log(np.clip(g[f"{estimate}_hi"].to_numpy(float), None, g["x_max"] * 2))
-        draw = rng.standard_normal((n_boot, len(g)))
-        ly = ln + np.where(draw < 0, ln - np.minimum(lo, ln), np.maximum(hi, ln) - ln) * draw / z
+        edge = np.log(np.where(side > 0, g["x_max"], g["x_min"]).astype(float))
+        with np.errstate(invalid="ignore", divide="ignore"):  # censored rows' values are replaced
+            ln = np.where(side == 0, np.log(g[estimate].to_numpy(float)), edge)
+            lo = np.log(np.clip(g[f"{estimate}_lo"].to_numpy(float), g["x_min"] / 2, None))
+            hi = np.log(np.clip(g[f"{estimate}_hi"].to_numpy(float), None, g["x_max"] * 2))
+            draw = rng.standard_normal((n_boot, len(g)))
+            spread = np.where(draw < 0, ln - np.minimum(lo, ln), np.maximum(hi, ln) - ln)
+            ly = np.where(side == 0, ln + spread * draw / z, edge)
         ly = np.vstack([ln[None], ly])
-        xc = lx - lx.mean()
-        slopes = (ly - ly.mean(1, keepdims=True)) @ xc / (xc @ xc)
+        slopes, intercepts = _censored_lines(lx, ly, side, edge)
         s_lo, s_hi = percentile_ci(slopes[1:], ci)
         fits.append(
             {
@@ -254,8 +288,9 @@ def scaling_slope(
                 "slope": slopes[0],
                 "slope_lo": s_lo,
                 "slope_hi": s_hi,
-                "intercept": ln.mean() - slopes[0] * lx.mean(),
+                "intercept": intercepts[0],
                 "n_points": len(g),
+                "n_censored": int((side != 0).sum()),
                 "estimate": estimate,
             }
         )
@@ -264,6 +299,36 @@ def scaling_slope(
         pd.DataFrame(fits, columns=[*others, *SLOPE_COLUMNS]),
         pd.concat(kept) if kept else table.iloc[:0],
     )
+
+
+def _censored_lines(
+    lx: np.ndarray, ly: np.ndarray, side: np.ndarray, edge: np.ndarray, iterations: int = 50
+) -> tuple[np.ndarray, np.ndarray]:
+    """Slope and intercept of log n* on log axis for each row of ``ly`` (draws × points), its censored
+    points (``side`` ±1, beyond ``edge``) replaced by their expected value beyond the edge under the
+    current line, until the line settles."""
+    xc = lx - lx.mean()
+    fixed = side == 0
+    y = ly.copy()
+    floor = np.log(2.0) / 2
+    for _ in range(iterations if (~fixed).any() else 1):
+        slope = (y - y.mean(1, keepdims=True)) @ xc / (xc @ xc)
+        intercept = y.mean(1) - slope * lx.mean()
+        mu = intercept[:, None] + slope[:, None] * lx[None]
+        resid = (ly - mu)[:, fixed]
+        dof = max(int(fixed.sum()) - 2, 1)
+        sigma = np.maximum(np.sqrt((resid**2).sum(1) / dof), floor)[:, None]
+        t = (edge[None] - mu) / sigma
+        # E[Y | Y > edge] = mu + sigma·φ(t)/(1 - Φ(t)); E[Y | Y <= edge] = mu - sigma·φ(t)/Φ(t)
+        upper = mu + sigma * np.exp(_log_phi(t) - log_ndtr(-t))
+        lower = mu - sigma * np.exp(_log_phi(t) - log_ndtr(t))
+        y = np.where(fixed, ly, np.where(side > 0, upper, lower))
+    slope = (y - y.mean(1, keepdims=True)) @ xc / (xc @ xc)
+    return slope, y.mean(1) - slope * lx.mean()
+
+
+def _log_phi(t: np.ndarray) -> np.ndarray:
+    return -0.5 * t**2 - 0.5 * np.log(2 * np.pi)
 
 
 def scaling_law(

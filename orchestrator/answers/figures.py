@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 from PIL import Image
 
-from orchestrator.answers.curves import SLOPE_COLUMNS, SlopeFit, alpha_at_bound
+from orchestrator.answers.curves import SLOPE_COLUMNS, SlopeFit, alpha_at_bound, censoring
 from orchestrator.answers.positions import position_references
 from orchestrator.answers.tables import fmt_n, group_label
 
@@ -262,13 +262,15 @@ def plot_sample_complexity(
 
 
 def plot_n_star(fit: SlopeFit, table: pd.DataFrame, axis: str, y: str, path: Path) -> Path:
-    """n* vs a numeric by-axis on log-log axes, CIs as error bars, fitted slope in the legend."""
+    """n* vs a numeric by-axis on log-log axes, CIs as error bars, fitted slope in the legend; an n*
+    beyond the grid drawn at its edge as an open triangle (censored: it enters the fit as such)."""
     fits, est = fit.fits, (fit.fits["estimate"].iloc[0] if len(fit.fits) else "n_star_smooth")
     others = [c for c in fits.columns if c not in SLOPE_COLUMNS]
     fig, ax, groups = _figure(fits, others)
     for key, style, row in groups:
         g = _select(table, key).sort_values(axis)
-        ok = g["reached"] & np.isfinite(g[est]) & (g[est] > 0)
+        side = censoring(g, est)
+        ok = side == 0
         a, v = g[axis].to_numpy(float), g[est].to_numpy(float)
         lo = np.clip(g[f"{est}_lo"].to_numpy(float), g["x_min"] / 2, None)
         hi = np.clip(g[f"{est}_hi"].to_numpy(float), None, g["x_max"] * 2)
@@ -283,16 +285,17 @@ def plot_n_star(fit: SlopeFit, table: pd.DataFrame, axis: str, y: str, path: Pat
             markersize=5,
             capsize=3,
         )
-        if (~ok).any():
-            ax.plot(
-                a[~ok],
-                g["x_max"].to_numpy(float)[~ok] * 2,
-                marker="^",
-                color=c,
-                linestyle="none",
-                markersize=7,
-                markerfacecolor="none",
-            )
+        for beyond, marker, edge in ((1, "^", "x_max"), (-1, "v", "x_min")):  # censored: the edge
+            if (side == beyond).any():
+                ax.plot(
+                    a[side == beyond],
+                    g[edge].to_numpy(float)[side == beyond],
+                    marker=marker,
+                    color=c,
+                    linestyle="none",
+                    markersize=7,
+                    markerfacecolor="none",
+                )
         grid = np.geomspace(a.min(), a.max(), 50)
         name = f"{group_label(key)}: " if others else ""
         ax.plot(
@@ -302,10 +305,10 @@ def plot_n_star(fit: SlopeFit, table: pd.DataFrame, axis: str, y: str, path: Pat
             linestyle=style["linestyle"],
             linewidth=1.3,
             label=f"{name}slope {row['slope']:.2f} [{row['slope_lo']:.2f}, "
-            f"{row['slope_hi']:.2f}] ({row['n_points']} points)",
+            f"{row['slope_hi']:.2f}] ({row['n_points']} points, {row['n_censored']} censored)",
         )
     _log2_axis(ax, table[axis].to_numpy(float))
-    shown = np.r_[table[est], table.loc[~table["reached"], "x_max"] * 2].astype(float)
+    shown = np.r_[table[est], table["x_min"], table["x_max"]].astype(float)
     shown = shown[np.isfinite(shown) & (shown > 0)]
     _log2_axis(
         ax,
@@ -321,21 +324,15 @@ def plot_n_star(fit: SlopeFit, table: pd.DataFrame, axis: str, y: str, path: Pat
         "error bars and slope: 90% bootstrap CI over seeds",
         fontsize=9,
     )
-    extra = (
-        [
-            Line2D(
-                [],
-                [],
-                color="0.3",
-                marker="^",
-                markerfacecolor="none",
-                linestyle="none",
-                label="never reached (> max)",
-            )
-        ]
-        if (~table["reached"]).any()
-        else []
-    )
+    sides = censoring(table, est)
+    extra = [
+        Line2D([], [], color="0.3", marker=m, markerfacecolor="none", linestyle="none", label=label)
+        for m, label, side in (
+            ("^", "never reached: n* > the grid (censored)", 1),
+            ("v", "reached from the grid's start: n* ≤ it (censored)", -1),
+        )
+        if (sides == side).any()
+    ]
     return save_png(fig, ax, path, extra)
 
 

@@ -43,13 +43,16 @@ def group_label(key: dict[str, Any]) -> str:
 
 
 def fmt_n(v: float, lo_bound: float | None = None, hi_bound: float | None = None) -> str:
-    """n* for people: '> 2048' when never reached, '< 4' below the grid, 3 significant digits."""
+    """n* for people: '> 2048' when never reached, '< 4' below the grid (a sigmoid crossing it),
+    '≤ 4' at or below its first value, 3 significant digits."""
     if np.isnan(v):
         return "n/a"
     if np.isinf(v):
         return f"> {hi_bound:g}" if hi_bound is not None else "> max"
     if v == 0:
         return f"< {lo_bound:g}" if lo_bound is not None else "< min"
+    if lo_bound is not None and v <= lo_bound:  # good from the grid's start: censored below
+        return f"≤ {lo_bound:g}"
     return f"{v:.0f}" if v >= 100 else f"{v:.3g}"
 
 
