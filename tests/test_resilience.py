@@ -37,13 +37,13 @@ SPEC = {
 
 
 def _stopped(tmp: Path, signum: int, **changes: object) -> tuple[Path, subprocess.CompletedProcess]:
-    """A sweep stopped by ``signum`` (sent to its whole process group, as a terminal's Ctrl-C is) once
-    some trials are recorded and others run."""
+    """A sweep stopped by ``signum`` once some trials are recorded and others run: SIGINT to its whole
+    process group, as a terminal's Ctrl-C is; SIGTERM to the driver, as Kubernetes and `kill` send it."""
     spec = write_spec(tmp / "spec.yaml", {**SPEC, **changes})
     root = tmp / "results" / SPEC["name"]
     proc = start_run(spec, tmp)
     wait_until(lambda: recorded_rows(root) >= 3)
-    os.killpg(proc.pid, signum)
+    (os.killpg if signum == signal.SIGINT else os.kill)(proc.pid, signum)
     _, err = proc.communicate(timeout=120)
     return root, subprocess.CompletedProcess(proc.args, proc.returncode, "", err)
 

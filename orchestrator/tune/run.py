@@ -91,7 +91,7 @@ def _init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address, **kwargs)
         return
-    with _loopback_only(), _stop_signals_left_to_driver():
+    with _loopback_only():
         ray.init(**kwargs)
     _EMBEDDED.add(ray.get_runtime_context().gcs_address)
     from orchestrator.tune.reaper import watch_embedded_ray
@@ -116,19 +116,6 @@ def _loopback_only() -> Iterator[None]:
             os.environ.pop(LOCAL_ONLY_ENV, None)
         else:
             os.environ[LOCAL_ONLY_ENV] = before_env
-
-
-@contextmanager
-def _stop_signals_left_to_driver() -> Iterator[None]:
-    """While an embedded Ray starts: its processes are spawned with SIGTERM blocked, as Ray blocks SIGINT.
-    A stop signal sent to the whole process group (a terminal's, a batch scheduler's) then reaches the
-    driver alone, which stops the sweep through Ray (interrupts.py) instead of losing its cluster mid-way;
-    Ray's shutdown and the reaper end those processes with SIGKILL when SIGTERM is not heeded."""
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def check_address(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
