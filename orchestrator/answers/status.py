@@ -99,14 +99,16 @@ def format_status(report: dict[str, Any]) -> str:
         f"{report['remaining']} to go; driver {report['driver']} (best {report['metric']}, {report['mode']})"
     ]
     if search := report.get("adaptive"):
+        from orchestrator.answers.tables import (
+            search_n_star,  # numpy and pandas: adaptive sweeps only
+        )
+
         lines.append(
             f"adaptive {search['axis']}: per group, the bracket [fails at, succeeds at] and n*"
         )
         for g in search["groups"]:
-            n_star = {"below": f"≤ {g['n_star']}", "above": f"> {g['fails_at']}"}.get(
-                g["censored"], g["n_star"]
-            )
-            state = f"n* = {n_star}" if g["resolved"] else "searching"
+            n_star = search_n_star(g)
+            state = f"n* = {n_star}" if g["resolved"] else n_star
             flag = f"; not monotone at {g['non_monotone']}" if g["non_monotone"] else ""
             lines.append(
                 f"  {g['group'] or '(all)'}: [{_or_dash(g['fails_at'])}, "

@@ -56,6 +56,16 @@ def fmt_n(v: float, lo_bound: float | None = None, hi_bound: float | None = None
     return f"{v:.0f}" if v >= 100 else f"{v:.3g}"
 
 
+def search_n_star(row: dict[str, Any]) -> str:
+    """An adaptive search's n* for people (a `Probes.table` row): '≤ 4' below the grid, '> 2048' beyond
+    it (its largest failure), 'searching' before it is known."""
+    if not row["resolved"]:
+        return "searching"
+    return {"below": f"≤ {row['n_star']}", "above": f"> {row['fails_at']}"}.get(
+        row["censored"], str(row["n_star"])
+    )
+
+
 def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows with each column's own type (iterrows would turn an int axis into 64.0 beside floats)."""
     return table.to_dict("records")

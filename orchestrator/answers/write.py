@@ -32,6 +32,7 @@ from orchestrator.answers.positions import position_table, positions_markdown
 from orchestrator.answers.tables import (
     sample_complexity_markdown,
     scaling_law_markdown,
+    search_n_star,
     slope_markdown,
 )
 from orchestrator.spec.probes import Probes, probes_of
@@ -128,9 +129,7 @@ def _adaptive_search(probes: Probes, grid: int, root: str | Path) -> Path:
         "|---|---|---|---|---|",
     ]
     for row in probes.table():
-        n_star = {"below": f"≤ {row['n_star']}", "above": f"> {row['fails_at']}"}.get(
-            row["censored"], row["n_star"] if row["resolved"] else "searching"
-        )
+        n_star = search_n_star(row)
         lines.append(
             f"| {row['group'] or '(all)'} | [{row['fails_at']}, {row['succeeds_at']}] | {n_star} | "
             f"{row['probes']} | {', '.join(map(str, row['non_monotone'])) or '-'} |"
