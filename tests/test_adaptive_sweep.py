@@ -139,10 +139,6 @@ def test_a_non_monotone_group_is_flagged(tmp_path: Path) -> None:
     assert "| (all) | [16, 32] | 32 |" in (root / "curves" / "summary.md").read_text()
 
 
-@pytest.mark.skip(
-    reason="known bug: a resumed adaptive search can wait forever (Tune's pickled searcher keeps the "
-    "killed driver's pending probes); it passed 3 of 5 runs"
-)
 def test_a_killed_driver_resumes_the_search_without_running_a_probe_twice(tmp_path: Path) -> None:
     spec = write_spec(tmp_path / "s.yaml", {**SPEC, "fixed": {**SPEC["fixed"], "sleep_s": 0.25}})
     root = tmp_path / "results" / "adaptive"

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 class Probes:
     """The n* searches of an adaptive sweep, one per group, and the cells they have opened."""
 
-    def __init__(self, plan: SweepPlan) -> None:
+    def __init__(self, plan: SweepPlan, turn: int = 0) -> None:
         spec = plan.spec
         assert spec.adaptive is not None
         self._plan = plan
@@ -38,7 +38,8 @@ class Probes:
         groups = dict.fromkeys(group for group, _ in self._cells)
         self.searches = {g: GroupSearch(spec.axes[self._axis]) for g in groups}
         self._started: set[str] = set()
-        self._next_group = 0
+        self.turn = turn
+        """The group whose turn it is to get the next probe (groups take turns)."""
 
     @property
     def axis(self) -> str:
@@ -90,7 +91,7 @@ class Probes:
         is idle, and a value between its ends only once both ends are known (an end alone may settle the
         group: n* below or above the grid), so free workers split brackets rather than wait."""
         groups = list(self.searches)
-        order = groups[self._next_group :] + groups[: self._next_group]
+        order = groups[self.turn :] + groups[: self.turn]
         for busy_too in (False, True):
             for group in order:
                 search = self.searches[group]
@@ -101,7 +102,7 @@ class Probes:
                 if picks and search.pending and not set(ends) <= set(search.outcomes):
                     picks = [v for v in picks if v in ends]  # the ends are needed anyway
                 if picks:
-                    self._next_group = (groups.index(group) + 1) % len(groups)
+                    self.turn = (groups.index(group) + 1) % len(groups)
                     cell = self._cells[(group, picks[0])]
                     self.start(cell.key)
                     return cell
@@ -133,11 +134,13 @@ class Probes:
         return out
 
 
-def probes_of(plan: SweepPlan, rows: Iterable[Mapping[str, Any]] = ()) -> Probes | None:
+def probes_of(
+    plan: SweepPlan, rows: Iterable[Mapping[str, Any]] = (), turn: int = 0
+) -> Probes | None:
     """The sweep's searches told ``rows`` (None for a sweep without an adaptive axis)."""
     if plan.spec.adaptive is None:
         return None
-    probes = Probes(plan)
+    probes = Probes(plan, turn)
     probes.update(rows)
     return probes
 

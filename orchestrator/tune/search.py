@@ -22,7 +22,7 @@ from ray.tune.search import Searcher
 
 from orchestrator.spec.cells import Cell
 from orchestrator.spec.plan import SweepPlan
-from orchestrator.spec.probes import Probes, probes_of
+from orchestrator.spec.probes import probes_of
 from orchestrator.tune.driver import attached
 from orchestrator.tune.packing import member_id
 from orchestrator.tune.studies import Studies, suggest
@@ -47,8 +47,7 @@ class CellSearcher(Searcher):
         self._next = 0  # position in the endless sequence (round 0: every cell, round 1: ...)
         self._studies: Studies | None = None
         self._taken: dict[str, int] = {}  # cell key -> members recorded, queued or handed out here
-        self._probes: Probes | None = None  # an adaptive axis's searches (spec/probes.py)
-        self._opened: list[str] = []  # the cells they opened, in order
+        self._turn = 0  # on an adaptive axis: the group whose turn it is to get a probe
 
     def _open(self) -> Studies:
         """First use in this driver: reconcile every study with Parquet and count taken slots."""
@@ -67,16 +66,11 @@ class CellSearcher(Searcher):
             for cell in self._plan.cells:
                 live = {m.trial_id for c, members in queued if c == cell.key for m in members}
                 self._taken[cell.key] = len(live | set(recorded.get(cell.key, {})))
-            self._probes = probes_of(self._plan, sinks.writer.finished.values())
-            if self._probes is not None:
-                self._opened = [c.key for c in self._plan.cells if self._taken[c.key]]
-                for key in self._opened:
-                    self._probes.start(key)
         return self._studies
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         studies = self._open()
-        if self._probes is not None:
+        if self._plan.spec.adaptive is not None:
             return self._suggest_probe(trial_id, studies)
         cells, wanted = self._plan.cells, self._plan.spec.samples_per_cell
         while any(self._taken[c.key] < wanted for c in cells):
@@ -92,19 +86,31 @@ class CellSearcher(Searcher):
 
     def _suggest_probe(self, trial_id: str, studies: Studies) -> dict[str, Any] | None:
         """On an adaptive axis: fill the cells the searches opened, then open the next probe; wait (None)
-        while every search waits on running probes, and finish once every group's n* is known."""
-        probes, wanted = self._probes, self._plan.spec.samples_per_cell
-        probes.update(attached(self._key).writer.finished.values())
-        cells = {c.key: c for c in self._plan.cells}
-        for key in self._opened:
-            if self._taken[key] < wanted:
-                need = min(self._plan.pack_sizes[key], wanted - self._taken[key])
-                return self._hand_out(cells[key], need, trial_id, studies)
+        while every search waits on running probes, and finish once every group's n* is known.
+
+        Rebuilt at every call from what Parquet holds and the trials Tune holds for this driver, never
+        from what a searcher remembers: a probe whose trials no live Tune trial owns (lost with a killed
+        driver, or to a snapshot Tune took before them) is handed out again instead of waited on."""
+        sinks, wanted = attached(self._key), self._plan.spec.samples_per_cell
+        rows = list(sinks.writer.finished.values())
+        owned: dict[str, set[str]] = {}
+        for row in rows:
+            owned.setdefault(row["cell"], set()).add(row["trial_id"])
+        for cell_key_, members in sinks.queued.values():
+            owned.setdefault(cell_key_, set()).update(m.trial_id for m in members)
+        probes = probes_of(self._plan, rows, self._turn)
+        assert probes is not None
+        for cell in self._plan.cells:  # opened: some member recorded or live
+            if cell.key in owned:
+                probes.start(cell.key)
+                if (taken := len(owned[cell.key])) < wanted:
+                    need = min(self._plan.pack_sizes[cell.key], wanted - taken)
+                    return self._hand_out(cell, need, trial_id, studies)
         cell = probes.next_cell()
+        self._turn = probes.turn
         if cell is None:
             return Searcher.FINISHED if probes.finished else None
-        self._opened.append(cell.key)
-        need = min(self._plan.pack_sizes[cell.key], wanted - self._taken[cell.key])
+        need = min(self._plan.pack_sizes[cell.key], wanted)
         return self._hand_out(cell, need, trial_id, studies)
 
     def _hand_out(self, cell: Cell, need: int, trial_id: str, studies: Studies) -> dict[str, Any]:
