@@ -1,14 +1,16 @@
-"""Orchestration overhead on short real trials: scalesweep against Ray Tune's defaults, same trials.
+"""Whole-sweep overhead on short real trials: scalesweep against Ray Tune's defaults and plain
+multiprocessing, on the same trials, each measured from its command's start to its exit.
 
-    .venv/bin/python benchmarks/orchestration.py [--trials 40] [--epochs 300]
+    .venv/bin/python benchmarks/orchestration.py [--epochs 300] [--timeline PNG]
 
-Each trial trains the copy-task transformer (width 32, 16 samples, 2 stacked seeds) for --epochs
-epochs, about a second on a core (the mean is printed). Every run starts its own local Ray in a fresh
-process; the wall is measured around the sweep itself (Ray's start excluded). Ratio = wall / (sum of the trials'
-own seconds / CPUs): 1.0 is a machine that only trains. scalesweep also runs twice the trials, and
-the marginal ratio of the added ones shows the steady state without the sweep's start-up. The same ratios
-against one trial's seconds alone (in a process of its own, after an untimed warm-up run) are printed
-too: a trial's own seconds in a sweep include what the sweep's other processes take from it.
+The sweep: the copy-task transformer at widths 32/48/64 × n_train 16/32/64/128, random search of 4 lr per
+cell, 1 seed, ASHA that prunes nothing (grace period = epochs), MLflow on sqlite: 48 trials of 1-2 s
+each. scalesweep runs it first as a user would (`scalesweep run SPEC --profile`); Ray Tune (its defaults:
+one function trial per config) and a multiprocessing pool then run the trials scalesweep recorded, with
+the same configs. Each runs in a fresh interpreter and its wall is timed around the whole process, imports
+and exit included. Ratio = wall / (the trials' own seconds / CPUs): 1.0 is a machine that only trains;
+the pool is the practical limit. With --timeline, scalesweep's timeline.json is drawn as a Gantt chart
+(trials per worker, the driver's phases as lines) and its seconds beyond the ideal are split by phase.
 """
 
 from __future__ import annotations
@@ -16,13 +18,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
-from fresh import COPY_TASK, run_json, run_sweep
+import pyarrow.parquet as pq
+import yaml
+from fresh import COPY_TASK, REPO
+from timeline import draw_timeline, where_seconds_went
 
-FIXED = {**COPY_TASK, "seeds": 2}
+WIDTHS, SIZES, SAMPLES = [32, 48, 64], [16, 32, 64, 128], 4
 
 TUNE_DEFAULTS = textwrap.dedent("""
     import json, sys, time
@@ -30,106 +38,128 @@ TUNE_DEFAULTS = textwrap.dedent("""
     from ray import tune
     from orchestrator.tune.shipping import Shipped
     from orchestrator.tune.trial import TrialSettings, tune_function
-    fixed, lrs, work = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+    configs, work = json.loads(sys.argv[1]), sys.argv[2]
     ray.init(num_cpus={cpus}, include_dashboard=False, log_to_driver=False)
-    settings = TrialSettings(Shipped(ref="template"), fixed.pop("seeds"), "test_error", 1, 60)
-    trainable = tune.with_resources(tune_function(settings), {{"cpu": 1}})
-    tuner = tune.Tuner(trainable, param_space={{**fixed, "lr": tune.grid_search(lrs)}},
+    settings = TrialSettings(Shipped(ref="template"), 1, "test_error", 1, 60)
+    run = tune_function(settings)
+    def trial(config):
+        run(configs[config["i"]])
+    trainable = tune.with_resources(trial, {{"cpu": 1}})
+    tuner = tune.Tuner(trainable, param_space={{"i": tune.grid_search(list(range(len(configs))))}},
                        run_config=tune.RunConfig(storage_path=work, verbose=0))
-    start = time.monotonic()
     grid = tuner.fit()
-    wall = time.monotonic() - start
-    print(json.dumps({{"wall": wall, "own": sum(r.metrics["time_total_s"] for r in grid)}}))
+    print(json.dumps({{"own": sum(r.metrics["time_total_s"] for r in grid)}}))
 """)
+"""Ray Tune as its docs show it: one function trial per recorded config, a grid over their indices."""
 
-
-ALONE = textwrap.dedent("""
+POOL = textwrap.dedent("""
     import json, sys, time
-    import torch
-    from trainables import Reporter, get_trainable, run_trainable
-    from trainables.stacked.process import configure_process
-    torch.set_num_threads(1)
-    configure_process()  # as a trial's worker does
-    config, runs = json.loads(sys.argv[1]), int(sys.argv[2])
-    template, seeds = get_trainable("template"), config.pop("seeds")
-    run_trainable(template, config, seeds, Reporter())  # imports and first-call costs, untimed
-    seconds = []
-    for _ in range(runs):
+    from multiprocessing import get_context
+
+    def train(config):
+        import torch
+        from trainables import Reporter, get_trainable, run_trainable
+        torch.set_num_threads(1)
         start = time.perf_counter()
-        run_trainable(template, config, seeds, Reporter())
-        seconds.append(time.perf_counter() - start)
-    print(json.dumps({"alone": sorted(seconds)[len(seconds) // 2]}))
+        run_trainable(get_trainable("template"), config, 1, Reporter())
+        return time.perf_counter() - start
+
+    if __name__ == "__main__":
+        configs = json.loads(sys.argv[1])
+        with get_context("spawn").Pool({cpus}) as pool:
+            own = sum(pool.map(train, configs, chunksize=1))
+        print(json.dumps({{"own": own}}))
 """)
-"""One trial's seconds trained alone in one process (the median of ``runs``): what the trials would cost on a
-machine that only trains, without the sweep's processes competing for the cores."""
+"""The practical limit: a process per CPU, each importing torch once and training trial after trial."""
 
 
-def _spec(fixed: dict, trials: int) -> dict:
-    lrs = [
-        round(1e-3 * (1 + i / trials), 6) for i in range(trials)
-    ]  # distinct configs, one cell each
+def _spec(epochs: int) -> dict:
+    fixed = {**COPY_TASK, "epochs": epochs}
+    del fixed["embed_dim"], fixed["n_train"]
     return {
-        "name": f"orchestration-{trials}",
+        "name": "orchestration",
         "trainable": "template",
-        "fixed": {k: v for k, v in fixed.items() if k != "seeds"},
-        "axes": {"lr": lrs},
-        "search": {"algorithm": "grid-only"},
-        "seeds": fixed["seeds"],
+        "fixed": fixed,
+        "axes": {"embed_dim": WIDTHS, "n_train": SIZES},
+        "search": {
+            "algorithm": "random",
+            "samples_per_cell": SAMPLES,
+            "space": {"lr": {"loguniform": [1e-3, 1e-2]}},
+        },
+        "seeds": 1,
         "metric": {"name": "test_error", "mode": "min"},
+        "scheduler": {"asha": {"grace_period": epochs}},
+        "storage": {"results": "results", "tracking_uri": "sqlite:///mlflow.db"},
     }
+
+
+def _timed(argv: list[str], cwd: Path) -> tuple[float, str]:
+    """A command's wall from its start to its exit, and its stdout."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    start = time.monotonic()
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env)
+    wall = time.monotonic() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[:4]} failed:\n{proc.stderr[-3000:]}")
+    return wall, proc.stdout
+
+
+def _script(name: str, code: str, work: Path, *args: str) -> tuple[float, dict]:
+    """``code`` run as a script (a pool's spawned workers import it), its wall and last line as JSON."""
+    path = work / f"{name}.py"
+    path.write_text(code)
+    wall, out = _timed([sys.executable, str(path), *args], work)
+    return wall, json.loads(out.strip().splitlines()[-1])
+
+
+def _recorded_configs(root: Path, spec: dict) -> tuple[list[dict], float]:
+    """The configs scalesweep trained (fixed + axes + searched lr) and their own seconds, summed."""
+    rows = pq.read_table(root / "trials.parquet").to_pylist()
+    configs = [
+        {**spec["fixed"], **{a: row[a] for a in spec["axes"]}, "lr": row["lr"]} for row in rows
+    ]
+    return configs, sum(row["seconds"] for row in rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--timeline", metavar="PNG", help="draw scalesweep's timeline here")
     args = parser.parse_args()
     cpus = os.cpu_count() or 1
-    fixed = {**FIXED, "epochs": args.epochs}
-    lrs = _spec(fixed, args.trials)["axes"]["lr"]
+    spec = _spec(args.epochs)
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"{args.trials} trials of {args.epochs} epochs on {cpus} CPUs", flush=True)
-        alone = run_json(ALONE, json.dumps({**fixed, "lr": lrs[0]}), "3")["alone"]
-        print(f"  one trial alone (no sweep around it): {alone:.2f}s", flush=True)
-        tune_run = run_json(
-            TUNE_DEFAULTS.format(cpus=cpus),
-            json.dumps(fixed),
-            json.dumps(lrs),
-            str(Path(tmp) / "tune"),
+        work = Path(tmp)
+        (work / "spec.yaml").write_text(yaml.safe_dump(spec))
+        n = len(WIDTHS) * len(SIZES) * SAMPLES
+        print(f"{n} trials of {args.epochs} epochs on {cpus} CPUs", flush=True)
+        ours, _ = _timed(
+            [sys.executable, "-m", "orchestrator", "run", "spec.yaml", "--profile"], work
         )
-        print(
-            f"  Ray Tune defaults: wall {tune_run['wall']:.1f}s, trials' own {tune_run['own']:.1f}s",
-            flush=True,
+        root = work / "results" / "orchestration"
+        configs, own = _recorded_configs(root, spec)
+        runs = {"scalesweep": (ours, own)}
+        print(f"  scalesweep:        wall {ours:.1f}s, trials' own {own:.1f}s", flush=True)
+        wall, out = _script(
+            "tune_defaults", TUNE_DEFAULTS.format(cpus=cpus), work, json.dumps(configs), tmp
         )
-        ours = run_sweep(_spec(fixed, args.trials), Path(tmp) / "scalesweep")
-        print(
-            f"  scalesweep:        wall {ours['wall']:.1f}s, trials' own {ours['own']:.1f}s, "
-            f"{ours['own'] / ours['trials']:.2f}s per trial (Optuna-free grid, Parquet and MLflow on sqlite included)",
-            flush=True,
-        )
-        double = run_sweep(_spec(fixed, 2 * args.trials), Path(tmp) / "scalesweep-double")
-        print(
-            f"  scalesweep, {2 * args.trials} trials: wall {double['wall']:.1f}s, trials' own {double['own']:.1f}s",
-            flush=True,
-        )
-    for name, run in (("Ray Tune defaults", tune_run), ("scalesweep", ours)):
-        print(f"{name:18s} ratio wall / (own / {cpus}) = {run['wall'] / (run['own'] / cpus):.2f}")
-    marginal = (double["wall"] - ours["wall"]) / ((double["own"] - ours["own"]) / cpus)
-    print(
-        f"scalesweep marginal ratio, {args.trials} more trials: Δwall / (Δown / {cpus}) = {marginal:.2f} "
-        f"(start-up costs cancel: Ray's workers importing torch, MLflow creating its database)"
-    )
-    print(f"scalesweep wall / Tune defaults wall = {ours['wall'] / tune_run['wall']:.2f}")
-    # The trials' own seconds include what the sweep's other processes take from them (the driver, Ray's
-    # agents, the first trial's imports in each worker): against trials alone the ratios are stricter.
-    for name, run in (("Ray Tune defaults", tune_run), ("scalesweep", ours)):
-        print(
-            f"{name:18s} ratio wall / (trials × alone / {cpus}) = {run['wall'] / (args.trials * alone / cpus):.2f}"
-        )
-    print(
-        f"scalesweep marginal ratio against trials alone: Δwall / ({args.trials} × alone / {cpus}) = "
-        f"{(double['wall'] - ours['wall']) / (args.trials * alone / cpus):.2f}"
-    )
+        runs["Ray Tune defaults"] = (wall, out["own"])
+        print(f"  Ray Tune defaults: wall {wall:.1f}s, trials' own {out['own']:.1f}s", flush=True)
+        wall, out = _script("pool", POOL.format(cpus=cpus), work, json.dumps(configs))
+        runs["multiprocessing"] = (wall, out["own"])
+        print(f"  multiprocessing:   wall {wall:.1f}s, trials' own {out['own']:.1f}s", flush=True)
+        doc = json.loads((root / "timeline.json").read_text())
+        if args.timeline:
+            draw_timeline(doc, ours, Path(args.timeline))
+            print(f"  timeline: {args.timeline}")
+        print("scalesweep's seconds beyond the ideal (wall - own / CPUs), by phase:")
+        for phase, seconds in where_seconds_went(doc, ours, own, cpus):
+            print(f"  {phase:38s} {seconds:6.1f}s")
+    print("whole-sweep ratio, command start to exit: wall / (trials' own seconds / CPUs)")
+    for name, (wall, own_s) in runs.items():
+        print(f"  {name:18s} {wall / (own_s / cpus):.2f}")
+    pool_wall = runs["multiprocessing"][0]
+    print(f"scalesweep wall / multiprocessing wall = {ours / pool_wall:.2f}")
 
 
 if __name__ == "__main__":

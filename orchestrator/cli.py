@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 a sweep
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import sys
 from pathlib import Path
@@ -43,17 +44,33 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        from orchestrator.spec.estimate import dry_run
+
+        print(dry_run(_plan(args.spec, args.set)))
+        return 0
+    from orchestrator.tune import timeline
     from orchestrator.tune.run import run_sweep
 
+    if args.profile:
+        timeline.enable().mark("imports done")
     plan = _plan(args.spec, args.set)
-    outcome = run_sweep(plan, args.results, args.tracking_uri, args.address, resume=args.resume)
-    return _report(outcome, args.tracking_uri)
+    timeline.mark("spec planned")
+    outcome = run_sweep(
+        plan, args.results, args.tracking_uri, args.address, args.resume, args.verbose
+    )
+    code = _report(outcome, args.tracking_uri)
+    if profile := timeline.active():
+        profile.mark("answer printed")
+        print(f"  profile: {profile.write(outcome.results_dir)}")
+    return code
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from orchestrator.tune.run import resume_sweep
 
-    return _report(resume_sweep(Path(args.dir), args.tracking_uri, args.address), args.tracking_uri)
+    outcome = resume_sweep(Path(args.dir), args.tracking_uri, args.address, args.verbose)
+    return _report(outcome, args.tracking_uri)
 
 
 def _report(outcome: "SweepOutcome", tracking_uri: str | None) -> int:
@@ -79,6 +96,30 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     report = sweep_status(Path(args.dir))
     print(json.dumps(report, indent=2) if args.json else format_status(report))
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from orchestrator.answers.listing import as_json, format_listing, list_sweeps
+
+    entries = list_sweeps(Path(args.dir))
+    print(
+        json.dumps(as_json(entries), indent=2)
+        if args.json
+        else format_listing(entries, Path(args.dir))
+    )
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from orchestrator.answers.compare import compare_sweeps
+
+    out = Path(args.output) if args.output else None
+    text, figures = compare_sweeps([Path(d) for d in args.dirs], out)
+    if out is None:
+        print(text, end="")
+    else:
+        print("\n".join(map(str, [out, *figures])))
     return 0
 
 
@@ -116,8 +157,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_verbose(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show Ray's, MLflow's and Optuna's log lines (always in the results' driver.log)",
+    )
+
+
+def _version() -> str:
+    """The installed distribution's version (a checkout run without installing has none)."""
+    try:
+        return importlib.metadata.version("scalesweep")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scalesweep", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"scalesweep {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check a spec without running anything")
@@ -150,6 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="if the results directory already holds this sweep, continue it (for job retries)",
     )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the trial counts and a CPU/GPU-hours estimate from a few timed steps; write nothing",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="write timeline.json: the driver's phases and each trial's span per worker "
+        "(benchmarks/orchestration.py --timeline draws it)",
+    )
+    _add_verbose(p)
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("resume", help="continue a sweep whose driver stopped or was killed")
@@ -160,12 +231,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--address", metavar="ADDR", help="an existing Ray cluster: auto or ray://host:10001"
     )
+    _add_verbose(p)
     p.set_defaults(fn=cmd_resume)
 
     p = sub.add_parser("status", help="trials per cell of a running or finished sweep")
     p.add_argument("dir")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_status)
+
+    p = sub.add_parser("ls", help="the sweeps under a results root: state, trials, best, when")
+    p.add_argument(
+        "dir", nargs="?", default="results", metavar="DIR", help="a results root (default: results)"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_ls)
+
+    p = sub.add_parser(
+        "compare", help="sweeps side by side: spec diff, n* and slopes, overlaid curves"
+    )
+    p.add_argument("dirs", nargs="+", metavar="DIR")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE.md",
+        help="write the markdown here, the figures beside it (default: print it; figures under "
+        "the first DIR)",
+    )
+    p.set_defaults(fn=cmd_compare)
 
     p = sub.add_parser(
         "curves", help="recompute a sweep's curves from its Parquet results (or MLflow runs)"

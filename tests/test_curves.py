@@ -8,14 +8,18 @@ import pytest
 from scipy.optimize import minimize
 
 from orchestrator.answers.curves import (
+    POOR_FIT_RMSE_LOG,
     SC_COLUMNS,
     SL_COLUMNS,
+    fit_flag,
     sample_complexity,
     scaling_law,
     scaling_slope,
     seed_points,
 )
+from orchestrator.answers.figures import plot_scaling_law
 from orchestrator.answers.kernels import huber as _huber
+from orchestrator.answers.tables import scaling_law_markdown
 
 AXES = ["n_train"]
 
@@ -253,6 +257,69 @@ def test_scaling_law_edge_cases():
         _law(3, 0.5, 0.05, 3, 0.05, 0), "n", "loss", [], n_boot=20, return_bootstrap=True
     )
     assert boots[0].shape == (20, 3) and np.isfinite(boots[0]).all()
+
+
+def test_a_clean_power_law_is_not_flagged():
+    row = scaling_law(_law(3.0, 0.5, 0.05, 3, 0.05, 0), "n", "loss", [], n_boot=50).iloc[0]
+    assert row.fit_flag == "" and row.rmse_log < POOR_FIT_RMSE_LOG
+
+
+def test_a_step_that_no_power_law_follows_is_flagged_as_a_poor_fit():
+    step = pd.DataFrame(
+        [{"n": x, "seed": s, "loss": 0.9 if x < 64 else 1e-4} for x in XS for s in range(3)]
+    )
+    row = scaling_law(step, "n", "loss", [], n_boot=50).iloc[0]
+    assert row.rmse_log > POOR_FIT_RMSE_LOG
+    assert f"poor fit (rmse_log {row.rmse_log:.2f})" in row.fit_flag
+
+
+@pytest.mark.parametrize(
+    "alpha,lo,hi,rmse_log,expected",
+    [
+        (1.2, 0.8, 5.0, 5.58, "alpha CI at bound (5); poor fit (rmse_log 5.58)"),
+        (0.0, 0.0, 0.3, 0.05, "alpha at bound (0)"),
+        (5.0, 3.0, 5.0, 0.05, "alpha at bound (5)"),
+        (1.2, 0.0, 5.0, 0.05, "alpha CI at bound (0, 5)"),
+        (1.2, 0.8, 1.6, 0.05, ""),
+    ],
+)
+def test_fit_flag_names_a_bound_alpha_or_its_ci_reaches_and_a_poor_fit(
+    alpha: float, lo: float, hi: float, rmse_log: float, expected: str
+):
+    row = {"alpha": alpha, "alpha_lo": lo, "alpha_hi": hi, "rmse_log": rmse_log}
+    assert fit_flag(row) == expected
+
+
+def test_a_flagged_fit_is_marked_and_explained_in_the_summary_table():
+    table = scaling_law(_law(3.0, 0.5, 0.05, 3, 0.05, 0), "n", "loss", [], n_boot=20)
+    ok = "\n".join(scaling_law_markdown(table, "n", "loss", [], "final"))
+    assert "| fit |" in ok and "| ok |" in ok and "†" not in ok
+    table.loc[0, "fit_flag"] = "poor fit (rmse_log 5.58)"
+    flagged = "\n".join(scaling_law_markdown(table, "n", "loss", [], "final"))
+    assert "] † |" in flagged and "| poor fit (rmse_log 5.58) |" in flagged
+    assert "† a flagged fit" in flagged
+
+
+def test_a_flagged_fit_is_named_in_the_legend_and_noted_on_the_plot(tmp_path):
+    steps = pd.concat(
+        [
+            _law(3.0, 0.5, 0.05, 3, 0.05, 0, width=64),
+            pd.DataFrame(
+                [
+                    {"n": x, "seed": s, "width": 128, "loss": 0.9 if x < 64 else 1e-4}
+                    for x in XS
+                    for s in range(3)
+                ]
+            ),
+        ]
+    )
+    table, boots = scaling_law(steps, "n", "loss", ["width"], n_boot=20, return_bootstrap=True)
+    plot_scaling_law(steps, table, boots, "n", "loss", ["width"], tmp_path / "law.png")
+    svg = (
+        tmp_path / "law.svg"
+    ).read_text()  # matplotlib keeps each text as a comment beside its glyphs
+    flag = table.set_index("width").fit_flag
+    assert flag[64] == "" and f"[{flag[128]}] -->" in svg and "<!-- Flagged fits" in svg
 
 
 # ----------------------------------------------------------------------------- slope of n*

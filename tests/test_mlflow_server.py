@@ -7,10 +7,12 @@ real local Ray with the ``synthetic`` trainable; the CLI runs as a user runs it.
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import mlflow
@@ -23,7 +25,7 @@ from test_k8s import free_port
 
 import scalesweep
 from orchestrator.answers.curves import sample_complexity
-from orchestrator.spec.plan import plan_sweep
+from orchestrator.spec.plan import plan_sweep, sweep_key
 from orchestrator.spec.schema import SpecError, load_spec, parse_spec
 from orchestrator.store.mlflow_source import load_from_mlflow
 from orchestrator.store.mlflow_sync import sync_mlflow
@@ -53,6 +55,7 @@ SPEC = {
     ],
 }
 KEYS_PER_EPOCH = 2 * (1 + 2)  # (train_loss, test_loss) × (seed mean + 2 seeds)
+TIMES = ["seconds", "ended_at"]  # MLflow has the runs' times, Parquet the trials' own
 
 
 @pytest.fixture(scope="module")
@@ -209,13 +212,15 @@ def test_server_killed_mid_sweep_then_restarted_sync_fills_the_gaps(
 
 
 def test_a_run_cut_off_mid_trial_gets_only_its_missing_steps(tmp_path, tracked, server) -> None:
-    results = (
-        tmp_path / "copy"
-    )  # the same Parquet under another directory: a sweep MLflow has not seen
+    # the same Parquet as another sweep (a new id): one MLflow has not seen
+    results = tmp_path / "copy"
     shutil.copytree(tracked, results, ignore=shutil.ignore_patterns("tune", ".driver.lock"))
+    record = json.loads((results / "sweep.json").read_text())
+    (results / "sweep.json").write_text(json.dumps({**record, "id": uuid.uuid4().hex}))
     trials, metrics = load_trials(results), load_metrics(results)
     cut = trials[trials.status == "completed"].iloc[0]
-    tracker = Tracker(server.uri, "tracked", results)  # what a tracker that died after epoch 4 left
+    spec = load_spec(results / "spec.yaml")
+    tracker = Tracker(server.uri, spec, results, sweep_key(results, spec))  # died after epoch 4
     tracker.start_sweep(results / "spec.yaml", {})
     tracker.trial_started(
         cut.trial_id, cut.cell, {"size": int(cut["size"]), "rate": cut.rate, "lr": cut.lr}
@@ -247,8 +252,8 @@ def test_curves_from_mlflow_equal_curves_from_parquet(tmp_path, tracked, server)
     trials, metrics = load_from_mlflow(plan, tracked, server.uri)
     by = ["trial_id", "epoch", "seed"]
     pd.testing.assert_frame_equal(
-        trials.drop(columns="seconds").sort_values("trial_id").reset_index(drop=True),
-        load_trials(tracked).drop(columns="seconds").sort_values("trial_id").reset_index(drop=True),
+        trials.drop(columns=TIMES).sort_values("trial_id").reset_index(drop=True),
+        load_trials(tracked).drop(columns=TIMES).sort_values("trial_id").reset_index(drop=True),
     )
     pd.testing.assert_frame_equal(
         metrics.sort_values(by).reset_index(drop=True),

@@ -216,7 +216,9 @@ def test_labels_for_people():
     assert fmt_n(np.inf, hi_bound=2048) == "> 2048" and fmt_n(0.0, lo_bound=4) == "< 4"
     assert fmt_n(4.0, lo_bound=4) == "≤ 4" and fmt_n(8.0, lo_bound=4) == "8", "censored below"
     assert fmt_n(203.4) == "203" and fmt_n(12.34) == "12.3"
-    fit = dict(zip(SL_COLUMNS, [5.0, 0.1, 5.0, 1.0, 0.5, 2.0, 1e-9, 1e-12, 0.1, 2.5, 7]))
+    fit = dict(
+        zip(SL_COLUMNS, [5.0, 0.1, 5.0, 1.0, 0.5, 2.0, 1e-9, 1e-12, 0.1, 2.5, 7, "at bound"])
+    )
     md = "\n".join(scaling_law_markdown(pd.DataFrame([fit]), "n", "loss", [], "final"))
     assert "5.000 [0.100, 5.000] †" in md and "not a power law" in md
 
@@ -341,9 +343,9 @@ def test_the_band_is_a_bootstrap_ci_of_the_seed_mean_not_the_range():
 
 
 def test_more_than_ten_groups_differ_in_dash_or_marker_not_only_colour():
-    from orchestrator.answers.figures import _styles
+    from orchestrator.answers.figures import line_styles
 
     keys = [{"a": i, "b": i % 3, "c": 0} for i in range(14)]
-    styles = _styles(keys, ["a", "b", "c"])  # three by-axes: the tab10 cycle
+    styles = line_styles(keys, ["a", "b", "c"])  # three by-axes: the tab10 cycle
     looks = {(s["color"], s["linestyle"], s["marker"]) for s in styles}
     assert len(looks) == 14

@@ -15,7 +15,7 @@ from helpers import scalesweep, write_spec
 
 from orchestrator.cli import main
 from orchestrator.spec.plan import plan_sweep
-from orchestrator.spec.schema import SpecError, dump_spec, load_spec, parse_spec
+from orchestrator.spec.schema import SpecError, dump_spec, load_spec, parse_spec, spec_as_run
 from orchestrator.spec.yamlfile import YamlError, load
 from trainables import ConfigError, Trainable
 
@@ -215,6 +215,17 @@ def test_the_spec_as_run_reads_back_the_same(tmp_path: Path) -> None:
     )
 
 
+def test_the_spec_as_run_for_a_reader_drops_nulls_that_say_nothing_and_keeps_those_that_do() -> (
+    None
+):
+    spec = parse_spec({**SPEC, "scheduler": {"asha": {"grace_period": 2}}})
+    shown = spec_as_run(spec)
+    assert shown["search"]["space"] == {"lr": {"loguniform": [1e-4, 1e-2]}}
+    assert shown["scheduler"] == {"asha": {"grace_period": 2, "reduction_factor": 3.0}}
+    assert shown["storage"] == {"results": "results", "tracking_uri": None}, "null: no MLflow"
+    assert shown["max_failures"] == 2 and "adaptive" not in shown, "defaults used are shown"
+
+
 # 2. A trainable's ConfigError survives every way Ray moves or copies it; the mixed choice fails at validate.
 
 
@@ -371,10 +382,15 @@ def test_numbers_out_of_range(
             "search.space.lr={loguniformm: [1, 2]}",
             "search.space.lr.loguniformm: unknown key; did you mean 'loguniform'?",
         ),
+        ("fixed.epoch=3", "fixed.epoch: unknown key; did you mean 'epochs'?"),
         (
-            "fixed.epoch=3",
-            "fixed.epoch: expected one of ['diverge', 'epochs', 'fail_epoch', 'lr', 'noise', 'rate', "
-            "'seed', 'seeds', 'size', 'sleep_s'] (unknown key; did you mean 'epochs'?)",
+            "fixed.learning_rate=3",
+            "fixed.learning_rate: unknown key; expected one of ['diverge', 'epochs', 'fail_epoch', "
+            "'lr', 'noise', 'rate', 'seed', 'seeds', 'size', 'sleep_s']",
+        ),
+        (
+            "curves=[{kind: scaling_law, x: sise, y: test_loss}]",
+            "curves.0.x: 'sise' is not an axis; did you mean 'size'?",
         ),
     ],
 )
@@ -384,6 +400,65 @@ def test_messages_name_the_value_and_suggest_the_key(
     assert (
         _refused(capsys, "validate", _spec(), "--set", override) == f"error: spec.yaml: {expected}"
     )
+
+
+ASHA = {"fixed": {"epochs": 40}, "scheduler": {"asha": {"grace_period": 10, "max_t": 40}}}
+
+
+def test_an_epochs_override_clips_the_files_asha_fields_with_a_one_line_warning(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["validate", _spec(**ASHA), "--set", "fixed.epochs=5"]) == 0
+    warned = capsys.readouterr().err.splitlines()
+    assert warned == [
+        "warning: spec.yaml: scheduler.asha.max_t: 40 > fixed.epochs (5, from --set); using 5 "
+        "(--set scheduler.asha.max_t=N sets it explicitly)",
+        "warning: spec.yaml: scheduler.asha.grace_period: 10 > fixed.epochs (5, from --set); using 5 "
+        "(--set scheduler.asha.grace_period=N sets it explicitly)",
+    ]
+    asha = plan_sweep(load_spec("spec.yaml", ["fixed.epochs=5"]), "spec.yaml").spec.scheduler.asha
+    assert (asha.max_t, asha.grace_period) == (5, 5)
+
+
+def test_a_trainables_default_epochs_clip_the_files_grace_period(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = _spec(fixed={}, scheduler={"asha": {"grace_period": 30}})  # synthetic: 10 epochs
+    assert plan_sweep(load_spec(path), path).spec.scheduler.asha.grace_period == 10
+    assert (
+        "grace_period: 30 > epochs (10, synthetic's default); using 10" in capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    "changes,overrides,expected",
+    [
+        (
+            {"fixed": {"epochs": 5}, "scheduler": {"asha": {"grace_period": 10}}},
+            [],
+            "scheduler.asha.grace_period (10) > fixed.epochs (5); "
+            "--set scheduler.asha.grace_period=5 fixes it",
+        ),
+        (
+            ASHA,
+            ["scheduler.asha.grace_period=50"],
+            "scheduler.asha.grace_period (50, from --set) > scheduler.asha.max_t (40); "
+            "--set scheduler.asha.grace_period=40 fixes it",
+        ),
+        (
+            ASHA,
+            ["fixed.epochs=5", "scheduler.asha={max_t: 8}"],
+            "scheduler.asha.max_t (8, from --set scheduler.asha={max_t: 8}) > fixed.epochs "
+            "(5, from --set); --set scheduler.asha.max_t=5 fixes it",
+        ),
+    ],
+    ids=["both in the file", "the field by --set", "both by --set"],
+)
+def test_asha_fields_the_user_set_against_the_epochs_are_an_error_naming_both_and_the_fix(
+    capsys: pytest.CaptureFixture[str], changes: dict, overrides: list[str], expected: str
+) -> None:
+    argv = [a for o in overrides for a in ("--set", o)]
+    assert _refused(capsys, "validate", _spec(**changes), *argv) == f"error: spec.yaml: {expected}"
 
 
 # The same, for real: a fresh process, its exit code and its stderr.

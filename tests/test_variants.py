@@ -60,7 +60,10 @@ def test_a_variants_spec_expands_to_one_cell_per_variant_and_other_value() -> No
     ("axis", "expected"),
     [
         ({"variants": {"big": {"lr": 1.0}}}, "axes.model.variants.big.lr: lr is an axis"),
-        ({"variants": {"big": {"sizee": 1.0}}}, "axes.model.variants.big.sizee: expected one of"),
+        (
+            {"variants": {"big": {"sizee": 1.0}}},
+            "axes.model.variants.big.sizee: unknown key; did you mean 'size'?",
+        ),
         ({"variants": {}}, "axes.model: expected {variants: {mlp: {model: mlp}, transformer: {}}}"),
         ({"variants": {"big": 3}}, "axes.model.variants.big: expected a name and a mapping"),
     ],

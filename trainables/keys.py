@@ -86,16 +86,21 @@ def _check_known(config: Any, names: Mapping[str, Any]) -> None:
         )
     unknown = sorted(set(config) - set(names), key=str)
     if unknown:
-        key, known = unknown[0], sorted(names)
-        guess = closest(str(key), known)
-        hint = f"; did you mean {guess!r}?" if guess else ""
-        raise ConfigError(key, f"expected one of {known} (unknown key{hint})")
+        raise ConfigError(unknown[0], f"unknown key; {suggest(str(unknown[0]), names)}")
 
 
 def closest(key: str, names: Iterable[str]) -> str | None:
     """The known name an unknown ``key`` is most likely a typo of (``epoch`` for ``epochs``), if any."""
     close = difflib.get_close_matches(key, list(names), n=1, cutoff=0.75)
     return close[0] if close else None
+
+
+def suggest(name: str, names: Iterable[str]) -> str:
+    """What an unknown ``name`` should have been: ``did you mean 'epochs'?`` when one is close, else every
+    known name. The guess alone, because the fix of a typo is lost in a list of thirty keys."""
+    known = sorted(names, key=str)
+    guess = closest(name, known)
+    return f"did you mean {guess!r}?" if guess else f"expected one of {known}"
 
 
 def resolve_keys(

@@ -54,6 +54,7 @@ SL_COLUMNS = [
     "E_hi",
     "rmse_log",
     "n_points",
+    "fit_flag",
 ]
 SLOPE_COLUMNS = [
     "slope",
@@ -349,15 +350,21 @@ def scaling_law(
     1e-3 is least absolute deviations on ~8 points: wider CIs (+30% on synthetic draws) and slow.
     0.1 stays quadratic at that scale and linear for a cell that is off by > 10%.
     `rmse_log` is the root-mean-square log residual of the fit; x values whose mean is not > 0
-    are left out, and a group with fewer than 3 x values gets NaN. With return_bootstrap, also a
-    list (one per row) of (n_boot, 3) arrays of (A, α, E), for bands on plots.
+    are left out, and a group with fewer than 3 x values gets NaN. `fit_flag` says why a fit is not
+    to be read as is ("" when it can be; :func:`fit_flag`). With return_bootstrap, also a list (one
+    per row) of (n_boot, 3) arrays of (A, α, E), for bands on plots.
     """
     rng = np.random.default_rng(seed)
     rows, boots = [], []
     for key, xs, Y in _groups(points, x, y, by):
         M = boot_means(Y, n_boot, rng)
         keep = np.isfinite(M[0]) & (M[0] > 0)
-        row = {**key, **{c: np.nan for c in SL_COLUMNS}, "n_points": int(keep.sum())}
+        row = {
+            **key,
+            **{c: np.nan for c in SL_COLUMNS},
+            "n_points": int(keep.sum()),
+            "fit_flag": "",
+        }
         boot = np.full((n_boot, 3), np.nan)
         if keep.sum() >= 3:
             M = np.maximum(M[:, keep], M[0, keep].min() * 1e-3)  # inflated resamples stay > 0
@@ -370,6 +377,7 @@ def scaling_law(
                 row[name] = params[0, col]
                 row[f"{name}_lo"], row[f"{name}_hi"] = percentile_ci(params[1:, col], ci)
             row["rmse_log"] = float(np.sqrt(np.mean(resid**2)))
+            row["fit_flag"] = fit_flag(row)
             boot = params[1:]
         rows.append(row)
         boots.append(boot)
@@ -377,6 +385,35 @@ def scaling_law(
     return (table, boots) if return_bootstrap else table
 
 
+def _bounds_hit(*values: float) -> list[str]:
+    """The bounds of α (0, ALPHA_MAX) that any of ``values`` sits at."""
+    return [f"{b:g}" for b in (0.0, ALPHA_MAX) if any(abs(v - b) <= 1e-6 for v in values)]
+
+
 def alpha_at_bound(row: Mapping[str, Any]) -> bool:
     """A fitted α at 0 or ALPHA_MAX: not a power law plus a constant on this range."""
-    return bool(row["alpha"] <= 1e-6 or row["alpha"] >= ALPHA_MAX - 1e-6)
+    return bool(_bounds_hit(row["alpha"]))
+
+
+POOR_FIT_RMSE_LOG = 0.3
+"""A scaling-law fit's rms log residual beyond which it is flagged as poor (see :func:`fit_flag`)."""
+
+
+def fit_flag(row: Mapping[str, Any]) -> str:
+    """Why a scaling-law fit is not to be read as is: "" when it can be, else its reasons, e.g.
+    ``alpha CI at bound (5); poor fit (rmse_log 5.58)``.
+
+    α is fitted within [0, ALPHA_MAX]: an α at a bound is the bound, not a measurement (the curve is
+    flat, or falls faster than any power), and a CI that reaches one is cut by it, not by the data.
+    A fit is poor when its rms log residual exceeds 0.3, a typical miss of 35% of a seed mean: three
+    times the Huber loss's delta of 0.1, the scale the means of a few seeds scatter at, so the misses
+    are the data's shape rather than seed noise: y is not A·x^-α + E on this range.
+    """
+    flags = []
+    if bounds := _bounds_hit(row["alpha"]):
+        flags.append(f"alpha at bound ({bounds[0]})")
+    elif bounds := _bounds_hit(row["alpha_lo"], row["alpha_hi"]):
+        flags.append(f"alpha CI at bound ({', '.join(bounds)})")
+    if row["rmse_log"] > POOR_FIT_RMSE_LOG:
+        flags.append(f"poor fit (rmse_log {row['rmse_log']:.2f})")
+    return "; ".join(flags)

@@ -21,24 +21,24 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 from PIL import Image
 
-from orchestrator.answers.curves import SLOPE_COLUMNS, SlopeFit, alpha_at_bound, censoring
+from orchestrator.answers.curves import SLOPE_COLUMNS, SlopeFit, censoring
 from orchestrator.answers.positions import position_references
 from orchestrator.answers.tables import fmt_n, group_label
 
 DPI = 120
-_DASHES = ["-", "--", ":", "-."]
+DASHES = ["-", "--", ":", "-."]
 _MARKERS = ["o", "s", "^", "D"]
 
 
-def _styles(keys: list[dict[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
+def line_styles(keys: list[dict[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
     """Colour from the by-axis with most values, dash and marker from the other; else tab10."""
     values = {b: sorted({k[b] for k in keys}, key=lambda v: (str(type(v)), v)) for b in by}
     order = sorted(by, key=lambda b: -len(values[b]))
-    if not by or len(by) > 2 or (len(by) == 2 and len(values[order[1]]) > len(_DASHES)):
+    if not by or len(by) > 2 or (len(by) == 2 and len(values[order[1]]) > len(DASHES)):
         return [  # beyond ten groups the colours repeat: the dash and marker tell them apart
             {
                 "color": f"C{i % 10}" if by else "C0",
-                "linestyle": _DASHES[i // 10 % len(_DASHES)],
+                "linestyle": DASHES[i // 10 % len(DASHES)],
                 "marker": _MARKERS[i // 10 % len(_MARKERS)],
             }
             for i in range(len(keys))
@@ -56,7 +56,7 @@ def _styles(keys: list[dict[str, Any]], by: Sequence[str]) -> list[dict[str, Any
     for k in keys:
         j = values[order[1]].index(k[order[1]]) if len(by) == 2 else 0
         styles.append(
-            {"color": colours[k[order[0]]], "linestyle": _DASHES[j], "marker": _MARKERS[j]}
+            {"color": colours[k[order[0]]], "linestyle": DASHES[j], "marker": _MARKERS[j]}
         )
     return styles
 
@@ -76,7 +76,7 @@ def _figure(table: pd.DataFrame, by: Sequence[str]) -> tuple[Figure, Any, list[_
     return (
         fig,
         fig.add_subplot(),
-        list(zip(keys, _styles(keys, by), (row for _, row in table.iterrows()))),
+        list(zip(keys, line_styles(keys, by), (row for _, row in table.iterrows()))),
     )
 
 
@@ -87,7 +87,7 @@ def _select(points: pd.DataFrame, key: dict[str, Any]) -> pd.DataFrame:
     return points[mask]
 
 
-def _log2_axis(ax: Any, xs: np.ndarray, which: str = "x") -> None:
+def log2_axis(ax: Any, xs: np.ndarray, which: str = "x") -> None:
     """Log base-2 axis, ticked at the grid values (16, 32, ...) or, if not few, powers of 2."""
     xs = np.unique(xs[np.isfinite(xs) & (xs > 0)])
     axis = getattr(ax, f"{which}axis")
@@ -146,15 +146,15 @@ def _mean_ci(values: pd.Series, n_boot: int = 400) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _ci_low(values: pd.Series) -> float:
+def ci_low(values: pd.Series) -> float:
     return _mean_ci(values)[0]
 
 
-def _ci_high(values: pd.Series) -> float:
+def ci_high(values: pd.Series) -> float:
     return _mean_ci(values)[1]
 
 
-def _y_scale(ax: Any, values: np.ndarray) -> None:
+def y_scale(ax: Any, values: np.ndarray) -> None:
     """Log y only when a positive metric spans more than ~2 decades (losses), else linear."""
     v = values[np.isfinite(values)]
     if len(v) and v.min() > 0 and v.max() / v.min() > 100:
@@ -175,7 +175,7 @@ def plot_sample_complexity(
     n* marked."""
     fig, ax, groups = _figure(table, by)
     for key, style, row in groups:
-        stats = _select(points, key).groupby(x)[y].agg(["mean", _ci_low, _ci_high]).sort_index()
+        stats = _select(points, key).groupby(x)[y].agg(["mean", ci_low, ci_high]).sort_index()
         xs, c = stats.index.to_numpy(float), style["color"]
         n_star = fmt_n(row["n_star"], hi_bound=row["x_max"])
         label = f"{group_label(key)}   n* {n_star if n_star[0] == '>' else '= ' + n_star}"
@@ -189,7 +189,7 @@ def plot_sample_complexity(
             linewidth=1.5,
             label=label,
         )
-        ax.fill_between(xs, stats["_ci_low"], stats["_ci_high"], color=c, alpha=0.13, linewidth=0)
+        ax.fill_between(xs, stats["ci_low"], stats["ci_high"], color=c, alpha=0.13, linewidth=0)
         if row["reached"]:
             ax.plot(
                 [row["n_star"]],
@@ -220,8 +220,8 @@ def plot_sample_complexity(
                 markeredgewidth=1.5,
             )
     ax.axhline(threshold, color="0.35", linestyle="--", linewidth=1.0)
-    _log2_axis(ax, points[x].to_numpy(float))
-    _y_scale(ax, points[y].to_numpy(float))
+    log2_axis(ax, points[x].to_numpy(float))
+    y_scale(ax, points[y].to_numpy(float))
     ax.set_xlabel(x)
     ax.set_ylabel(f"{y} (at the best trial per cell)")
     seeds = points["seed"].nunique()
@@ -307,10 +307,10 @@ def plot_n_star(fit: SlopeFit, table: pd.DataFrame, axis: str, y: str, path: Pat
             label=f"{name}slope {row['slope']:.2f} [{row['slope_lo']:.2f}, "
             f"{row['slope_hi']:.2f}] ({row['n_points']} points, {row['n_censored']} censored)",
         )
-    _log2_axis(ax, table[axis].to_numpy(float))
+    log2_axis(ax, table[axis].to_numpy(float))
     shown = np.r_[table[est], table["x_min"], table["x_max"]].astype(float)
     shown = shown[np.isfinite(shown) & (shown > 0)]
-    _log2_axis(
+    log2_axis(
         ax,
         2.0 ** np.arange(np.floor(np.log2(shown.min())), np.log2(shown.max()) + 1)
         if len(shown)
@@ -369,7 +369,7 @@ def plot_scaling_law(
             )
             label += (
                 f"α={row['alpha']:.2f} [{row['alpha_lo']:.2f}, {row['alpha_hi']:.2f}], "
-                f"E={row['E']:.3g}" + (" (α at bound)" if alpha_at_bound(row) else "")
+                f"E={row['E']:.3g}" + (f"  [{row['fit_flag']}]" if row["fit_flag"] else "")
             )
         else:
             label += "too few points to fit"
@@ -392,7 +392,7 @@ def plot_scaling_law(
                 label=label,
             )
         )
-    _log2_axis(ax, points[x].to_numpy(float))
+    log2_axis(ax, points[x].to_numpy(float))
     _log10_y(ax)
     ax.set_xlabel(x)
     ax.set_ylabel(y)
@@ -401,6 +401,16 @@ def plot_scaling_law(
         "band = 90% bootstrap over seeds",
         fontsize=9,
     )
+    if table["fit_flag"].astype(bool).any():
+        ax.text(
+            0.0,
+            -0.16,
+            "Flagged fits [in brackets]: α at a bound or a poor fit; do not read α off them.",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+            color="firebrick",
+        )
     return save_png(fig, ax, path, handles)
 
 

@@ -24,10 +24,10 @@ import yaml
 from orchestrator.answers.curves import seed_points
 from orchestrator.answers.tables import format_value, markdown_table
 from orchestrator.answers.write import CURVES_DIR, write_sweep_curves
-from orchestrator.spec.plan import SWEEP_FILE, SweepPlan, load_plan
-from orchestrator.spec.schema import SpecError
+from orchestrator.spec.plan import SweepPlan, load_plan
+from orchestrator.spec.schema import SpecError, spec_as_run
 from orchestrator.store.parquet_io import read_table, reading
-from orchestrator.store.results import STATUSES, TRIALS_FILE, load_metrics, load_trials
+from orchestrator.store.results import STATUSES, TRIALS_FILE, load_metrics, load_trials, sweep_span
 
 _PLOT_ORDER = ("sample_complexity_", "n_star_vs_", "scaling_law_")
 
@@ -119,14 +119,19 @@ def _compute(sweep: Sweep) -> list[str]:
         f"- epochs trained: {int(t['epochs'].sum()):,} of {len(t) * sweep.plan.epochs:,} "
         "if every recorded trial had run to the end",
     ]
-    start, end = sweep.root / SWEEP_FILE, sweep.root / TRIALS_FILE
-    if start.exists():
-        wall = end.stat().st_mtime - start.stat().st_mtime
+    if (wall := _wall(sweep)) is not None:
         lines.append(
             f"- wall: {wall:,.0f} s from the sweep's start to its last recorded trial "
             "(includes any time a stopped driver was down)"
         )
     return lines + [""]
+
+
+def _wall(sweep: Sweep) -> float | None:
+    """Seconds from the sweep's start to its last recorded trial (see :func:`sweep_span`)."""
+    ended_at = sweep.trials["ended_at"] if "ended_at" in sweep.trials else ()
+    started, ended = sweep_span(sweep.root, sweep.plan, ended_at)
+    return None if started is None or ended is None else ended - started
 
 
 def _values(sweep: Sweep) -> list[str]:
@@ -202,9 +207,10 @@ def sweep_markdown(sweep: Sweep, image: Callable[[Path], str]) -> list[str]:
             text = summary.read_text()
         lines += _demoted(text) + _missing_slopes(sweep)
     lines += _values(sweep) + _compute(sweep)
-    # Leaf lists on one line and unicode kept: a spec a person can read; the question is above.
+    # Only the values the sweep used, leaf lists on one line and unicode kept: a spec a person can
+    # read; the question is above.
     spec_text = yaml.safe_dump(
-        spec.model_dump(mode="json", exclude={"description"}),
+        {k: v for k, v in spec_as_run(spec).items() if k != "description"},
         sort_keys=False,
         allow_unicode=True,
         default_flow_style=None,

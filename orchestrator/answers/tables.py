@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from orchestrator.answers.curves import ALPHA_MAX, SLOPE_COLUMNS, SlopeFit, alpha_at_bound
+from orchestrator.answers.curves import ALPHA_MAX, POOR_FIT_RMSE_LOG, SLOPE_COLUMNS, SlopeFit
 from orchestrator.spec.cells import format_value
 
 __all__ = [
@@ -71,7 +71,7 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
     return table.to_dict("records")
 
 
-def _with_ci(v: float, lo: float, hi: float, x_min: float, x_max: float) -> str:
+def with_ci(v: float, lo: float, hi: float, x_min: float, x_max: float) -> str:
     f = lambda u: fmt_n(u, lo_bound=x_min, hi_bound=x_max)  # noqa: E731
     return f"{f(v)} [{f(lo)}, {f(hi)}]"
 
@@ -84,8 +84,8 @@ def sample_complexity_markdown(
     rows = [
         [
             *(format_value(r[b]) for b in by),
-            _with_ci(r["n_star"], r["n_star_lo"], r["n_star_hi"], r["x_min"], r["x_max"]),
-            _with_ci(
+            with_ci(r["n_star"], r["n_star_lo"], r["n_star_hi"], r["x_min"], r["x_max"]),
+            with_ci(
                 r["n_star_smooth"],
                 r["n_star_smooth_lo"],
                 r["n_star_smooth_hi"],
@@ -128,7 +128,8 @@ def slope_markdown(fit: SlopeFit, axis: str) -> list[str]:
 def scaling_law_markdown(
     table: pd.DataFrame, x: str, y: str, by: Sequence[str], at: str
 ) -> list[str]:
-    """α, A, E with CIs and the fit's rms log residual, one row per group."""
+    """α, A, E with CIs, the fit's rms log residual and its flag, one row per group; a flagged fit's α
+    is marked † and explained below the table."""
 
     def ci(r: dict[str, Any], name: str, f: str) -> str:
         return f"{r[name]:{f}} [{r[name + '_lo']:{f}}, {r[name + '_hi']:{f}}]"
@@ -137,26 +138,30 @@ def scaling_law_markdown(
     rows = [
         [
             *(format_value(r[b]) for b in by),
-            ci(r, "alpha", ".3f") + " †" * alpha_at_bound(r),
+            ci(r, "alpha", ".3f") + " †" * bool(r["fit_flag"]),
             ci(r, "A", ".3g"),
             ci(r, "E", ".3g"),
             f"{r['rmse_log']:.3f}",
             str(int(r["n_points"])),
+            r["fit_flag"] or ("ok" if np.isfinite(r["alpha"]) else "too few points"),
         ]
         for r in records
     ]
-    flagged = any(alpha_at_bound(r) for r in records if np.isfinite(r["alpha"]))
+    header = [*by, "α [CI]", "A [CI]", "E [CI]", "rms log resid.", "points", "fit"]
     return [
         f"## Scaling law: {y} = A·{x}^(-α) + E ({at} epoch)",
         "",
-        *markdown_table([*by, "α [CI]", "A [CI]", "E [CI]", "rms log resid.", "points"], rows),
+        *markdown_table(header, rows),
         *(
             [
-                f"† α at its bound (0 or {ALPHA_MAX:g}): not a power law plus a constant on this "
-                "range; read α as 'flat' or 'faster than any power' and check the plot.",
+                f"† a flagged fit (column fit): α at a bound (0 or {ALPHA_MAX:g}) is not a power "
+                "law plus a constant on this range (read α as 'flat' or 'faster than any power'); a "
+                "CI at a bound is cut by it, not by the data; a poor fit (rms log residual > "
+                f"{POOR_FIT_RMSE_LOG:g}) misses the seed means by more than their scatter. Check the "
+                "plot before reading α.",
                 "",
             ]
-            if flagged
+            if any(r["fit_flag"] for r in records)
             else []
         ),
     ]

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from orchestrator.spec.columns import short
-from trainables.keys import closest
+from trainables.keys import suggest
 
 _TAG_WORDS = {"bool": "a boolean", "int": "an integer", "float": "a number", "str": "a string"}
 _WORD_ORDER = ["a number", "an integer", "a string", "a boolean", "a mapping"]
@@ -96,10 +96,7 @@ def _line(error: ErrorDetails, path: list[Any], model: type[BaseModel]) -> str:
     loc = ".".join(map(str, path))
     kind, msg = error["type"], error["msg"].removeprefix("Value error, ")
     if kind == "extra_forbidden":
-        fields = _fields_at(model, path[:-1])
-        guess = closest(str(path[-1]), fields)
-        hint = f"did you mean {guess!r}?" if guess else f"expected one of {fields}"
-        return f"{loc}: unknown key; {hint}"
+        return f"{loc}: unknown key; {suggest(str(path[-1]), _fields_at(model, path[:-1]))}"
     if kind == "missing" and isinstance(path[-1], int):  # a tuple's item: [low] for [low, high]
         return f"{'.'.join(map(str, path[:-1]))}: expected more items (got {short(error['input'])})"
     if kind == "missing":

@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from orchestrator.spec.asha_fit import fit_asha
 from orchestrator.spec.cells import Cell, expand
 from orchestrator.spec.packs import pack_config, pack_size
 from orchestrator.spec.schema import CommandSpec, SpecError, SweepSpec, load_spec, parse_spec
@@ -43,7 +44,7 @@ class SweepPlan:
     def pack_sizes(self) -> dict[str, int]:
         """Members per Tune trial, by cell key (1: unpacked). Sized when first needed: sizing "auto" packs
         builds each cell's model, which imports torch, and validating a spec needs neither."""
-        probe = _probe(self.spec)
+        probe = representative_params(self.spec)
         return {
             cell.key: pack_size(
                 self.trainable,
@@ -156,6 +157,14 @@ def sweep_record(path: Path, spec: SweepSpec) -> dict[str, Any]:
     return record
 
 
+def sweep_key(root: Path, spec: SweepSpec) -> str:
+    """The sweep's identity: the id in ``sweep.json``, which a copied or moved results directory keeps
+    (Tune's objects find their driver by it, MLflow its runs); the directory's path for a sweep started
+    before ids were written."""
+    stored = sweep_record(root / SWEEP_FILE, spec)
+    return str(stored.get("id") or root.resolve())
+
+
 def find_trainable(spec: SweepSpec, directory: Path) -> Trainable:
     """The spec's trainable: a command, or a name / module:function looked up from ``directory``, the working
     directory, then sys.path. Raises ConfigError on the key ``trainable``."""
@@ -180,7 +189,7 @@ def plan_sweep(
         raise SpecError(f"{source}: {err.key}: {err.expected}") from None
     _check_each_value(spec, trainable, source)
     cells = expand(spec.axes)
-    probe = _probe(spec)
+    probe = representative_params(spec)
     modes: dict[str, Mode] | None = {}
     epochs = 0
     curves: dict[str, str] = {}
@@ -221,20 +230,12 @@ def plan_sweep(
         spec = spec.model_copy(
             update={"metric": spec.metric.model_copy(update={"mode": modes[spec.metric.name]})}
         )
-    asha = spec.scheduler.asha
-    if asha is not None:
-        epochs = asha.max_t or epochs
-        if epochs < 1:
-            raise SpecError(
-                f"{source}: scheduler.asha.max_t: expected an integer ≥ 1 "
-                f"({trainable.name} has no {trainable.horizon!r} to default it to)"
-            )
-        if asha.grace_period > epochs:
-            raise SpecError(f"{source}: scheduler.asha.grace_period: expected ≤ max_t ({epochs})")
+    if spec.scheduler.asha is not None:
+        spec, epochs = fit_asha(spec, epochs, _where(spec, trainable.horizon), trainable, source)
     return SweepPlan(spec, trainable, cells, modes, epochs, requested, directory, ref)
 
 
-def _probe(spec: SweepSpec) -> dict[str, Any]:
+def representative_params(spec: SweepSpec) -> dict[str, Any]:
     """A value of each searched hyper-parameter: what a cell's configs are checked (and sized) with."""
     return {name: p.representative() for name, p in spec.search.space.items()}
 
@@ -244,7 +245,7 @@ def _check_each_value(spec: SweepSpec, trainable: Trainable, source: str) -> Non
     the first cell's config: a value the trainable refuses fails here, naming its field, however rarely
     a sample would draw it, for the sum of the lists' lengths rather than their product."""
     first = expand({name: values[:1] for name, values in spec.axes.items()})[0]
-    base = trainable_config(spec, plan_config(spec, first, _probe(spec)))
+    base = trainable_config(spec, plan_config(spec, first, representative_params(spec)))
     hidden = spec.variants.axis if spec.variants else None  # each variant: with every other cell
     varied = [(n, v) for n, values in spec.axes.items() if n != hidden for v in values[1:]]
     varied += [(name, v) for name, p in spec.search.space.items() for v in p.extremes()]

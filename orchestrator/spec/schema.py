@@ -10,12 +10,21 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.spec import yamlfile
 from orchestrator.spec.adaptive import adaptive_grid, max_probes
 from orchestrator.spec.columns import INT64, Scalar, one_type
 from orchestrator.spec.messages import format_validation_error
+from trainables.keys import suggest
 
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "logint", "choice")
 IntRange = tuple[int, int]
@@ -236,6 +245,16 @@ class SweepSpec(_Strict):
     limits: LimitsSpec = LimitsSpec()
     adaptive: AdaptiveSpec | None = None  # filled in from an axis written {adaptive: {...}}
     variants: VariantsSpec | None = None  # filled in from an axis written {variants: {...}}
+    _overrides: tuple[str, ...] = PrivateAttr(())  # the --set assignments it was loaded with
+
+    def override_of(self, field: str) -> str | None:
+        """The ``--set`` that gave ``field`` (``fixed.epochs``) its value, directly or by setting a mapping
+        above it; None for a value from the file or a default. A value typed last is the user's latest word."""
+        for assignment in reversed(self._overrides):
+            path = assignment.partition("=")[0]
+            if field == path or field.startswith(f"{path}."):
+                return assignment
+        return None
 
     @model_validator(mode="before")
     @classmethod
@@ -411,7 +430,7 @@ class SweepSpec(_Strict):
             ]:
                 if name not in self.axes:
                     raise ValueError(
-                        f"curves.{i}.{field}: {name!r} is not an axis; expected one of {list(self.axes)}"
+                        f"curves.{i}.{field}: {name!r} is not an axis; {suggest(str(name), self.axes)}"
                     )
         return self
 
@@ -511,9 +530,35 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
         if not isinstance(raw, dict):
             break
         set_override(raw, assignment)
-    return parse_spec(raw, str(path))
+    spec = parse_spec(raw, str(path))
+    spec._overrides = tuple(overrides)
+    return spec
 
 
 def dump_spec(spec: SweepSpec) -> str:
     """The spec as run, defaults included, for ``results/<name>/spec.yaml``."""
     return yamlfile.dump(spec.model_dump(mode="json", exclude_none=False))
+
+
+def spec_as_run(spec: SweepSpec) -> dict[str, Any]:
+    """The spec as run for a reader: every value the sweep used, defaults included, without the fields
+    that say nothing. A None that is also its field's default is such a field (a Param's four unused
+    distributions, an unset max_t); a None that replaces a default (``tracking_uri: null``: no MLflow)
+    is kept, as it is what the sweep did."""
+    return _used(spec, spec.model_dump(mode="json"))
+
+
+def _used(value: Any, dumped: Any) -> Any:
+    """``dumped`` (``value`` dumped as JSON) without the fields :func:`spec_as_run` leaves out."""
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        return {
+            name: _used(getattr(value, name), item)
+            for name, item in dumped.items()
+            if not (item is None and fields[name].default is None)
+        }
+    if isinstance(value, dict):
+        return {k: _used(v, d) for (k, d), v in zip(dumped.items(), value.values())}
+    if isinstance(value, list | tuple):
+        return [_used(v, d) for v, d in zip(value, dumped)]
+    return dumped

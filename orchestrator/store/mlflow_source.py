@@ -1,10 +1,11 @@
 """A sweep's results read back from MLflow: the same ``trials`` and ``metrics`` tables as Parquet.
 
 For ``scalesweep curves DIR --from-mlflow URI``: curves from what the tracking server holds, the
-runs of the sweep whose parent run is tagged with DIR. The tables are built through the Parquet
-schemas (:func:`results.trials_schema`, :func:`results.metrics_schema`), so column names and types
-match ``load_trials``/``load_metrics`` and the fitted curves are identical. What MLflow does not
-hold exactly: ``seconds`` is the run's wall time (Parquet: the trial's own), ``error`` its tag.
+runs of the sweep whose parent run is tagged with the id in DIR's ``sweep.json`` (wherever DIR was
+copied or moved). The tables are built through the Parquet schemas (:func:`results.trials_schema`,
+:func:`results.metrics_schema`), so column names and types match ``load_trials``/``load_metrics``
+and the fitted curves are identical. What MLflow does not hold exactly: ``seconds`` is the run's wall
+time (Parquet: the trial's own), ``ended_at`` its end, ``error`` its tag.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from orchestrator.spec.cells import expand
-from orchestrator.spec.plan import SweepPlan
+from orchestrator.spec.plan import SweepPlan, sweep_key
 from orchestrator.spec.schema import SpecError, SweepSpec
 from orchestrator.store.results import STATUSES, metrics_schema, trials_schema
-from orchestrator.store.tracking import client_env, find_sweep_run, trial_runs
+from orchestrator.store.tracking import SWEEP_ID_TAG, client_env, find_sweep_run, trial_runs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,6 +91,7 @@ def _trial_rows(
         epochs=steps[-1] if steps else 0,
         error=tags.get("error"),
         seconds=(end - run.info.start_time) / 1000,
+        ended_at=end / 1000,
     )
     for metric, mode in plan.modes.items():
         series = history.get(metric, {})
@@ -113,10 +115,13 @@ def load_from_mlflow(
     """(trials, metrics) of the sweep in ``root`` from its MLflow runs: finished trials only, as in Parquet."""
     name = plan.spec.name
     client, experiment_id = connect(uri, name)
-    parent = find_sweep_run(client, experiment_id, str(root.resolve())) if experiment_id else None
+    key = sweep_key(root, plan.spec)
+    parent = None
+    if experiment_id:
+        parent = find_sweep_run(client, experiment_id, key, str(root.resolve()))
     if parent is None:
         raise SpecError(
-            f"{uri}: no run of experiment {name!r} is tagged scalesweep.sweep_dir={root.resolve()}; "
+            f"{uri}: no run of experiment {name!r} is tagged {SWEEP_ID_TAG}={key}; "
             f"backfill it with `scalesweep sync-mlflow {root} --tracking-uri {uri}`"
         )
     cells = {c.key: c.values for c in expand(plan.spec.axes)}

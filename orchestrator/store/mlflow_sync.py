@@ -3,7 +3,9 @@
 When the tracking server was unreachable at the start of a sweep or died during it, the sweep went
 on and Parquet holds every trial; this writes what MLflow lacks in exactly the layout the live
 :class:`tracking.Tracker` writes (it reuses its functions): the parent run, one nested run per
-trial (keyed by the ``trial_id`` tag), the metric steps a run misses, the final status, the curves.
+trial (keyed by the ``trial_id`` tag), the metric steps a run misses, the final status, the curves
+and the answers. The parent run is found by the sweep's id, so a copied or moved results directory
+syncs into the runs its original wrote.
 
 Idempotent: a terminated trial run whose status tag equals the Parquet status is complete (the
 tracker and this sync tag the status after logging every metric, and terminate the run last); for
@@ -19,14 +21,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.spec.cells import expand
-from orchestrator.spec.plan import plan_config
+from orchestrator.spec.plan import plan_config, sweep_key
 from orchestrator.spec.schema import SpecError, SweepSpec, load_spec
 from orchestrator.store.lock import DriverLock
+from orchestrator.store.mlflow_answers import CURVES_DIR
 from orchestrator.store.mlflow_source import connect, metric_histories
 from orchestrator.store.results import read_metrics, read_trials
 from orchestrator.store.tracking import (
     end_trial_run,
     epoch_metrics,
+    finish_sweep_run,
     log_metrics,
     log_params,
     open_sweep_run,
@@ -113,16 +117,17 @@ def _metric_rows(root: Path) -> dict[str, list[dict[str, Any]]]:
     return grouped
 
 
-def _finish_parent(client: "MlflowClient", run_id: str, root: Path, report: SyncReport) -> None:
+def _finish_parent(
+    client: "MlflowClient", run_id: str, root: Path, spec: SweepSpec, report: SyncReport
+) -> None:
     """The curves as the parent's artifacts if it has none (the tracker logs them at the very end),
-    and the parent marked finished: no driver holds the sweep."""
-    curves = root / "curves"
-    if curves.is_dir() and not client.list_artifacts(run_id, "curves"):
+    then its answers, and the parent marked finished: no driver holds the sweep."""
+    curves = root / CURVES_DIR
+    if curves.is_dir() and not client.list_artifacts(run_id, CURVES_DIR):
         for path in sorted(p for p in curves.iterdir() if p.is_file()):
-            client.log_artifact(run_id, str(path), "curves")
+            client.log_artifact(run_id, str(path), CURVES_DIR)
             report.artifacts_logged += 1
-    if client.get_run(run_id).info.status != "FINISHED":
-        client.set_terminated(run_id, "FINISHED")
+    report.metrics_logged += finish_sweep_run(client, run_id, root, spec.axes, "FINISHED")
 
 
 def sync_mlflow(root: Path, tracking_uri: str | None = None) -> SyncReport:
@@ -148,7 +153,12 @@ def sync_mlflow(root: Path, tracking_uri: str | None = None) -> SyncReport:
     report = SyncReport(spec.name, uri, len(trials))
     client, _ = connect(uri, spec.name)
     experiment_id, parent, _ = open_sweep_run(
-        client, spec.name, str(root.resolve()), spec_file, sweep_params(spec)
+        client,
+        spec.name,
+        sweep_key(root, spec),
+        str(root.resolve()),
+        spec_file,
+        sweep_params(spec),
     )
     runs = trial_runs(client, experiment_id, parent)
     cells = {c.key: c for c in expand(spec.axes)}
@@ -185,5 +195,5 @@ def sync_mlflow(root: Path, tracking_uri: str | None = None) -> SyncReport:
         report.metrics_logged += len(missing)
         end_trial_run(client, run_id, row["status"], row["error"])
         report.runs_completed += 1
-    _finish_parent(client, parent, root, report)
+    _finish_parent(client, parent, root, spec, report)
     return report

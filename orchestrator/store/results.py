@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from orchestrator.spec.cells import cell_key
-from orchestrator.spec.plan import SweepPlan
+from orchestrator.spec.plan import SWEEP_FILE, SweepPlan, sweep_record
 from orchestrator.store.parquet_io import (
     RESTORE,
     DamagedFile,
@@ -86,6 +86,8 @@ def trials_schema(plan: SweepPlan, metrics: Iterable[str]) -> pa.Schema:
         pa.field("status", pa.string()),
         pa.field("epochs", pa.int64()),
         pa.field("seconds", pa.float64()),
+        # Unix time the trial was recorded: wall times that a copy, which resets mtimes, keeps
+        pa.field("ended_at", pa.float64()),
     ]
     fields += [pa.field(f"{kind}_{m}", pa.float64()) for m in metrics for kind in ("final", "best")]
     fields += [pa.field("error", pa.string())]
@@ -215,7 +217,11 @@ class ResultsWriter:
         row.update({p: config.get(p) for p in self._plan.spec.search.space})
         last = epochs[max(epochs)] if epochs else None
         row.update(
-            status=status, epochs=max(epochs) if epochs else 0, seconds=float(seconds), error=error
+            status=status,
+            epochs=max(epochs) if epochs else 0,
+            seconds=float(seconds),
+            ended_at=time.time(),
+            error=error,
         )
         for metric, mode in self.modes.items():
             series = [
@@ -410,3 +416,23 @@ def load_metrics(root: str | Path) -> "pd.DataFrame":
 
     table = read_metrics(root)
     return table.to_pandas() if table is not None else pd.DataFrame()
+
+
+def sweep_span(
+    root: Path, plan: SweepPlan, ended_at: Iterable[Any]
+) -> tuple[float | None, float | None]:
+    """When the sweep started and when its last trial was recorded (``ended_at``: the trials' column), from
+    the times it recorded (``started`` in sweep.json, each trial's ``ended_at``), so that a copied results
+    directory reports what the original does; a sweep written before those were recorded falls back on its
+    files' mtimes. None for what is unknown (no sweep.json, no trial recorded)."""
+    start = root / SWEEP_FILE
+    if not start.exists():
+        return None, None
+    started = sweep_record(start, plan.spec).get("started")
+    if not isinstance(started, (int, float)):
+        started = start.stat().st_mtime
+    times = [float(t) for t in ended_at if t is not None and t == t]
+    if times:
+        return float(started), max(times)
+    trials = root / TRIALS_FILE
+    return float(started), (trials.stat().st_mtime if trials.exists() else None)

@@ -5,8 +5,10 @@ Measured with MLflow 3 on sqlite: one ``log_metric`` per value manages ~280 valu
 driver only enqueues and this thread batches. Parquet is the source of truth: if the tracking
 server cannot be reached, the sweep goes on, we warn once, and the runs can be backfilled later.
 
-Layout: experiment = sweep name; one parent run per sweep (tag ``scalesweep.sweep_dir``); one
-nested run per trial (tags ``trial_id``, ``cell``, ``status``; params = the trial's config;
+Layout: experiment = sweep name; one parent run per sweep, found by its tag ``scalesweep.sweep_id``
+(the id in ``sweep.json``, which a copied or moved results directory keeps; ``scalesweep.sweep_dir``
+says where it was written), ending with the sweep's answers as metrics and tags (``mlflow_answers``);
+one nested run per trial (tags ``trial_id``, ``cell``, ``status``; params = the trial's config;
 metrics per epoch: the mean over seeds as ``<metric>`` and each seed as ``<metric>/seed_<k>``).
 The module-level functions below write and find that layout; ``mlflow_sync`` and ``mlflow_source``
 reuse them, so the live tracker, the backfill and the reader agree by construction.
@@ -20,9 +22,11 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from orchestrator.store.mlflow_answers import sweep_answers
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -34,7 +38,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BATCH = 1000  # MLflow's log_batch limit on metrics per call
-PARAMS_PER_BATCH = 100
+PARAMS_PER_BATCH = 100  # and on params and tags
+SWEEP_ID_TAG, SWEEP_DIR_TAG = "scalesweep.sweep_id", "scalesweep.sweep_dir"
 STALL_S = 15.0  # at the sweep's end, how long a tracking server may leave a call unanswered
 _RUN_STATUS = {
     "completed": "FINISHED",
@@ -78,50 +83,84 @@ def client_env() -> None:
         os.environ.setdefault(name, value)
 
 
+def _log_batches(client: "MlflowClient", run_id: str, size: int, **items: list[Any]) -> None:
+    """``log_batch`` in chunks of ``size``, the most MLflow takes per call; one kind of item."""
+    ((kind, values),) = items.items()
+    for i in range(0, len(values), size):
+        client.log_batch(run_id, **{kind: values[i : i + size]})
+
+
 def log_params(client: "MlflowClient", run_id: str, params: Mapping[str, Any]) -> None:
     """Params as text in batches of :data:`PARAMS_PER_BATCH` (MLflow's limit per ``log_batch``)."""
     from mlflow.entities import Param
 
     items = [Param(k, str(v)[:6000]) for k, v in params.items()]
-    for i in range(0, len(items), PARAMS_PER_BATCH):
-        client.log_batch(run_id, params=items[i : i + PARAMS_PER_BATCH])
+    _log_batches(client, run_id, PARAMS_PER_BATCH, params=items)
 
 
 def log_metrics(client: "MlflowClient", run_id: str, metrics: list["Metric"]) -> None:
     """Metrics in batches of :data:`BATCH`: one value per call is 30× slower."""
-    for i in range(0, len(metrics), BATCH):
-        client.log_batch(run_id, metrics=metrics[i : i + BATCH])
+    _log_batches(client, run_id, BATCH, metrics=metrics)
 
 
-def find_sweep_run(client: "MlflowClient", experiment_id: str, sweep_dir: str) -> "Run | None":
-    """The parent run of the sweep whose results are in ``sweep_dir`` (an absolute path)."""
-    found = client.search_runs(
-        [experiment_id], filter_string=f"tags.`scalesweep.sweep_dir` = '{sweep_dir}'", max_results=1
-    )
-    return found[0] if found else None
+def find_sweep_run(
+    client: "MlflowClient", experiment_id: str, sweep_id: str, sweep_dir: str
+) -> "Run | None":
+    """The parent run tagged with the sweep's id; else one written before parent runs carried ids:
+    tagged with the sweep's directory ``sweep_dir`` (an absolute path) and with no id."""
+    for tag, value in ((SWEEP_ID_TAG, sweep_id), (SWEEP_DIR_TAG, sweep_dir)):
+        for run in client.search_runs([experiment_id], filter_string=f"tags.`{tag}` = '{value}'"):
+            if run.data.tags.get(SWEEP_ID_TAG, sweep_id) == sweep_id:
+                return run
+    return None
 
 
 def open_sweep_run(
     client: "MlflowClient",
     experiment: str,
+    sweep_id: str,
     sweep_dir: str,
     spec_file: Path,
     params: Mapping[str, Any],
 ) -> tuple[str, str, bool]:
     """(experiment id, parent run id, created): the sweep's parent run, created with its params and
-    spec artifact only if no run is tagged with this ``sweep_dir`` yet (a resume or a backfill)."""
+    spec artifact only if MLflow has none for ``sweep_id`` yet (else a resume, a backfill or a copy);
+    one found by its directory alone is tagged with the id, so that its copies find it too."""
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    if (existing := find_sweep_run(client, experiment_id, sweep_dir)) is not None:
+    if (existing := find_sweep_run(client, experiment_id, sweep_id, sweep_dir)) is not None:
+        if SWEEP_ID_TAG not in existing.data.tags:
+            client.set_tag(existing.info.run_id, SWEEP_ID_TAG, sweep_id)
         return experiment_id, existing.info.run_id, False
     run = client.create_run(
         experiment_id,
         run_name=experiment,
-        tags={"scalesweep.sweep_dir": sweep_dir, "scalesweep.kind": "sweep"},
+        tags={SWEEP_ID_TAG: sweep_id, SWEEP_DIR_TAG: sweep_dir, "scalesweep.kind": "sweep"},
     )
     log_params(client, run.info.run_id, params)
     client.log_artifact(run.info.run_id, str(spec_file))
     return experiment_id, run.info.run_id, True
+
+
+def finish_sweep_run(
+    client: "MlflowClient", run_id: str, root: Path, axes: Collection[str], status: str
+) -> int:
+    """End the sweep's parent run with ``status``, its answers logged first (``mlflow_answers``, read
+    from ``root``): only the values the run does not hold yet, so a second sync logs nothing. Returns
+    the number of metric values logged."""
+    from mlflow.entities import Metric, RunTag
+
+    answers, run = sweep_answers(root, axes), client.get_run(run_id)
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(k, v, now, 0) for k, v in answers.metrics.items() if run.data.metrics.get(k) != v
+    ]
+    log_metrics(client, run_id, metrics)
+    tags = [RunTag(k, v) for k, v in answers.tags.items() if run.data.tags.get(k) != v]
+    _log_batches(client, run_id, PARAMS_PER_BATCH, tags=tags)
+    if run.info.status != status:
+        client.set_terminated(run_id, status)
+    return len(metrics)
 
 
 def trial_runs(client: "MlflowClient", experiment_id: str, parent_run_id: str) -> dict[str, "Run"]:
@@ -177,10 +216,9 @@ def end_trial_run(client: "MlflowClient", run_id: str, status: str, error: str |
 class Tracker:
     """Enqueue-only API for the driver; one daemon thread owns the MLflow client."""
 
-    def __init__(self, uri: str, experiment: str, sweep_dir: Path) -> None:
+    def __init__(self, uri: str, spec: "SweepSpec", root: Path, sweep_id: str) -> None:
         self.uri = uri
-        self._experiment = experiment
-        self._sweep_dir = str(sweep_dir.resolve())
+        self._spec, self._root, self._sweep_id = spec, root, sweep_id
         client_env()
         self._queue: queue.Queue[tuple] = queue.Queue()
         self._runs: dict[str, str] = {}  # trial id -> MLflow run id
@@ -258,7 +296,12 @@ class Tracker:
 
         self._client = MlflowClient(tracking_uri=self.uri)
         self._experiment_id, self.parent_run_id, created = open_sweep_run(
-            self._client, self._experiment, self._sweep_dir, spec_file, params
+            self._client,
+            self._spec.name,
+            self._sweep_id,
+            str(self._root.resolve()),
+            spec_file,
+            params,
         )
         if not created:  # a resumed sweep: restored trials log into the runs they already have
             self._client.update_run(self.parent_run_id, status="RUNNING")
@@ -303,4 +346,4 @@ class Tracker:
         for trial_id in list(self._pending):
             self._flush(trial_id)
         if self.parent_run_id is not None:
-            self._client.set_terminated(self.parent_run_id, status)
+            finish_sweep_run(self._client, self.parent_run_id, self._root, self._spec.axes, status)

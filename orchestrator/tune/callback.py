@@ -10,9 +10,11 @@ from typing import Any
 
 from ray.tune import Callback
 from ray.tune.experiment import Trial
+from ray.tune.progress_reporter import TrialProgressCallback
 
 from orchestrator.store.checkpoints import delete_checkpoints
 from orchestrator.store.tracking import epoch_metrics
+from orchestrator.tune import timeline
 from orchestrator.tune.driver import DriverSinks, attached
 from orchestrator.tune.packing import Member, member_reports
 from trainables import EARLIER, ROWS
@@ -26,6 +28,14 @@ def _error_line(trial: Trial) -> str:
     return lines[-1] if lines else "trial failed (no error message recorded)"
 
 
+class QuietTrialProgress(TrialProgressCallback):
+    """Tune's per-trial console lines, silenced: the progress display is the sweep's one voice on the
+    console. Given to Tune, so that it adds no printing one of its own (it does even at verbose=0)."""
+
+    def _print(self, msg: str) -> None:
+        pass
+
+
 class SweepCallback(Callback):
     def __init__(self, key: str) -> None:
         self._key = key
@@ -37,6 +47,7 @@ class SweepCallback(Callback):
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
+        timeline.trial_started(trial.trial_id)
         s = self.sinks
         cell, members = s.pack(trial)
         for member in members:
@@ -44,7 +55,7 @@ class SweepCallback(Callback):
                 member.trial_id not in s.writer.finished
             ):  # a pack restored after some members were recorded
                 s.writer.trial_running(member.trial_id, cell)
-                s.progress.trial_started(member.trial_id, cell)
+                s.progress.trial_started(member.trial_id, cell, member.config)
                 if s.tracker:
                     s.tracker.trial_started(member.trial_id, cell, member.config)
 
@@ -68,6 +79,7 @@ class SweepCallback(Callback):
                 if member.trial_id in s.writer.finished:
                     continue
                 s.writer.record_epoch(member.trial_id, own)
+                s.progress.trial_epoch(member.trial_id, own.epoch, own.mean(s.plan.metric))
                 if s.tracker:
                     s.tracker.trial_epoch(member.trial_id, own.epoch, epoch_metrics(own))
         for index in sorted(s.stops.take(trial.trial_id)):  # by the scheduler, at this report
@@ -117,5 +129,6 @@ class SweepCallback(Callback):
         s.progress.trial_finished(row)
 
     def _end(self, trial: Trial) -> None:
+        timeline.trial_ended(trial.trial_id, (trial.last_result or {}).get("pid"))
         delete_checkpoints(trial)
         self.sinks.packs.pop(trial.trial_id, None)

@@ -25,9 +25,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.spec.cells import expand
-from orchestrator.spec.plan import SWEEP_FIELDS, SWEEP_FILE, SweepPlan, load_plan, sweep_record
+from orchestrator.spec.plan import (
+    SWEEP_FIELDS,
+    SWEEP_FILE,
+    SweepPlan,
+    load_plan,
+    sweep_key,
+    sweep_record,
+)
 from orchestrator.spec.probes import sweep_complete
-from orchestrator.spec.schema import SpecError, SweepSpec, dump_spec
+from orchestrator.spec.schema import SpecError, dump_spec
+from orchestrator.tune.logs import library_logs
+from orchestrator.tune.timeline import mark
 
 if TYPE_CHECKING:
     from ray.tune import Tuner
@@ -197,8 +206,10 @@ def run_sweep(
     tracking_uri: str | None = None,
     address: str | None = None,
     resume: bool = False,
+    verbose: bool = False,
 ) -> SweepOutcome:
-    """Start the plan's sweep; with ``resume``, continue it instead if its results directory holds it."""
+    """Start the plan's sweep; with ``resume``, continue it instead if its results directory holds it.
+    The libraries' log lines go to the results directory's driver.log (and the console with ``verbose``)."""
     root = results_dir_for(plan, results_root)
     check_address(address)
     if (root / SWEEP_FILE).exists():
@@ -208,8 +219,13 @@ def run_sweep(
                 f"or remove it to start over"
             )
         _check_unchanged(plan, root)
-        return _execute(plan, root, tracking_uri, address)
-    fingerprint = {**_fingerprint(plan), "directory": str(plan.directory), "id": uuid.uuid4().hex}
+        return _execute(plan, root, tracking_uri, address, verbose)
+    fingerprint = {
+        **_fingerprint(plan),
+        "directory": str(plan.directory),
+        "id": uuid.uuid4().hex,
+        "started": time.time(),  # the report's wall time starts here: a copy resets file mtimes
+    }
     try:
         root.mkdir(parents=True, exist_ok=True)
         (root / "spec.yaml").write_text(dump_spec(plan.spec))
@@ -219,11 +235,11 @@ def run_sweep(
             f"{root}: cannot write the sweep's results here ({err.strerror}); "
             f"expected a writable directory (--results or storage.results)"
         ) from None
-    return _execute(plan, root, tracking_uri, address)
+    return _execute(plan, root, tracking_uri, address, verbose)
 
 
 def resume_sweep(
-    root: Path, tracking_uri: str | None = None, address: str | None = None
+    root: Path, tracking_uri: str | None = None, address: str | None = None, verbose: bool = False
 ) -> SweepOutcome:
     """Continue the sweep in ``root`` after its driver died: Tune's experiment state, the Optuna
     studies, ASHA's rungs (replayed from Parquet) and the results written so far all carry on."""
@@ -235,18 +251,11 @@ def resume_sweep(
     check_address(address)
     plan = load_plan(root)
     _check_unchanged(plan, root)
-    return _execute(plan, root, tracking_uri, address)
-
-
-def sweep_key(root: Path, spec: SweepSpec) -> str:
-    """How this driver's Tune objects find its sinks: the id in ``sweep.json``, which a copied or moved
-    results directory keeps (the directory's path, for a sweep started before ids were written)."""
-    stored = sweep_record(root / SWEEP_FILE, spec)
-    return str(stored.get("id") or root.resolve())
+    return _execute(plan, root, tracking_uri, address, verbose)
 
 
 def _execute(
-    plan: SweepPlan, root: Path, tracking_uri: str | None, address: str | None
+    plan: SweepPlan, root: Path, tracking_uri: str | None, address: str | None, verbose: bool
 ) -> SweepOutcome:
     """One driver's run of a sweep: open the sinks, start Ray, run Tune, then finish the results. A stop
     signal ends it early with Parquet flushed and Tune's state saved (:class:`SweepInterrupted`)."""
@@ -256,27 +265,31 @@ def _execute(
 
     lock = DriverLock(root).acquire()
     try:
-        key = sweep_key(root, plan.spec)
-        sinks = _open_sinks(plan, root, key, tracking_uri)
-        started = time.monotonic()
-        try:
-            _init_ray(address)
-            with catching_stop_signals(stopping_flag(key)) as interrupt:
-                sinks.interrupt = interrupt
-                attach(key, sinks)
-                _fit(plan, key, sinks)
-        except KeyboardInterrupt:
-            interrupt = sinks.interrupt
-            interrupt.signum = interrupt.signum or signal.SIGINT
-        finally:
-            sinks.writer.flush()
-            sinks.progress.close()
-        if sinks.interrupt.signum is not None:
-            _stop(sinks)
-            raise SweepInterrupted(
-                sinks.interrupt.signum, root, len(sinks.writer.finished), plan.spec.most_trials
-            ) from None
-        curve_files = _finish(plan, root, sinks)
+        with library_logs(root, verbose):
+            key = sweep_key(root, plan.spec)
+            sinks = _open_sinks(plan, root, key, tracking_uri)
+            mark("results and MLflow open")
+            started = time.monotonic()
+            try:
+                _init_ray(address)
+                mark("Ray up")
+                with catching_stop_signals(stopping_flag(key)) as interrupt:
+                    sinks.interrupt = interrupt
+                    attach(key, sinks)
+                    _fit(plan, key, sinks)
+                    mark("Tune done")
+            except KeyboardInterrupt:
+                interrupt = sinks.interrupt
+                interrupt.signum = interrupt.signum or signal.SIGINT
+            finally:
+                sinks.writer.flush()
+                sinks.progress.close()
+            if sinks.interrupt.signum is not None:
+                _stop(sinks)
+                raise SweepInterrupted(
+                    sinks.interrupt.signum, root, len(sinks.writer.finished), plan.spec.most_trials
+                ) from None
+            curve_files = _finish(plan, root, sinks)
     finally:
         lock.release()
     return _outcome(plan, root, sinks, time.monotonic() - started, curve_files)
@@ -352,11 +365,18 @@ def _open_sinks(plan: SweepPlan, root: Path, key: str, tracking_uri: str | None)
     spec = plan.spec
     writer = ResultsWriter(plan, root)
     uri = tracking_uri or spec.storage.tracking_uri
-    tracker = Tracker(uri, spec.name, root) if uri else None
+    tracker = Tracker(uri, spec, root, key) if uri else None
     if tracker:
         tracker.start_sweep(root / "spec.yaml", sweep_params(spec))
     progress = Progress(
-        spec.most_trials, spec.samples_per_cell, writer.finished.values(), plan.metric, plan.mode
+        spec.most_trials,
+        spec.samples_per_cell,
+        writer.finished.values(),
+        plan.metric,
+        plan.mode,
+        cells=[cell.key for cell in plan.cells],
+        searched=list(spec.search.space),
+        horizon=plan.epochs,
     )
     studies = Studies(plan, root / "studies")
     studies.catch_up(writer.finished.values())
@@ -429,6 +449,7 @@ def _fresh_tuner(
     from ray import tune
 
     from orchestrator.store.checkpoints import EXPERIMENT
+    from orchestrator.tune.callback import QuietTrialProgress
     from orchestrator.tune.scheduling import CellScheduler
     from orchestrator.tune.search import CellSearcher
 
@@ -448,7 +469,7 @@ def _fresh_tuner(
             storage_path=store.base,
             storage_filesystem=store.fs,
             verbose=0,
-            callbacks=[callback],
+            callbacks=[callback, QuietTrialProgress()],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             # Keep every checkpoint while a trial runs: with num_to_keep, Tune deletes the one its last
             # snapshot points to before the next snapshot, and a driver killed in between cannot restore
@@ -467,12 +488,15 @@ def _finish(plan: SweepPlan, root: Path, sinks: "DriverSinks") -> list[Path]:
     writer.compact()
     complete = sweep_complete(plan, writer.finished.values())  # else keep what a resume needs
     sinks.store.drop_checkpoints(lambda trial_id: complete or trial_id in writer.finished)
+    mark("Parquet compacted")
     failed = all(row["status"] == "errored" for row in writer.finished.values())
     curve_files = [] if failed else write_sweep_curves(plan, root)
+    mark("curves written")
     if sinks.tracker:
         if curve_files:
             sinks.tracker.log_artifacts(curve_files, "curves")
         sinks.tracker.close()
+        mark("MLflow flushed")
     return curve_files
 
 

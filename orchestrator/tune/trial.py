@@ -19,7 +19,6 @@ imports torch only when its trainable does.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from orchestrator.store.statefile import StateFileError, read_state, write_state
 from orchestrator.tune.shipping import Shipped
 from trainables import EARLIER, MEMBERS, ROWS, Report, Reporter, run_trainable
 from trainables.api import StateFn
-from trainables.stacked.process import configure_process
+from trainables.stacked.process import prepare_worker
 
 STATE_FILE = "state.npz"
 LEGACY_STATE_FILE = "state.pkl"  # a pickle, written before state files: never loaded
@@ -204,13 +203,7 @@ def tune_function(settings: TrialSettings) -> Callable[[dict[str, Any]], None]:
 
     def run_trial(config: dict[str, Any]) -> None:
         trainable = settings.trainable.load()
-        trainable.function()  # imports a deferred train, and with it torch if it uses torch
-        if (
-            trainable.stacks_seeds
-        ):  # the stacked core's process tuning; a researcher's is left alone
-            configure_process()
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(threads)
+        prepare_worker(trainable, threads)
         board = settings.stop_board if MEMBERS in config else None
         reporter = TuneReporter(
             settings.checkpoint_every_s,

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trainables.api import Trainable
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters
 _configured = False
@@ -35,3 +39,14 @@ def configure_process(trim_threshold: int = 256 << 20) -> bool:
             mallopt(_M_TRIM_THRESHOLD, trim_threshold)
         )
     return _configured
+
+
+def prepare_worker(trainable: Trainable, threads: int) -> None:
+    """A process about to run ``trainable``'s trials: its train function imported (with torch, if it uses
+    torch), the stacked core's malloc tuning (a researcher's process is left alone) and ``threads`` torch
+    threads: the CPUs a trial holds, so that trials side by side do not oversubscribe the cores."""
+    trainable.function()
+    if trainable.stacks_seeds:
+        configure_process()
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)

@@ -1,0 +1,75 @@
+"""Where a sweep's seconds go (``scalesweep run --profile``): the driver's phases and each trial's start
+and end on its worker, in seconds since the driver process started, written to ``timeline.json`` in the
+results directory. A user waits from the command to its exit; a sweep's own trial timings cannot show
+start-up, the gaps between trials or the exit, and those are what an orchestrator adds.
+
+Off unless enabled: every call is then a no-op, so the driver marks its phases unconditionally.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+TIMELINE_FILE = "timeline.json"
+
+
+class Timeline:
+    """Marks and trial spans against the process's start (its creation time, so imports count)."""
+
+    def __init__(self) -> None:
+        self.origin = psutil.Process(os.getpid()).create_time()
+        self.marks: list[tuple[str, float]] = []
+        self.trials: dict[str, dict[str, Any]] = {}
+
+    def now(self) -> float:
+        return time.time() - self.origin
+
+    def mark(self, name: str) -> None:
+        self.marks.append((name, round(self.now(), 4)))
+
+    def trial_started(self, trial_id: str) -> None:
+        self.trials.setdefault(trial_id, {"start": round(self.now(), 4)})
+
+    def trial_ended(self, trial_id: str, worker: Any) -> None:
+        span = self.trials.setdefault(trial_id, {"start": None})
+        span.update(end=round(self.now(), 4), worker=str(worker))
+
+    def write(self, root: Path) -> Path:
+        path = root / TIMELINE_FILE
+        doc = {"marks": self.marks, "trials": self.trials, "cpus": os.cpu_count()}
+        path.write_text(json.dumps(doc, indent=1))
+        return path
+
+
+_ACTIVE: Timeline | None = None
+
+
+def enable() -> Timeline:
+    global _ACTIVE
+    _ACTIVE = _ACTIVE or Timeline()
+    return _ACTIVE
+
+
+def active() -> Timeline | None:
+    return _ACTIVE
+
+
+def mark(name: str) -> None:
+    if _ACTIVE is not None:
+        _ACTIVE.mark(name)
+
+
+def trial_started(trial_id: str) -> None:
+    if _ACTIVE is not None:
+        _ACTIVE.trial_started(trial_id)
+
+
+def trial_ended(trial_id: str, worker: Any) -> None:
+    if _ACTIVE is not None:
+        _ACTIVE.trial_ended(trial_id, worker)
