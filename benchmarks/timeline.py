@@ -72,7 +72,7 @@ def draw_timeline(doc: dict[str, Any], wall: float, path: Path) -> Path:
     ax.set_ylim(-1, len(workers) + 1)
     ax.set_xlim(0, wall * 1.02)
     ax.set_xlabel("seconds since the command started")
-    ax.set_title(f"{len(spans)} trials, {wall:.1f} s from the command to its exit", fontsize=9)
+    ax.set_title(f"{len(spans)} Tune trials, {wall:.1f} s from the command to its exit", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -52,17 +52,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from orchestrator.tune import timeline
     from orchestrator.tune.run import run_sweep
 
-    if args.profile:
-        timeline.enable().mark("imports done")
-    plan = _plan(args.spec, args.set)
-    timeline.mark("spec planned")
-    outcome = run_sweep(
-        plan, args.results, args.tracking_uri, args.address, args.resume, args.verbose
-    )
-    code = _report(outcome, args.tracking_uri)
-    if profile := timeline.active():
-        profile.mark("answer printed")
-        print(f"  profile: {profile.write(outcome.results_dir)}")
+    with timeline.recording(args.profile) as profile:
+        plan = _plan(args.spec, args.set)
+        timeline.mark("spec planned")
+        outcome = run_sweep(
+            plan, args.results, args.tracking_uri, args.address, args.resume, args.verbose
+        )
+        code = _report(outcome, args.tracking_uri)
+        if profile:
+            profile.mark("answer printed")
+            print(f"  profile: {profile.write(outcome.results_dir)}")
     return code
 
 
@@ -316,5 +315,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def entry() -> None:
+    """The ``scalesweep`` command: :func:`main`, and after a sweep an exit that does not keep the user
+    waiting on teardown (:func:`orchestrator.tune.run.exit_now`)."""
+    code = main()
+    if "orchestrator.tune.run" in sys.modules:
+        from orchestrator.tune.run import exit_now
+
+        exit_now(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -40,12 +40,34 @@ def results(tmp_path_factory: pytest.TempPathFactory, ray_session: None) -> Path
     root = tmp / "results"
     for name, rate in (("fast", 3.0), ("slow", 2.0)):
         spec = {**SPEC, "name": name, "fixed": {**SPEC["fixed"], "rate": rate}}
-        assert (
-            main(["run", str(write_spec(tmp / f"{name}.yaml", spec)), "--results", str(root)]) == 0
-        )
+        profile = ["--profile"] if name == "fast" else []
+        spec_file = str(write_spec(tmp / f"{name}.yaml", spec))
+        assert main(["run", spec_file, "--results", str(root), *profile]) == 0
     (root / "notes").mkdir()
     (root / "notes" / "todo.txt").write_text("not a sweep")
     return root
+
+
+def test_run_profile_writes_the_drivers_phases_in_order_and_each_tune_trials_span(
+    results: Path,
+) -> None:
+    doc = json.loads((results / "fast" / "timeline.json").read_text())
+    names = [name for name, _ in doc["marks"]]
+    assert names == [
+        "imports done",
+        "spec planned",
+        "Ray up, results and MLflow open",
+        "Tune done",
+        "Parquet compacted",
+        "curves written",
+        "answer printed",
+    ]
+    times = [at for _, at in doc["marks"]]
+    assert times == sorted(times) and times[0] > 0
+    spans = list(doc["trials"].values())
+    assert len(spans) == pq.read_table(results / "fast" / "trials.parquet").num_rows
+    assert all(times[2] <= s["start"] < s["end"] <= times[3] and s["worker"] for s in spans)
+    assert not (results / "slow" / "timeline.json").exists(), "only a run with --profile writes one"
 
 
 def _copy(results: Path, sweep: str, to: Path) -> Path:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +52,17 @@ class Timeline:
 _ACTIVE: Timeline | None = None
 
 
-def enable() -> Timeline:
+@contextmanager
+def recording(on: bool) -> Iterator[Timeline | None]:
+    """While a command runs: the timeline every mark goes to (None, and marks are no-ops, unless ``on``)."""
     global _ACTIVE
-    _ACTIVE = _ACTIVE or Timeline()
-    return _ACTIVE
-
-
-def active() -> Timeline | None:
-    return _ACTIVE
+    _ACTIVE = Timeline() if on else None
+    if _ACTIVE is not None:
+        _ACTIVE.mark("imports done")
+    try:
+        yield _ACTIVE
+    finally:
+        _ACTIVE = None
 
 
 def mark(name: str) -> None:
