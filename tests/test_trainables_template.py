@@ -418,7 +418,7 @@ def test_cli_bad_input_exits_2_with_one_line(args: list[str], key: str) -> None:
     out = _cli(*args)
     assert out.returncode == 2 and out.stdout == ""
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {key}: expected")
+    assert len(lines) == 1 and lines[0].startswith(f"error: {key}: ") and "expected" in lines[0]
 
 
 def test_every_model_the_config_accepts_exists_and_every_model_is_accepted() -> None:

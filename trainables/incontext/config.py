@@ -35,7 +35,17 @@ KEYS: Keys = {
         1,
         "micro-batches per step, gradients accumulated: less memory, same step (TART: 4)",
     ),
-    "lr": (float, 1e-4, "Adam learning rate (constant)"),
+    "lr": (float, 1e-4, "Adam learning rate (the peak, after warmup_steps)"),
+    "warmup_steps": (
+        int,
+        0,
+        "steps of linear learning-rate warm-up from lr/warmup_steps to lr (ours; TART: 0)",
+    ),
+    "lr_schedule": (
+        str,
+        "constant",
+        "after the warm-up: constant (TART) or cosine (decays to 0 at the last step; ours)",
+    ),
     "curriculum": (str, "none", "none, tart or garg: d and k grow during training (ours: none)"),
     "curriculum_every": (int, 0, "steps between curriculum increments; 0: the preset's"),
     "seeds": (int, 1, "seeds per member, all trained as one stacked model"),
@@ -56,6 +66,7 @@ CLASSIFICATION = {"linear_regression": False, "logistic_regression": True}
 CHOICES: dict[str, list[str]] = {
     "task": sorted(CLASSIFICATION),
     "curriculum": ["none", *sorted(PRESETS)],
+    "lr_schedule": ["constant", "cosine"],
 }
 
 CHECKS: dict[str, Check] = {
@@ -75,7 +86,7 @@ CHECKS: dict[str, Check] = {
             "n_eval",
         )
     },
-    **{k: at_least(0) for k in ("curriculum_every", "seed", "eval_seed")},
+    **{k: at_least(0) for k in ("curriculum_every", "seed", "eval_seed", "warmup_steps")},
     **{k: at_least(0, strict=True) for k in ("lr", "alpha", "baseline_l2")},
 }
 

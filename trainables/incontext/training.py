@@ -7,7 +7,8 @@ seeds [0, 1, 2] trains each member exactly as three separate S = 1 runs would (u
 order). The evaluation set has its own seed, shared by all members. Sequences are drawn on the CPU, so a
 seed means the same data on every device.
 
-A unit of the loop is one optimizer step (``grad_accum`` micro-batches, gradients accumulated). Reports
+A unit of the loop is one optimizer step (``grad_accum`` micro-batches, gradients accumulated), taken at
+the learning rate ``lr_factor`` gives for that step (``warmup_steps``, ``lr_schedule``). Reports
 every ``eval_every`` steps and at the last, with ``epoch`` = steps completed: ``train_loss`` = the mean
 training loss over the steps since the previous report, the evaluation's means over positions
 (``test_acc``, ``test_loss``, ``oracle_acc``, ``baseline_acc``, or ``test_mse``, ``baseline_mse``), one
@@ -17,6 +18,7 @@ row per (member, seed). The last report's rows add the per-position curves (``co
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,6 +36,20 @@ from .model import GPT2
 from .tasks import TASKS
 
 EVAL_CHUNK = 256  # evaluation sequences per forward pass
+
+
+def lr_factor(step: int, steps: int, warmup: int, schedule: str) -> float:
+    """The multiple of ``lr`` used at (0-based) ``step``: (step + 1) / warmup during the linear warm-up,
+    then 1 (``constant``) or a half cosine from 1 down to 0 after the last step (``cosine``).
+
+    A function of the step alone (and, for ``cosine``, of ``steps``), so a restored trial continues
+    with the same rates, and with ``constant`` a shorter trial is the prefix of a longer one.
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+    return 1.0
 
 
 class Trainer:
@@ -84,9 +100,12 @@ class Trainer:
 
     # -- what the loop asks for -------------------------------------------------------------------
     def steps(self, unit: int) -> Iterator[Step]:
-        """One step on a fresh batch per row at the curriculum's (d, k), in ``grad_accum`` micro-batches."""
+        """One step on a fresh batch per row at the curriculum's (d, k), in ``grad_accum`` micro-batches,
+        at the schedule's learning rate (each row's own ``lr`` times ``lr_factor``)."""
         d_active, k = self.curriculum.at(unit)
         cfg = self.cfg
+        factor = lr_factor(unit, cfg["steps"], cfg["warmup_steps"], cfg["lr_schedule"])
+        self.stack.opt.lr = [lr * factor for lr in self.stack.lr]
         batches = [
             self.task.sample(cfg["batch_size"], k, cfg["d"], d_active, cfg["alpha"], g)
             for g in self.stack.gens
