@@ -41,6 +41,8 @@ class Server:
                 str(self.root / "artifacts"),
             ],
             cwd=self.root,
+            # its job runner (a dozen huey consumer processes) serves features no test uses
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             stdout=subprocess.DEVNULL,
             stderr=open(self.root / "server.log", "a"),
             start_new_session=True,
