@@ -61,9 +61,10 @@ KEYS: Keys = {
     # multiplier m is that identity's effective learning rate (m × lr). With m = 1 (the paper's
     # code default) neither identity moves enough in 1000 steps at lr 1e-3 to matter; the defaults
     # are the multipliers with which the paper's effects reproduce (see docs/science.md, Models).
-    # VO: copy at n = 16 memorises its training symbols within ~3 full-batch steps, after which the
-    # loss (~1e-11) leaves no gradient, so the identity must be large by then: m = 100 lost 1 seed
-    # in 8 at widths 256 and 512, m = 200 lost none of seeds 0-7 at widths 64-512.
+    # VO: copy at n = 16 fits its 16 training symbols within ~3 full-batch steps, after which the
+    # loss (~1e-11) leaves no gradient, so the identity has to be large by then; m = 100 left 1 seed
+    # of 8 failing at widths 256 and 512, m = 200 none at widths 64-512 (per-seed table and the
+    # multipliers tried in docs/science.md, Models).
     "kq_identity_mult": (float, 10.0, "multiplier m of the KQ identity (ours: 10)"),
     "vo_identity_mult": (float, 200.0, "multiplier m of the VO identity (ours: 200)"),
 }
