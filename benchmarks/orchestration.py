@@ -5,12 +5,15 @@ multiprocessing, on the same trials, each measured from its command's start to i
 
 The sweep: the copy-task transformer at widths 32/48/64 × n_train 16/32/64/128, random search of 4 lr per
 cell, 1 seed, ASHA that prunes nothing (grace period = epochs), MLflow on sqlite: 48 trials of 1-2 s
-each. scalesweep runs it first as a user would (`scalesweep run SPEC --profile`); Ray Tune (its defaults:
-one function trial per config) and a multiprocessing pool then run the trials scalesweep recorded, with
-the same configs. Each runs in a fresh interpreter and its wall is timed around the whole process, imports
-and exit included. Ratio = wall / (the trials' own seconds / CPUs): 1.0 is a machine that only trains;
-the pool is the practical limit. With --timeline, scalesweep's timeline.json is drawn as a Gantt chart
-(trials per worker, the driver's phases as lines) and its seconds beyond the ideal are split by phase.
+each. scalesweep runs it as a user would (`scalesweep run SPEC --profile`), packed (its default: a cell's
+4 samples as one stacked model) and with one trial per config (`members_per_trial: 1`); Ray Tune (its
+defaults: one function trial per config) and a multiprocessing pool then run the configs scalesweep
+recorded. Each runs in a fresh interpreter and its wall is timed around the whole process, imports and
+exit included. Ratio = wall / (the trials' seconds / CPUs), with the trials' seconds as each trains
+alone (the pool's: the work a user asked for) and as each run counted its own (packed trials cost less):
+1.0 is a machine that only trains. With --timeline, the packed run's timeline.json is drawn as a Gantt
+chart (trials per worker, the driver's phases as lines) and its seconds beyond the ideal are split by
+phase.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ POOL = textwrap.dedent("""
 """The practical limit: a process per CPU, each importing torch once and training trial after trial."""
 
 
-def _spec(epochs: int) -> dict:
+def _spec(epochs: int, members: int | str = "auto") -> dict:
     fixed = {**COPY_TASK, "epochs": epochs}
     del fixed["embed_dim"], fixed["n_train"]
     return {
@@ -89,6 +92,7 @@ def _spec(epochs: int) -> dict:
         "seeds": 1,
         "metric": {"name": "test_error", "mode": "min"},
         "scheduler": {"asha": {"grace_period": epochs}},
+        "resources": {"members_per_trial": members},
         "storage": {"results": "results", "tracking_uri": "sqlite:///mlflow.db"},
     }
 
@@ -121,43 +125,56 @@ def _recorded_configs(root: Path, spec: dict) -> tuple[list[dict], float]:
     return configs, sum(row["seconds"] for row in rows)
 
 
+def _scalesweep(spec: dict, work: Path) -> tuple[float, float, list[dict], dict]:
+    """``scalesweep run --profile`` of ``spec`` in ``work``: its wall, its trials' own seconds, the
+    configs it trained and its timeline."""
+    work.mkdir()
+    (work / "spec.yaml").write_text(yaml.safe_dump(spec))
+    wall, _ = _timed([sys.executable, "-m", "orchestrator", "run", "spec.yaml", "--profile"], work)
+    root = work / "results" / "orchestration"
+    configs, own = _recorded_configs(root, spec)
+    return wall, own, configs, json.loads((root / "timeline.json").read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--timeline", metavar="PNG", help="draw scalesweep's timeline here")
     args = parser.parse_args()
     cpus = os.cpu_count() or 1
-    spec = _spec(args.epochs)
+    n = len(WIDTHS) * len(SIZES) * SAMPLES
+    print(f"{n} trials of {args.epochs} epochs on {cpus} CPUs", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        (work / "spec.yaml").write_text(yaml.safe_dump(spec))
-        n = len(WIDTHS) * len(SIZES) * SAMPLES
-        print(f"{n} trials of {args.epochs} epochs on {cpus} CPUs", flush=True)
-        ours, _ = _timed(
-            [sys.executable, "-m", "orchestrator", "run", "spec.yaml", "--profile"], work
-        )
-        root = work / "results" / "orchestration"
-        configs, own = _recorded_configs(root, spec)
-        runs = {"scalesweep": (ours, own)}
-        print(f"  scalesweep:        wall {ours:.1f}s, trials' own {own:.1f}s", flush=True)
+        runs: dict[str, tuple[float, float]] = {}
+        ours, own, configs, doc = _scalesweep(_spec(args.epochs), work / "packed")
+        runs["scalesweep"] = (ours, own)
+        print(f"  scalesweep:          wall {ours:.1f}s, trials' own {own:.1f}s", flush=True)
+        wall, own1, _, _ = _scalesweep(_spec(args.epochs, 1), work / "unpacked")
+        runs["scalesweep unpacked"] = (wall, own1)
+        print(f"  scalesweep unpacked: wall {wall:.1f}s, trials' own {own1:.1f}s", flush=True)
         wall, out = _script(
             "tune_defaults", TUNE_DEFAULTS.format(cpus=cpus), work, json.dumps(configs), tmp
         )
         runs["Ray Tune defaults"] = (wall, out["own"])
-        print(f"  Ray Tune defaults: wall {wall:.1f}s, trials' own {out['own']:.1f}s", flush=True)
+        print(f"  Ray Tune defaults:   wall {wall:.1f}s, trials' own {out['own']:.1f}s", flush=True)
         wall, out = _script("pool", POOL.format(cpus=cpus), work, json.dumps(configs))
         runs["multiprocessing"] = (wall, out["own"])
-        print(f"  multiprocessing:   wall {wall:.1f}s, trials' own {out['own']:.1f}s", flush=True)
-        doc = json.loads((root / "timeline.json").read_text())
+        print(f"  multiprocessing:     wall {wall:.1f}s, trials' own {out['own']:.1f}s", flush=True)
         if args.timeline:
             draw_timeline(doc, ours, Path(args.timeline))
             print(f"  timeline: {args.timeline}")
-        print("scalesweep's seconds beyond the ideal (wall - own / CPUs), by phase:")
+        print("scalesweep's seconds beyond its own ideal (wall - own / CPUs), by phase:")
         for phase, seconds in where_seconds_went(doc, ours, own, cpus):
             print(f"  {phase:38s} {seconds:6.1f}s")
-    print("whole-sweep ratio, command start to exit: wall / (trials' own seconds / CPUs)")
+    alone = runs["multiprocessing"][1]
+    print(
+        f"whole-sweep ratio, command start to exit: wall / (the trials' seconds / CPUs), the trials' "
+        f"seconds as each trains alone (the pool's, {alone:.1f}s) and as each run counted its own"
+    )
+    print(f"  {'':20s} {'alone':>6s} {'own':>6s}")
     for name, (wall, own_s) in runs.items():
-        print(f"  {name:18s} {wall / (own_s / cpus):.2f}")
+        print(f"  {name:20s} {wall / (alone / cpus):6.2f} {wall / (own_s / cpus):6.2f}")
     pool_wall = runs["multiprocessing"][0]
     print(f"scalesweep wall / multiprocessing wall = {ours / pool_wall:.2f}")
 

@@ -113,6 +113,18 @@ def test_auto_packs_small_models_and_never_more_than_a_cell_needs() -> None:
     ) == {3}
 
 
+def test_cells_are_handed_out_longest_first_and_in_declared_order_without_estimates() -> None:
+    fixed = {k: v for k, v in TINY.items() if k not in ("embed_dim", "n_train")}
+    axes = {"embed_dim": [16, 64], "n_train": [8, 64]}
+    spec = {"name": "x", "trainable": "template", "fixed": fixed, "axes": axes}
+    order = [c.key for c in plan_sweep(parse_spec(spec)).longest_first]
+    assert order[0] == "embed_dim=64,n_train=64" and order[-1] == "embed_dim=16,n_train=8"
+    # a trainable that estimates no step cost keeps the spec's order
+    synthetic = {"name": "y", "trainable": "synthetic", "axes": {"size": [1, 4, 2]}}
+    plan = plan_sweep(parse_spec(synthetic))
+    assert plan.longest_first == plan.cells
+
+
 def _sweep(root: Path, name: str, spec: dict) -> Path:
     plan = plan_sweep(parse_spec({"name": name, **spec}))
     return run_sweep(plan, results_root=str(root), tracking_uri=None).results_dir

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from trainables import MEMBERS, Trainable
+from trainables import MEMBERS
 
 MAX_PACK = 64
 # Multiply-adds of one stacked step (members × seeds × a member's step) up to which stacking more members
@@ -25,19 +25,13 @@ def pack_config(base: Mapping[str, Any], params: list[dict[str, Any]]) -> dict[s
     return {**base, MEMBERS: params}
 
 
-def pack_size(
-    trainable: Trainable,
-    config: Mapping[str, Any],
-    seeds: int,
-    samples: int,
-    requested: int | str,
-    gpu: bool,
-) -> int:
+def pack_size(cost: float | None, seeds: int, samples: int, requested: int | str, gpu: bool) -> int:
     """Members per Tune trial for one cell: ``requested``, or with "auto" as many as keep one stacked step
-    within what stacking speeds up on the device (at most MAX_PACK); never more than the cell's samples."""
+    within what stacking speeds up on the device (at most MAX_PACK); never more than the cell's samples.
+    ``cost``: the trainable's ``step_cost`` of the cell's config (None when it declares none)."""
     if requested != "auto":
         return max(1, min(int(requested), samples))
-    if trainable.step_cost is None or samples == 1:
+    if cost is None or samples == 1:
         return 1
-    work = STACK_WORK["gpu" if gpu else "cpu"] / (trainable.step_cost(config) * seeds)
+    work = STACK_WORK["gpu" if gpu else "cpu"] / (cost * seeds)
     return max(1, min(MAX_PACK, samples, math.floor(work)))

@@ -41,16 +41,31 @@ class SweepPlan:
     command, or a trainable handed to ``plan_sweep`` as an object)."""
 
     @cached_property
-    def pack_sizes(self) -> dict[str, int]:
-        """Members per Tune trial, by cell key (1: unpacked). Sized when first needed: sizing "auto" packs
-        builds each cell's model, which imports torch, and validating a spec needs neither."""
+    def _probe_configs(self) -> dict[str, dict[str, Any]]:
+        """Each cell's resolved config with representative searched values: what estimates are made of."""
         probe = representative_params(self.spec)
         return {
+            cell.key: self.trainable.resolved(
+                trainable_config(self.spec, plan_config(self.spec, cell, probe))
+            )
+            for cell in self.cells
+        }
+
+    @cached_property
+    def step_costs(self) -> dict[str, float | None]:
+        """One training step's multiply-adds by cell key, as the trainable estimates them (None where it
+        declares no ``step_cost``). Computed when first needed: a built-in's estimate builds the cell's
+        model, which imports torch, and validating a spec needs neither."""
+        cost = self.trainable.step_cost
+        return {k: cost(c) if cost else None for k, c in self._probe_configs.items()}
+
+    @cached_property
+    def pack_sizes(self) -> dict[str, int]:
+        """Members per Tune trial, by cell key (1: unpacked)."""
+        costs = self.step_costs if self.members_per_trial == "auto" else {}
+        return {
             cell.key: pack_size(
-                self.trainable,
-                self.trainable.resolved(
-                    trainable_config(self.spec, plan_config(self.spec, cell, probe))
-                ),
+                costs.get(cell.key),
                 self.spec.seeds,
                 self.spec.samples_per_cell,
                 self.members_per_trial,
@@ -58,6 +73,20 @@ class SweepPlan:
             )
             for cell in self.cells
         }
+
+    @cached_property
+    def longest_first(self) -> list[Cell]:
+        """The cells by their packs' estimated work, largest first (as declared without estimates): handed
+        out in this order, the last trials of a round are the short ones, so no core idles long at its end."""
+        costs, horizon = self.step_costs, self.trainable.horizon
+        if any(cost is None for cost in costs.values()):
+            return list(self.cells)
+
+        def work(cell: Cell) -> float:
+            epochs = int(self._probe_configs[cell.key].get(horizon) or self.epochs)
+            return costs[cell.key] * self.pack_sizes[cell.key] * epochs
+
+        return sorted(self.cells, key=work, reverse=True)
 
     @property
     def axes(self) -> list[str]:

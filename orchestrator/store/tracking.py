@@ -1,8 +1,8 @@
-"""MLflow tracking off the driver's hot path: a background thread that logs in batches.
+"""MLflow tracking off the driver's hot path: a child process that logs in batches.
 
 Measured with MLflow 3 on sqlite: one ``log_metric`` per value manages ~280 values/s, one
 ``log_batch`` of up to 1000 values ~9,000/s, and MLflow's own async mode is slower still, so the
-driver only enqueues and this thread batches. Parquet is the source of truth: if the tracking
+driver only enqueues and the child batches. Parquet is the source of truth: if the tracking
 server cannot be reached, the sweep goes on, we warn once, and the runs can be backfilled later.
 
 Layout: experiment = sweep name; one parent run per sweep, found by its tag ``scalesweep.sweep_id``
@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -26,9 +28,12 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.store.logs import library_logs
 from orchestrator.store.mlflow_answers import sweep_answers
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Run
 
@@ -48,7 +53,7 @@ _RUN_STATUS = {
     "diverged": "FAILED",
 }
 # MLflow's defaults retry a refused connection 7 times with exponential backoff (~4 min per call):
-# a dead server would stall the tracking thread, and the sweep's end by close()'s timeout. Parquet
+# a dead server would stall the tracking process, and the sweep's end by close()'s timeout. Parquet
 # holds everything and sync-mlflow backfills, so fail fast. And MLflow prints a "View run" line per
 # finished run to stdout, over the sweep's progress. Values the user has set win.
 CLIENT_ENV = {
@@ -214,23 +219,39 @@ def end_trial_run(client: "MlflowClient", run_id: str, status: str, error: str |
 
 
 class Tracker:
-    """Enqueue-only API for the driver; one daemon thread owns the MLflow client."""
+    """Enqueue-only API for the driver; a child process owns the MLflow client.
 
-    def __init__(self, uri: str, spec: "SweepSpec", root: Path, sweep_id: str) -> None:
+    A process, not a thread: MLflow's client is pure Python (its store's first use runs every schema
+    migration, each of its calls goes through SQLAlchemy), seconds of CPU that would hold the driver's
+    interpreter lock while Ray starts and while the driver serves its trials. The driver pickles each
+    event onto a socket from a sender thread (it never blocks on a slow server); the child logs them in
+    order and tells the driver ``took`` (at most twice a second) and ``failed`` (the driver warns once).
+    A driver that dies closes the socket, and the child exits.
+    """
+
+    def __init__(
+        self, uri: str, spec: "SweepSpec", root: Path, sweep_id: str, verbose: bool = False
+    ) -> None:
+        from multiprocessing import Pipe
+
         self.uri = uri
-        self._spec, self._root, self._sweep_id = spec, root, sweep_id
         client_env()
-        self._queue: queue.Queue[tuple] = queue.Queue()
-        self._runs: dict[str, str] = {}  # trial id -> MLflow run id
-        self._existing: dict[str, str] = {}  # runs of a resumed sweep's trials
-        self._pending: dict[str, list] = {}
+        self._queue: queue.Queue[tuple | None] = queue.Queue()
         self._failed: str | None = None
         self._answered = (
             time.monotonic()
-        )  # when the thread last took an event: it is not stuck on a call
-        self.parent_run_id: str | None = None
-        self._thread = threading.Thread(target=self._loop, name="scalesweep-mlflow", daemon=True)
-        self._thread.start()
+        )  # when the child last took an event: it is not stuck on a call
+        self._closed = threading.Event()
+        self._conn, child = Pipe()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.store.tracking", str(child.fileno())],
+            pass_fds=(child.fileno(),),
+            stdin=subprocess.DEVNULL,
+        )
+        child.close()
+        self._queue.put(("init", uri, spec, root, sweep_id, verbose))
+        for target, name in ((self._send, "send"), (self._receive, "receive")):
+            threading.Thread(target=target, name=f"scalesweep-mlflow-{name}", daemon=True).start()
 
     @property
     def failed(self) -> str | None:
@@ -256,10 +277,11 @@ class Tracker:
         """Drain the queue and end the parent run with ``status``, waiting as long as the server keeps
         answering; one that has not answered for ``stall_s`` is given up on (sync-mlflow backfills)."""
         self._queue.put(("close", status))
-        while self._thread.is_alive():
-            self._thread.join(0.5)
-            if self._thread.is_alive() and time.monotonic() - self._answered > stall_s:
+        self._queue.put(None)
+        while not self._closed.wait(0.5):
+            if time.monotonic() - self._answered > stall_s:
                 self._failed = self._failed or f"no answer in {stall_s:.0f}s"
+                self._proc.kill()
                 print(
                     f"warning: MLflow at {self.uri} stopped answering; not waiting for it. Parquet holds "
                     f"every result: `scalesweep sync-mlflow` backfills MLflow later.",
@@ -267,16 +289,65 @@ class Tracker:
                 )
                 return
 
-    # --- the background thread ---------------------------------------------------------------
-    def _loop(self) -> None:
+    def _send(self) -> None:
+        while (event := self._queue.get()) is not None:
+            try:
+                self._conn.send(event)
+            except OSError as err:  # the child died: what it had not logged is in Parquet
+                self._failed = self._failed or f"the tracking process ended ({err})"
+                self._closed.set()
+                return
+
+    def _receive(self) -> None:
         while True:
-            event = self._queue.get()
+            try:
+                kind, *detail = self._conn.recv()
+            except (EOFError, OSError):
+                self._closed.set()
+                return
             self._answered = time.monotonic()
+            if kind == "closed":
+                self._closed.set()
+            if kind == "failed" and self._failed is None:
+                self._failed = detail[0]
+                print(
+                    f"warning: MLflow tracking at {self.uri} failed ({self._failed[:200]}); the sweep goes "
+                    f"on and Parquet holds every result.",
+                    file=sys.stderr,
+                )
+
+
+class TrackingLog:
+    """The child's side: one MLflow client logging the driver's events in order (``serve``)."""
+
+    def __init__(
+        self, conn: "Connection", uri: str, spec: "SweepSpec", root: Path, sweep_id: str
+    ) -> None:
+        self.uri, self._conn = uri, conn
+        self._spec, self._root, self._sweep_id = spec, root, sweep_id
+        self._runs: dict[str, str] = {}  # trial id -> MLflow run id
+        self._existing: dict[str, str] = {}  # runs of a resumed sweep's trials
+        self._pending: dict[str, list] = {}
+        self._failed: str | None = None
+        self._told = 0.0
+        self.parent_run_id: str | None = None
+
+    def run(self) -> None:
+        """Log events until ``close`` (then end) or until the driver is gone."""
+        while True:
+            try:
+                event = self._conn.recv()
+            except EOFError:  # the driver died; sync-mlflow backfills what was not logged
+                return
+            now = time.monotonic()
+            if event[0] == "close" or now - self._told >= 0.5:
+                self._conn.send(("took",))
+                self._told = now
             if event[0] == "close":
                 self._safely(self._close, *event[1:])
+                self._conn.send(("closed",))
                 return
-            if self._failed is None:
-                self._safely(getattr(self, f"_on_{event[0]}"), *event[1:])
+            self._safely(getattr(self, f"_on_{event[0]}"), *event[1:])
 
     def _safely(self, fn: Any, *args: Any) -> None:
         if self._failed is not None:
@@ -285,11 +356,7 @@ class Tracker:
             fn(*args)
         except Exception as err:  # any failure of the tracking server must not stop the sweep
             self._failed = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            print(
-                f"warning: MLflow tracking at {self.uri} failed ({self._failed[:200]}); the sweep goes on and "
-                f"Parquet holds every result.",
-                file=sys.stderr,
-            )
+            self._conn.send(("failed", self._failed))
 
     def _on_sweep(self, spec_file: Path, params: dict[str, Any]) -> None:
         from mlflow import MlflowClient
@@ -347,3 +414,24 @@ class Tracker:
             self._flush(trial_id)
         if self.parent_run_id is not None:
             finish_sweep_run(self._client, self.parent_run_id, self._root, self._spec.axes, status)
+
+
+def serve(fd: int) -> None:
+    """The tracking process (``python -m orchestrator.store.tracking FD``): its first event says where
+    to log. Ctrl-C reaches the whole process group; the driver's handler ends the run, so the child
+    ignores it and logs to the end."""
+    from multiprocessing.connection import Connection
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = Connection(fd)
+    try:
+        _, uri, spec, root, sweep_id, verbose = conn.recv()
+    except EOFError:
+        return
+    with library_logs(root, verbose):  # MLflow's own lines go where the driver's do
+        TrackingLog(conn, uri, spec, root, sweep_id).run()
+    os._exit(0)  # all logged and committed: the interpreter's teardown of MLflow is a second of nothing
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))

@@ -132,3 +132,4 @@ class SweepCallback(Callback):
         timeline.trial_ended(trial.trial_id, (trial.last_result or {}).get("pid"))
         delete_checkpoints(trial)
         self.sinks.packs.pop(trial.trial_id, None)
+        self.sinks.stops.forget(trial.trial_id)

@@ -1,7 +1,7 @@
 """This driver's live objects, by sweep: what Tune's pickled scheduler and callback reach at run time.
 
 Tune pickles its scheduler and callbacks into its experiment state so that a sweep can be restored, but
-what they feed (a writer buffering rows, a tracking thread, a live progress bar, the members stopped
+what they feed (a writer buffering rows, a tracking process, a live progress bar, the members stopped
 early) belongs to one driver process. So they pickle as the sweep's key (the id in its ``sweep.json``,
 which stays when the results directory is copied or moved), and each driver attaches its own
 :class:`DriverSinks` under that key before ``fit()``.

@@ -58,34 +58,48 @@ class MemberStops:
 
     The scheduler writes (it decides at a report), the callback reads right after (Tune calls the scheduler,
     then the callbacks, for each report) to record the member as pruned at that epoch, and the trial learns
-    it from a Ray actor it polls after each report, so that it stops training the member's rows. Both
-    reach it through this driver's sinks (driver.py).
+    it from Ray's key-value store (one key per trial, :func:`stops_key`), read after its reports, so that it
+    stops training the member's rows. Both reach it through this driver's sinks (driver.py). A key-value
+    write, not an actor: nothing to start before the first trial (an actor is a worker process, seconds).
     """
 
     def __init__(self, key: str) -> None:
         self.key = key
         self._new: dict[str, set[int]] = {}
-        self._actor: Any = None
+        self._all: dict[str, set[int]] = {}
 
     @property
-    def actor_name(self) -> str:
-        return f"scalesweep-stops:{self.key}"
-
-    def start_actor(self) -> None:
-        """The actor trials poll (no CPU; dies with the driver, whose successor starts a fresh one). Waits
-        until it answers: a trial's first question would otherwise wait out the actor's start-up (~1 s)."""
-        import ray
-
-        from orchestrator.tune.trial import StopBoard
-
-        self._actor = StopBoard.options(name=self.actor_name, get_if_exists=True).remote()
-        ray.get(self._actor.stopped.remote(""))
+    def prefix(self) -> str:
+        """What the trials' keys start with (TrialSettings.stop_board)."""
+        return f"scalesweep-stops:{self.key}:"
 
     def stop(self, trial_id: str, index: int) -> None:
+        from ray.experimental.internal_kv import _internal_kv_put
+
         self._new.setdefault(trial_id, set()).add(index)
-        if self._actor is not None:
-            self._actor.stop.remote(trial_id, index)
+        stopped = self._all.setdefault(trial_id, set())
+        stopped.add(index)
+        _internal_kv_put(stops_key(self.prefix, trial_id), encode_stops(stopped), overwrite=True)
 
     def take(self, trial_id: str) -> set[int]:
         """Members of ``trial_id`` stopped since the last call."""
         return self._new.pop(trial_id, set())
+
+    def forget(self, trial_id: str) -> None:
+        """The trial ended: its key goes (a long-lived cluster keeps its store)."""
+        if self._all.pop(trial_id, None) is not None:
+            from ray.experimental.internal_kv import _internal_kv_del
+
+            _internal_kv_del(stops_key(self.prefix, trial_id))
+
+
+def stops_key(prefix: str, trial_id: str) -> str:
+    return prefix + trial_id
+
+
+def encode_stops(indices: set[int]) -> bytes:
+    return ",".join(map(str, sorted(indices))).encode()
+
+
+def decode_stops(value: bytes | None) -> set[int]:
+    return {int(i) for i in value.decode().split(",")} if value else set()

@@ -36,7 +36,7 @@ from orchestrator.spec.plan import (
 )
 from orchestrator.spec.probes import sweep_complete
 from orchestrator.spec.schema import SpecError, dump_spec
-from orchestrator.tune.logs import library_logs
+from orchestrator.store.logs import library_logs
 from orchestrator.tune.timeline import mark
 
 if TYPE_CHECKING:
@@ -269,7 +269,7 @@ def _execute(
         with library_logs(root, verbose):
             key = sweep_key(root, plan.spec)
             started = time.monotonic()
-            sinks = _start(plan, root, key, tracking_uri, address)
+            sinks = _start(plan, root, key, tracking_uri, address, verbose)
             mark("Ray up, results and MLflow open")
             try:
                 with catching_stop_signals(stopping_flag(key)) as interrupt:
@@ -375,22 +375,31 @@ def _fit(plan: SweepPlan, key: str, sinks: "DriverSinks") -> None:
 
 
 def _start(
-    plan: SweepPlan, root: Path, key: str, tracking_uri: str | None, address: str | None
+    plan: SweepPlan,
+    root: Path,
+    key: str,
+    tracking_uri: str | None,
+    address: str | None,
+    verbose: bool,
 ) -> "DriverSinks":
     """Ray started on this thread (it waits on its own processes) while the sinks open on another: each
     takes seconds of imports and I/O that need not wait on the other."""
-    with ThreadPoolExecutor(1, thread_name_prefix="scalesweep-open") as pool:
-        opening = pool.submit(_open_sinks, plan, root, key, tracking_uri)
+    with ThreadPoolExecutor(2, thread_name_prefix="scalesweep-open") as pool:
+        opening = pool.submit(_open_sinks, plan, root, key, tracking_uri, verbose)
+        sizing = pool.submit(lambda: plan.pack_sizes)
         try:
             _init_ray(address)
         except BaseException:
             if opening.exception() is None:
                 opening.result().progress.close()
             raise
+        sizing.result()
         return opening.result()
 
 
-def _open_sinks(plan: SweepPlan, root: Path, key: str, tracking_uri: str | None) -> "DriverSinks":
+def _open_sinks(
+    plan: SweepPlan, root: Path, key: str, tracking_uri: str | None, verbose: bool
+) -> "DriverSinks":
     """Where results go: Parquet, MLflow (when a tracking URI is set), the progress display, the studies."""
     from orchestrator.answers.progress import Progress
     from orchestrator.store.checkpoints import ExperimentStore
@@ -403,7 +412,7 @@ def _open_sinks(plan: SweepPlan, root: Path, key: str, tracking_uri: str | None)
     spec = plan.spec
     writer = ResultsWriter(plan, root)
     uri = tracking_uri or spec.storage.tracking_uri
-    tracker = Tracker(uri, spec, root, key) if uri else None
+    tracker = Tracker(uri, spec, root, key, verbose) if uri else None
     if tracker:
         tracker.start_sweep(root / "spec.yaml", sweep_params(spec))
     progress = Progress(
@@ -431,14 +440,12 @@ def _open_sinks(plan: SweepPlan, root: Path, key: str, tracking_uri: str | None)
 
 
 def _trial_settings(plan: SweepPlan, sinks: "DriverSinks") -> "TrialSettings":
-    """What every trial runs, and the stop board of packed trials (started when any cell packs)."""
+    """What every trial runs."""
     from orchestrator.tune.scheduling import rung_epochs
     from orchestrator.tune.shipping import ship
     from orchestrator.tune.trial import TrialSettings
 
     spec = plan.spec
-    if max(plan.pack_sizes.values()) > 1:
-        sinks.stops.start_actor()
     return TrialSettings(
         ship(plan.trainable, plan.ref),
         spec.seeds,
@@ -447,7 +454,7 @@ def _trial_settings(plan: SweepPlan, sinks: "DriverSinks") -> "TrialSettings":
         spec.checkpoint_every_s,
         spec.report_every_s,
         rung_epochs(plan),
-        sinks.stops.actor_name,
+        sinks.stops.prefix,
         stopping_flag(sinks.stops.key),
         (spec.variants.axis,) if spec.variants else (),
     )

@@ -33,10 +33,11 @@ class CellSearcher(Searcher):
 
     A Tune trial carries a pack of up to ``plan.pack_sizes[cell]`` members of one cell (packing.py), each
     asked from the study as its own trial. Packs are handed out round-robin (round r of every cell before
-    round r+1); in round r a cell is filled up to (r + 1) × its pack size members, counting the members
-    recorded in Parquet and those of the Tune trials this driver will run. After a restore those are the
-    trials Tune restored to run again, as the scheduler saw them added (not this searcher's saved state,
-    which Tune writes after its trial list and may lose to a killed driver), so a restarted driver neither
+    round r+1, the cells longest first: ``plan.longest_first``); in round r a cell is filled up to
+    (r + 1) × its pack size members, counting the members recorded in Parquet and those of the Tune trials
+    this driver will run. After a restore those are the trials Tune restored to run again, as the
+    scheduler saw them added (not this searcher's saved state, which Tune writes after its trial list and
+    may lose to a killed driver), so a restarted driver neither
     reruns nor double-counts any trial.
     """
 
@@ -72,7 +73,7 @@ class CellSearcher(Searcher):
         studies = self._open()
         if self._plan.spec.adaptive is not None:
             return self._suggest_probe(trial_id, studies)
-        cells, wanted = self._plan.cells, self._plan.spec.samples_per_cell
+        cells, wanted = self._plan.longest_first, self._plan.spec.samples_per_cell
         while any(self._taken[c.key] < wanted for c in cells):
             slot = self._next
             self._next += 1

@@ -12,7 +12,7 @@ also holds the reports made so far; a trial restored from it sends them once mor
 with its first new report, so a driver that crashed and lost them in memory still records every epoch.
 It is a state file (orchestrator.store.statefile), data that runs no code when a trial resumes from it.
 
-The driver imports this module (for :func:`tune_function` and :class:`StopBoard`) and never torch; a trial
+The driver imports this module (for :func:`tune_function`) and never torch; a trial
 imports torch only when its trainable does.
 """
 
@@ -25,11 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import ray
 from ray import tune
 from ray.experimental.internal_kv import _internal_kv_get
 
 from orchestrator.store.statefile import StateFileError, read_state, write_state
+from orchestrator.tune.packing import decode_stops, stops_key
 from orchestrator.tune.shipping import Shipped
 from trainables import EARLIER, MEMBERS, ROWS, Report, Reporter, run_trainable
 from trainables.api import StateFn
@@ -38,20 +38,6 @@ from trainables.stacked.process import prepare_worker
 STATE_FILE = "state.npz"
 LEGACY_STATE_FILE = "state.pkl"  # a pickle, written before state files: never loaded
 FLAG_POLL_S = 0.5
-
-
-@ray.remote(num_cpus=0)
-class StopBoard:
-    """Pack members the driver's scheduler stopped, per Tune trial: the driver writes, packed trials poll."""
-
-    def __init__(self) -> None:
-        self._stopped: dict[str, set[int]] = {}
-
-    def stop(self, trial_id: str, index: int) -> None:
-        self._stopped.setdefault(trial_id, set()).add(index)
-
-    def stopped(self, trial_id: str) -> set[int]:
-        return self._stopped.get(trial_id, set())
 
 
 class TuneReporter(Reporter):
@@ -76,8 +62,7 @@ class TuneReporter(Reporter):
         self._history: list[dict[str, Any]] = []
         self._unsent: list[dict[str, Any]] = []  # held back, or replayed after a restore
         self._board = board
-        self._handle: Any = None
-        self._asked: ray.ObjectRef | None = None
+        self._board_checked = 0.0
         self._stopped: set[int] = set()
 
     def __call__(self, report: Report, state: StateFn | None = None) -> None:  # type: ignore[override]
@@ -144,17 +129,18 @@ class TuneReporter(Reporter):
         self._sent_at = time.monotonic()
 
     def stopped(self) -> set[int]:
-        """Polled without waiting: the answer to the previous call's question, and a new question. The
-        driver decides before this trial's report returns, so the answer lags by at most one report."""
+        """The members the driver stopped, read from Ray's key-value store after a report went out since
+        the last read (the driver decides on reports), and at most every FLAG_POLL_S otherwise: the answer
+        lags the decision by a report or half a second, one store read each."""
         if self._board is None:
             return set()
-        if self._asked is not None and ray.wait([self._asked], timeout=0)[0]:
-            self._stopped |= ray.get(self._asked)
-            self._asked = None
-        if self._asked is None:
-            if self._handle is None:
-                self._handle = ray.get_actor(self._board)
-            self._asked = self._handle.stopped.remote(tune.get_context().get_trial_id())
+        if (
+            self._board_checked < self._sent_at
+            or time.monotonic() - self._board_checked >= FLAG_POLL_S
+        ):
+            self._board_checked = time.monotonic()
+            key = stops_key(self._board, tune.get_context().get_trial_id())
+            self._stopped |= decode_stops(_internal_kv_get(key))
         return self._stopped
 
     def restored_state(self) -> dict[str, Any] | None:
@@ -188,7 +174,7 @@ class TrialSettings:
     report_every_s: float = 0.0
     rungs: tuple[float, ...] = ()
     stop_board: str | None = None
-    """The :class:`StopBoard` actor packed trials learn their stopped members from."""
+    """The key prefix under which packed trials find their stopped members (packing.MemberStops)."""
     stopping_flag: str | None = None
     """The key in Ray's key-value store the driver sets when a signal stops it (interrupts.py)."""
     hidden: tuple[str, ...] = ()
