@@ -430,7 +430,9 @@ def serve(fd: int) -> None:
         return
     with library_logs(root, verbose):  # MLflow's own lines go where the driver's do
         TrackingLog(conn, uri, spec, root, sweep_id).run()
-    os._exit(0)  # all logged and committed: the interpreter's teardown of MLflow is a second of nothing
+    os._exit(
+        0
+    )  # all logged and committed: the interpreter's teardown of MLflow is a second of nothing
 
 
 if __name__ == "__main__":
