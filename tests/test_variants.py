@@ -89,3 +89,19 @@ def test_a_variants_sweep_records_and_draws_the_names(tmp_path: Path) -> None:
     )
     table = pd.read_parquet(root / "curves" / "scaling_law.parquet")
     assert set(table.model) == {"small", "big", "big-fast"}
+
+
+@pytest.mark.parametrize(
+    ("name", "fixed"),
+    [("noise", {"noise": 0.0}), ("rate", {})],
+    ids=["set in fixed", "a key of the trainable"],
+)
+def test_a_variants_axis_named_after_a_config_key_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, fixed: dict
+) -> None:
+    """Its name never reaches the trainable, so the key would silently keep its fixed or default value."""
+    axes = {k if k != "model" else name: v for k, v in SPEC["axes"].items()}
+    spec = {**SPEC, "fixed": {"epochs": 3, **fixed}, "axes": axes}
+    assert main(["validate", str(write_spec(tmp_path / "s.yaml", spec))]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"axes.{name}: {name} is a config key" in err, err

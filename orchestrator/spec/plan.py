@@ -16,7 +16,14 @@ from typing import Any
 from orchestrator.spec.asha_fit import fit_asha
 from orchestrator.spec.cells import Cell, expand
 from orchestrator.spec.packs import pack_config, pack_size
-from orchestrator.spec.schema import CommandSpec, SpecError, SweepSpec, load_spec, parse_spec
+from orchestrator.spec.schema import (
+    CommandSpec,
+    SpecError,
+    SweepSpec,
+    load_spec,
+    parse_spec,
+    variants_axis_is_a_key,
+)
 from trainables import ConfigError, Mode, Report, Trainable, get_trainable
 from trainables.api import guess_mode
 from trainables.command import command_trainable
@@ -228,6 +235,8 @@ def plan_sweep(
             resolved = trainable.resolved(trainable_config(spec, plan_config(spec, cell, probe)))
         except ConfigError as err:
             raise SpecError(f"{source}: {_where(spec, err.key)}: {err.expected}") from None
+        if spec.variants and spec.variants.axis in resolved:
+            raise SpecError(f"{source}: {variants_axis_is_a_key(spec.variants.axis)}")
         declared = trainable.modes(resolved)
         modes = None if declared is None or modes is None else {**modes, **declared}
         curves.update(trainable.curves(resolved) if trainable.curves else {})

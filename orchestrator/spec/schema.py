@@ -202,7 +202,7 @@ class AdaptiveSpec(_Strict):
 
 
 class VariantsSpec(_Strict):
-    """An axis of named partial configs (``axes: {model: {variants: {mlp: {model: mlp}, kq: {...}}}}``):
+    """An axis of named partial configs (``axes: {variant: {variants: {mlp: {model: mlp}, kq: {...}}}}``):
     each cell takes one variant's values over ``fixed``, and the axis holds the names, so that tables and
     plots say ``kq+vo`` rather than a product of flags, and no combination runs twice."""
 
@@ -331,6 +331,8 @@ class SweepSpec(_Strict):
             raise ValueError(
                 f"axes.{name}: expected the names of variants ({list(self.variants.configs)})"
             )
+        if name in self.fixed or any(name in values for values in self.variants.configs.values()):
+            raise ValueError(variants_axis_is_a_key(name))
         for variant, values in self.variants.configs.items():
             for key in values:
                 if key in self.axes or key in self.search.space:
@@ -450,6 +452,14 @@ class SweepSpec(_Strict):
     @property
     def n_cells(self) -> int:
         return math.prod(len(v) for v in self.axes.values())
+
+
+def variants_axis_is_a_key(name: str) -> str:
+    """The error of a variants axis named after a config key: its name never reaches the trainable."""
+    return (
+        f"axes.{name}: {name} is a config key, and a variants axis holds the variants' names, never "
+        f"passed to the trainable; expected another name for the axis, e.g. variant"
+    )
 
 
 def _axis_written_as(raw: Any, kind: str) -> tuple[dict[str, Any], str, Any] | None:
