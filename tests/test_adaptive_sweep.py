@@ -103,6 +103,10 @@ def test_the_search_finds_the_full_grids_n_star_with_few_probes(tmp_path: Path) 
     assert dict(zip(curve.lr, curve.fails_at)) == {1e-3: 4, 1e-4: 32}, "the bracket beside n*"
     search = pd.read_parquet(root / "curves" / "adaptive_search.parquet")
     assert set(zip(search.n_star, search.fails_at)) == {(8, 4), (64, 32)}
+    (slope,) = pd.read_parquet(root / "curves" / "scaling_slope.parquet").itertuples()
+    assert slope.axis == "lr" and slope.n_points == 2 and -1.2 < slope.slope < -0.6, (
+        "n* vs lr from the searched n*: 8 at 1e-3, 64 at 1e-4, a slope of about log 8 / log 0.1"
+    )
     status = scalesweep("status", str(root), cwd=tmp_path).stdout
     assert "lr=0.001: [4, 8] n* = 8 after" in status and "lr=0.0001: [32, 64] n* = 64" in status
 

@@ -272,6 +272,7 @@ def _sample_complexity(
     table = sample_complexity(
         pts, x, y, by, thr, mode, n_boot=n_boot, seed=seed, chance=spec.chance
     )
+    fitted = table  # the slope groups by every column beside n*'s: the brackets are not groups
     if brackets is not None:
         keys = [b for b in by if b in brackets.columns]
         columns = [*keys, "fails_at", "succeeds_at"]
@@ -292,7 +293,7 @@ def _sample_complexity(
         dtype = pts[axis].dtype
         if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
             continue
-        fit = scaling_slope(table, axis, est, n_boot=4 * n_boot, seed=seed)
+        fit = scaling_slope(fitted, axis, est, n_boot=4 * n_boot, seed=seed)
         if len(fit.fits):
             path = outputs.out / f"n_star_vs_{axis}_{name}.png"
             outputs.paths.append(figures.plot_n_star(fit, table, axis, y, path))
