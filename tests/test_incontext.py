@@ -66,6 +66,22 @@ LEARNS = dict(
     seeds=2,
 )
 
+# The defaults' optimisation (lr 1e-3, the garg curriculum every 50 steps) leaves the initial loss plateau
+# of d = 4, k = 32 at width 64 (docs/science.md, Leaving the plateau). Seed 2 measured, as 1 seed and stacked
+# with 3 others alike: test_acc 0.49 / 0.51 / 0.68 / 0.77 at steps 100-400 (0.81 from step 600); at
+# TART's lr 1e-4 without a curriculum every seed stays at chance for 1500 steps.
+ESCAPES = dict(
+    task="logistic_regression",
+    d=4,
+    k=32,
+    embed_dim=64,
+    depth=2,
+    heads=2,
+    steps=400,
+    eval_every=200,
+    seed=2,
+)
+
 
 def run(config: dict[str, Any]) -> list[Report]:
     return reports_of(train, config)
@@ -218,6 +234,12 @@ def test_small_model_learns_in_context_well_above_chance(learned: list[Report]) 
     assert seed_mean(final.rows, "test_acc") < seed_mean(final.rows, "oracle_acc")
 
 
+def test_the_defaults_leave_the_loss_plateau_of_d4_k32_within_400_steps() -> None:
+    on_plateau, left = (values(report, "test_acc")[0] for report in run(ESCAPES))
+    assert on_plateau < 0.55, "chance is 0.5: at step 200 the model still predicts by the prior"
+    assert left > 0.7, "the fitted logistic regression's is 0.85, the oracle's 0.96"
+
+
 def test_report_structure_and_curves_on_the_final_report(learned: list[Report]) -> None:
     assert [r.epoch for r in learned] == [250, 500]
     declared = metrics(LEARNS)
@@ -311,7 +333,7 @@ def test_resolve_fills_defaults_and_coerces_cli_strings() -> None:
         ({"embed_dim": 30, "heads": 4}, "heads", "divisor of embed_dim"),
         ({"batch_size": 10, "grad_accum": 4}, "grad_accum", "divisor of batch_size"),
         ({"task": "linear_regression", "alpha": 3}, "alpha", "task=logistic_regression"),
-        ({"curriculum_every": 100}, "curriculum_every", "with a curriculum"),
+        ({"curriculum": "none", "curriculum_every": 100}, "curriculum_every", "with a curriculum"),
     ],
 )
 def test_resolve_rejects_bad_configs_naming_the_key(
