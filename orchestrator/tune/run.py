@@ -57,6 +57,12 @@ TUNE_ENV = {
     "TUNE_DISABLE_SIGINT_HANDLER": "1",  # Ctrl-C is ours (interrupts.py)
 }
 LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+EMBEDDED_ENV = {
+    LOCAL_ONLY_ENV: "0",
+    "RAY_enable_worker_prestart": "0",
+    "RAY_prestart_worker_first_driver": "0",
+}
+"""The environment an embedded Ray starts in (:func:`_embedded_start`)."""
 CONNECT_TIMEOUT_S = 10.0
 _EMBEDDED: set[str] = (
     set()
@@ -101,7 +107,7 @@ def _init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address, **kwargs)
         return
-    with _loopback_only():
+    with _embedded_start():
         ray.init(**kwargs)
     _EMBEDDED.add(ray.get_runtime_context().gcs_address)
     from orchestrator.tune.reaper import watch_embedded_ray
@@ -110,22 +116,30 @@ def _init_ray(address: str | None) -> None:
 
 
 @contextmanager
-def _loopback_only() -> Iterator[None]:
-    """While an embedded Ray starts: its servers bind to 127.0.0.1 instead of every interface. Ray's
-    single-machine mode (the one it uses on macOS and Windows) does that; its processes keep the setting,
-    and the variable is restored at once so that a ``ray start`` run later from this process is unaffected."""
+def _embedded_start() -> Iterator[None]:
+    """While an embedded Ray starts (its processes keep what they read, and the variables are restored at
+    once so that a ``ray start`` run later from this process is unaffected):
+
+    - its servers bind to 127.0.0.1 instead of every interface: Ray's single-machine mode, the one it
+      uses on macOS and Windows;
+    - it prestarts no Python workers: Tune's trial actors run in workers started for their own runtime
+      env, never in prestarted ones, which only took the cores from Ray's start and the first trials
+      (benchmarks/README.md, orchestration.py)."""
     from ray._private import ray_constants
 
-    before_env, before = os.environ.get(LOCAL_ONLY_ENV), ray_constants.ENABLE_RAY_CLUSTER
-    os.environ[LOCAL_ONLY_ENV], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+    before_env = {name: os.environ.get(name) for name in EMBEDDED_ENV}
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ.update(EMBEDDED_ENV)
+    ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = before
-        if before_env is None:
-            os.environ.pop(LOCAL_ONLY_ENV, None)
-        else:
-            os.environ[LOCAL_ONLY_ENV] = before_env
+        for name, value in before_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def check_address(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
