@@ -56,7 +56,8 @@ def test_run_profile_writes_the_drivers_phases_in_order_and_each_tune_trials_spa
     assert names == [
         "imports done",
         "spec planned",
-        "Ray up, results and MLflow open",
+        "Ray up",
+        "results and MLflow open, packs sized, Tune imported",
         "Tune done",
         "Parquet compacted",
         "curves written",
@@ -66,7 +67,7 @@ def test_run_profile_writes_the_drivers_phases_in_order_and_each_tune_trials_spa
     assert times == sorted(times) and times[0] > 0
     spans = list(doc["trials"].values())
     assert len(spans) == pq.read_table(results / "fast" / "trials.parquet").num_rows
-    assert all(times[2] <= s["start"] < s["end"] <= times[3] and s["worker"] for s in spans)
+    assert all(times[3] <= s["start"] < s["end"] <= times[4] and s["worker"] for s in spans)
     assert not (results / "slow" / "timeline.json").exists(), "only a run with --profile writes one"
 
 

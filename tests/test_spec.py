@@ -133,14 +133,16 @@ def test_quickstart_spec_validates() -> None:
     assert plan.spec.name == "quickstart" and plan.mode == "min" and len(plan.cells) == 28
 
 
-def test_validating_the_shipped_sweeps_imports_no_torch() -> None:
-    """A spec is checked in a fraction of a second: torch (seconds and ~300 MB to import) stays out of
-    validation and of the driver's modules; only sizing auto packs (building a cell's model) needs it."""
+def test_validating_the_shipped_sweeps_and_sizing_their_packs_imports_no_torch() -> None:
+    """A spec is checked in a fraction of a second, and a sweep's driver starts without torch (seconds and
+    ~300 MB to import): validation, the driver's modules and the pack sizes (from the built-ins' parameter
+    counts) all stay clear of it."""
     code = (
         "import glob, sys\n"
         "from orchestrator.spec.plan import plan_sweep\n"
         "from orchestrator.spec.schema import load_spec\n"
         "plans = [plan_sweep(load_spec(f)) for f in sorted(glob.glob('sweeps/*.yaml'))]\n"
+        "assert all(plan.pack_sizes for plan in plans)\n"
         "import orchestrator.cli, orchestrator.tune.run, orchestrator.tune.trial\n"
         "print(len(plans), 'torch' in sys.modules)"
     )

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from ray.tune.experiment import Trial
+from typing import TYPE_CHECKING
 
 from orchestrator.answers.progress import Progress
 from orchestrator.spec.cells import cell_key
@@ -23,6 +22,9 @@ from orchestrator.store.tracking import Tracker
 from orchestrator.tune.interrupts import Interrupt
 from orchestrator.tune.packing import Member, MemberStops, members_of
 from orchestrator.tune.studies import Studies
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
 
 
 @dataclass
@@ -44,7 +46,7 @@ class DriverSinks:
     """The cell and members of the Tune trials this driver will run, as the scheduler saw them added: after
     a restore, exactly the trials Tune restored to run again, whatever its saved searcher state says."""
 
-    def pack(self, trial: Trial) -> tuple[str, list[Member]]:
+    def pack(self, trial: "Trial") -> tuple[str, list[Member]]:
         """A Tune trial's cell and members, computed once for the scheduler and the callback (results
         arrive many times a second); either may drop it when told the trial ended (the other recomputes it)."""
         if trial.trial_id not in self.packs:

@@ -8,6 +8,7 @@ capacity, actors are reused, and the automatic loggers are off (our callback wri
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
@@ -140,6 +141,21 @@ def _embedded_start() -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextmanager
+def _callbacks_untagged() -> Iterator[None]:
+    """Tune runs without Ray's usage tag of its callbacks' classes: to count them, that tag imports every
+    integration it compares against, MLflow's among them, in the driver: a second of a core while the
+    first trials start (MLflow is the tracking child's to import, not the driver's)."""
+    from ray.air._internal import usage
+
+    tag = usage.tag_callbacks
+    usage.tag_callbacks = lambda callbacks: False
+    try:
+        yield
+    finally:
+        usage.tag_callbacks = tag
 
 
 def check_address(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
@@ -275,7 +291,6 @@ def _execute(
     """One driver's run of a sweep: open the sinks, start Ray, run Tune, then finish the results. A stop
     signal ends it early with Parquet flushed and Tune's state saved (:class:`SweepInterrupted`)."""
     from orchestrator.store.lock import DriverLock
-    from orchestrator.tune.driver import attach
     from orchestrator.tune.interrupts import SweepInterrupted, catching_stop_signals
 
     lock = DriverLock(root).acquire()
@@ -284,12 +299,15 @@ def _execute(
             key = sweep_key(root, plan.spec)
             started = time.monotonic()
             sinks = _start(plan, root, key, tracking_uri, address, verbose)
-            mark("Ray up, results and MLflow open")
+            mark("results and MLflow open, packs sized, Tune imported")
+            from orchestrator.tune.driver import attach  # imported by now (_start)
+
             try:
                 with catching_stop_signals(stopping_flag(key)) as interrupt:
                     sinks.interrupt = interrupt
                     attach(key, sinks)
-                    _fit(plan, key, sinks)
+                    with _callbacks_untagged():
+                        _fit(plan, key, sinks)
                     mark("Tune done")
             except KeyboardInterrupt:
                 interrupt = sinks.interrupt
@@ -396,18 +414,22 @@ def _start(
     address: str | None,
     verbose: bool,
 ) -> "DriverSinks":
-    """Ray started on this thread (it waits on its own processes) while the sinks open on another: each
-    takes seconds of imports and I/O that need not wait on the other."""
-    with ThreadPoolExecutor(2, thread_name_prefix="scalesweep-open") as pool:
+    """Ray started on this thread (it waits on its own processes) while the sinks open, the packs are
+    sized and Tune's modules are imported on others: each takes seconds of imports and I/O that need not
+    wait on the others."""
+    with ThreadPoolExecutor(3, thread_name_prefix="scalesweep-open") as pool:
         opening = pool.submit(_open_sinks, plan, root, key, tracking_uri, verbose)
         sizing = pool.submit(lambda: plan.pack_sizes)
+        tune_imported = pool.submit(importlib.import_module, "orchestrator.tune.callback")
         try:
             _init_ray(address)
+            mark("Ray up")
         except BaseException:
             if opening.exception() is None:
                 opening.result().progress.close()
             raise
         sizing.result()
+        tune_imported.result()
         return opening.result()
 
 

@@ -17,7 +17,9 @@ from ..api import Mode
 from ..errors import ConfigError
 from ..keys import Check, Keys, at_least, resolve_keys
 from ..packs import resolve_pack
+from ..stacked.layout import Layout
 from .curriculum import PRESETS
+from .params import gpt2_params
 
 KEYS: Keys = {
     "task": (
@@ -169,10 +171,7 @@ def curves(config: Mapping[str, Any]) -> dict[str, str]:
 
 def step_cost(config: Mapping[str, Any]) -> float:
     """Multiply-adds of one training step of one member: forward + backward ≈ 3 × parameters × tokens."""
-    from .model import GPT2
-
     cfg = resolve(config)
-    size = GPT2(
-        d=cfg["d"], k=cfg["k"], embed_dim=cfg["embed_dim"], depth=cfg["depth"], heads=cfg["heads"]
-    ).layout.size
+    specs = gpt2_params(d=cfg["d"], k=cfg["k"], embed_dim=cfg["embed_dim"], depth=cfg["depth"])
+    size = Layout(specs).size
     return 3.0 * size * cfg["batch_size"] * 2 * cfg["k"]

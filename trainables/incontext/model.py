@@ -10,13 +10,12 @@ nn.Linear's defaults. Every tensor carries the member dimension S first: activat
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from ..stacked.layers import stacked_layer_norm, stacked_linear
-from ..stacked.layout import Layout, ParamSpec, ones, scaled_normal, uniform_fan_in, zeros
+from ..stacked.layout import Layout
+from .params import gpt2_params
 
 
 def interleave(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -30,35 +29,7 @@ class GPT2:
 
     def __init__(self, *, d: int, k: int, embed_dim: int, depth: int, heads: int) -> None:
         self.d, self.D, self.H, self.depth = d, embed_dim, heads, depth
-        D, std = embed_dim, 0.02
-        proj = scaled_normal(std / math.sqrt(2 * depth))
-        specs = [
-            ParamSpec("read_in_w", (d, D), uniform_fan_in(d)),
-            ParamSpec("read_in_b", (D,), uniform_fan_in(d)),
-            ParamSpec("pos", (2 * k, D), scaled_normal(std)),
-        ]
-        for i in range(depth):
-            specs += [
-                ParamSpec(f"{i}.ln1_w", (D,), ones),
-                ParamSpec(f"{i}.ln1_b", (D,), zeros),
-                ParamSpec(f"{i}.attn_w", (D, 3 * D), scaled_normal(std)),
-                ParamSpec(f"{i}.attn_b", (3 * D,), zeros),
-                ParamSpec(f"{i}.proj_w", (D, D), proj),
-                ParamSpec(f"{i}.proj_b", (D,), zeros),
-                ParamSpec(f"{i}.ln2_w", (D,), ones),
-                ParamSpec(f"{i}.ln2_b", (D,), zeros),
-                ParamSpec(f"{i}.fc_w", (D, 4 * D), scaled_normal(std)),
-                ParamSpec(f"{i}.fc_b", (4 * D,), zeros),
-                ParamSpec(f"{i}.out_w", (4 * D, D), proj),
-                ParamSpec(f"{i}.out_b", (D,), zeros),
-            ]
-        specs += [
-            ParamSpec("lnf_w", (D,), ones),
-            ParamSpec("lnf_b", (D,), zeros),
-            ParamSpec("read_out_w", (D, 1), uniform_fan_in(D)),
-            ParamSpec("read_out_b", (1,), uniform_fan_in(D)),
-        ]
-        self.layout = Layout(specs)
+        self.layout = Layout(gpt2_params(d=d, k=k, embed_dim=embed_dim, depth=depth))
 
     def attention(self, p: dict[str, torch.Tensor], i: int, a: torch.Tensor) -> torch.Tensor:
         """Causal self-attention of the normed input a (S, B, L, D)."""

@@ -14,14 +14,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-Init = Callable[[tuple[int, ...], torch.Generator], torch.Tensor]
+Init = Callable[[tuple[int, ...], "torch.Generator"], "torch.Tensor"]
+"""An initialiser: a shape and a generator to a tensor. Torch is imported when one runs, not with this
+module, which the driver imports to count parameters (template.params)."""
 
 
 def normal(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
     """N(0, 1), as nn.Embedding."""
+    import torch
+
     return torch.randn(shape, generator=gen)
 
 
@@ -29,16 +35,22 @@ def scaled_normal(std: float) -> Init:
     """N(0, std²), as GPT-2's weights."""
 
     def init(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+        import torch
+
         return torch.randn(shape, generator=gen) * std
 
     return init
 
 
 def zeros(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    import torch
+
     return torch.zeros(shape)
 
 
 def ones(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    import torch
+
     return torch.ones(shape)
 
 
@@ -47,6 +59,8 @@ def uniform_fan_in(fan_in: int) -> Init:
     bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
 
     def init(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+        import torch
+
         return torch.empty(shape).uniform_(-bound, bound, generator=gen)
 
     return init
@@ -70,6 +84,8 @@ class Layout:
 
     def init(self, gens: list[torch.Generator]) -> list[torch.Tensor]:
         """One (S, *shape) leaf tensor per parameter; row s draws all of its own from gens[s]."""
+        import torch
+
         rows = [[s.init(s.shape, g).float() for s in self.specs] for g in gens]
         return [torch.stack(per_row).requires_grad_() for per_row in zip(*rows)]
 

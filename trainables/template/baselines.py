@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from ..stacked.layers import stacked_linear
-from ..stacked.layout import Layout, ParamSpec, uniform_fan_in
+from ..stacked.layout import Layout
+from . import params
 
 
 class MLP:
@@ -36,22 +37,16 @@ class MLP:
     ) -> None:
         self.V, self.L, self.W, self.depth = vocab_size, length, embed_dim, mlp_depth
         self.symbolic = symbolic
-        n_in = length * vocab_size + (length * length if self.xxt else 0)  # one nn.Linear's fan-in
-        n_out = vocab_size if symbolic else 1
-        specs = [ParamSpec("w0", (length * vocab_size, embed_dim), uniform_fan_in(n_in))]
-        if self.xxt:
-            specs.append(ParamSpec("w0_xxt", (length * length, embed_dim), uniform_fan_in(n_in)))
-        specs.append(ParamSpec("b0", (embed_dim,), uniform_fan_in(n_in)))
-        for i in range(1, mlp_depth - 1):
-            specs += [
-                ParamSpec(f"w{i}", (embed_dim, embed_dim), uniform_fan_in(embed_dim)),
-                ParamSpec(f"b{i}", (embed_dim,), uniform_fan_in(embed_dim)),
-            ]
-        specs += [
-            ParamSpec("out_w", (embed_dim, n_out), uniform_fan_in(embed_dim)),
-            ParamSpec("out_b", (n_out,), uniform_fan_in(embed_dim)),
-        ]
-        self.layout = Layout(specs)
+        self.layout = Layout(
+            params.mlp(
+                self.xxt,
+                vocab_size=vocab_size,
+                length=length,
+                symbolic=symbolic,
+                embed_dim=embed_dim,
+                mlp_depth=mlp_depth,
+            )
+        )
 
     def first_layer(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """one_hot(x).flatten() @ w0 + b0 for x (S, B, L): a sum of L looked-up rows of w0."""

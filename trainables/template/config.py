@@ -16,7 +16,9 @@ from ..api import Mode
 from ..errors import ConfigError
 from ..keys import Check, Keys, at_least, resolve_keys
 from ..packs import resolve_pack
-from .tasks import NAMED_TASKS, Task, make_task, parse_templates, random_templates
+from ..stacked.layout import Layout
+from .params import param_specs
+from .tasks import NAMED_TASKS, Task, Vocab, make_task, parse_templates, random_templates
 
 # key: (type, default, one-line meaning). Types: int, float, bool, str (with CHOICES).
 KEYS: Keys = {
@@ -37,6 +39,11 @@ KEYS: Keys = {
     "heads": (int, 2, "attention heads (ours: 2)"),
     "dim_head": (int, 64, "width of each head (paper's code: 64)"),
     "mlp_dim": (int, 0, "transformer MLP width; 0 means 4 × embed_dim (ours)"),
+    "embed_std": (
+        float,
+        1.0,
+        "std of the transformer's token, position and CLS embeddings at init (paper's code: 1)",
+    ),
     "mlp_depth": (int, 3, "number of Linear layers of the mlp baseline"),
     "readout": (
         str,
@@ -118,7 +125,7 @@ CHECKS: dict[str, Check] = {
         )
     },
     "mlp_depth": at_least(2),
-    "lr": at_least(0, strict=True),
+    **{k: at_least(0, strict=True) for k in ("lr", "embed_std")},
 }
 
 
@@ -193,12 +200,10 @@ def metrics(config: Mapping[str, Any]) -> dict[str, Mode]:
 
 
 def step_cost(config: Mapping[str, Any]) -> float:
-    """Multiply-adds of one training step of one member: forward + backward ≈ 3 × parameters × tokens."""
-    from .models import build_model
-    from .tasks import Vocab
-
+    """Multiply-adds of one training step of one member: forward + backward ≈ 3 × parameters × tokens.
+    Counted from the parameters' shapes alone: the driver sizes packs with it and never imports torch."""
     cfg = resolve(config)
     task = task_of(cfg)
     vocab = Vocab.for_task(task, cfg["n_train"], cfg["val_alphabet"], cfg["test_alphabet"])
-    size = build_model(cfg, vocab.size, task.length, task.label_kind == "symbolic").layout.size
+    size = Layout(param_specs(cfg, vocab.size, task.length, task.label_kind == "symbolic")).size
     return 3.0 * size * min(cfg["n_train"], cfg["batch_size"]) * (task.length + 1)

@@ -13,6 +13,7 @@ import torch
 
 from ..stacked.layout import Layout
 from .baselines import MLP, MLPWithXXT
+from .params import model_kwargs
 from .recurrent import LSTM, RNN
 from .transformer import Transformer
 
@@ -35,9 +36,5 @@ MODELS: dict[str, type] = {
 def build_model(
     config: dict[str, Any], vocab_size: int, length: int, symbolic: bool
 ) -> StackedModel:
-    """The model named by ``config['model']``; mlp_dim 0 means 4 × embed_dim."""
-    kwargs = {k: v for k, v in config.items() if k not in ("length", "vocab_size", "symbolic")}
-    kwargs["mlp_dim"] = config["mlp_dim"] or 4 * config["embed_dim"]
-    return MODELS[config["model"]](
-        vocab_size=vocab_size, length=length, symbolic=symbolic, **kwargs
-    )
+    """The model named by ``config['model']``."""
+    return MODELS[config["model"]](**model_kwargs(config, vocab_size, length, symbolic))

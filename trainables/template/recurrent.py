@@ -16,23 +16,14 @@ import torch
 import torch.nn.functional as F
 
 from ..stacked.layers import stacked_linear
-from ..stacked.layout import Layout, ParamSpec, normal, uniform_fan_in
+from ..stacked.layout import Layout
+from . import params
 
 
 class _Recurrent:
-    def __init__(
-        self, vocab_size: int, symbolic: bool, embed_dim: int, cell: list[ParamSpec]
-    ) -> None:
+    def __init__(self, vocab_size: int, symbolic: bool, embed_dim: int, layout: Layout) -> None:
         self.V, self.H, self.symbolic = vocab_size, embed_dim, symbolic
-        n_out = vocab_size if symbolic else 1
-        self.layout = Layout(
-            [
-                ParamSpec("emb", (vocab_size, embed_dim), normal),
-                *cell,
-                ParamSpec("out_w", (embed_dim, n_out), uniform_fan_in(embed_dim)),
-                ParamSpec("out_b", (n_out,), uniform_fan_in(embed_dim)),
-            ]
-        )
+        self.layout = layout
 
     def embed(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         S = x.shape[0]
@@ -48,19 +39,8 @@ class RNN(_Recurrent):
     """Stacked Elman RNN with ReLU."""
 
     def __init__(self, *, vocab_size: int, symbolic: bool, embed_dim: int, **_: object) -> None:
-        H = embed_dim
-        super().__init__(
-            vocab_size,
-            symbolic,
-            H,
-            [
-                ParamSpec(
-                    "w_in", (H, H), uniform_fan_in(2 * H)
-                ),  # the input half of i2h = Linear(2H, H)
-                ParamSpec("w_h", (H, H), uniform_fan_in(2 * H)),
-                ParamSpec("b", (H,), uniform_fan_in(2 * H)),
-            ],
-        )
+        layout = Layout(params.rnn(vocab_size=vocab_size, symbolic=symbolic, embed_dim=embed_dim))
+        super().__init__(vocab_size, symbolic, embed_dim, layout)
 
     def forward(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         pre = stacked_linear(
@@ -76,18 +56,8 @@ class LSTM(_Recurrent):
     """Stacked one-layer LSTM, zero initial state."""
 
     def __init__(self, *, vocab_size: int, symbolic: bool, embed_dim: int, **_: object) -> None:
-        H = embed_dim
-        super().__init__(
-            vocab_size,
-            symbolic,
-            H,
-            [
-                ParamSpec("w_ih", (H, 4 * H), uniform_fan_in(H)),
-                ParamSpec("w_hh", (H, 4 * H), uniform_fan_in(H)),
-                ParamSpec("b_ih", (4 * H,), uniform_fan_in(H)),
-                ParamSpec("b_hh", (4 * H,), uniform_fan_in(H)),
-            ],
-        )
+        layout = Layout(params.lstm(vocab_size=vocab_size, symbolic=symbolic, embed_dim=embed_dim))
+        super().__init__(vocab_size, symbolic, embed_dim, layout)
 
     def forward(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         pre = stacked_linear(self.embed(p, x), p["w_ih"], p["b_ih"] + p["b_hh"])  # (S, B, L, 4H)

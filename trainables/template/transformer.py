@@ -1,7 +1,7 @@
 """The paper's transformer (experiments/models.py of eboix/relational-reasoning), stacked over S members.
 
 Pre-LayerNorm blocks of attention + GELU MLP with residuals; token embedding, learned positional
-embedding and CLS token all N(0, 1); no biases in q/k/v/out, biases in the MLP; dropout 0.
+embedding and CLS token all N(0, 1) (``embed_std`` scales them); no biases in q/k/v/out, biases in the MLP; dropout 0.
 Every tensor carries the member dimension S first: tokens (S, B, L), activations (S, B, L, D).
 
 Readout (always at the last position): with ``readout="cls"`` a learned CLS token is appended
@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from ..stacked.layers import TiedGrad, TiedLogits, TiedLookup, stacked_layer_norm, stacked_linear
-from ..stacked.layout import Layout, ParamSpec, normal, ones, uniform_fan_in, zeros
+from ..stacked.layout import Layout
+from . import params
 
 
 class Transformer:
@@ -45,45 +46,29 @@ class Transformer:
         vo_identity: bool,
         kq_identity_mult: float,
         vo_identity_mult: float,
+        embed_std: float,
         **_: object,
     ) -> None:
         self.V, self.D, self.H, self.K, self.depth = vocab_size, embed_dim, heads, dim_head, depth
         self.symbolic, self.cls = symbolic, readout == "cls"
         self.kq, self.vo = kq_identity, vo_identity
         self.kq_mult, self.vo_mult = kq_identity_mult, vo_identity_mult
-        D, HK, M = embed_dim, heads * dim_head, mlp_dim
-        specs = [
-            ParamSpec("emb", (vocab_size, D), normal),
-            ParamSpec("pos", (length + self.cls, D), normal),
-        ]
-        if self.cls:
-            specs.append(ParamSpec("cls", (D,), normal))
-        for i in range(depth):
-            specs += [
-                ParamSpec(f"{i}.ln1_w", (D,), ones),
-                ParamSpec(f"{i}.ln1_b", (D,), zeros),
-                ParamSpec(f"{i}.wqk", (D, 2 * HK), uniform_fan_in(D)),
-                ParamSpec(f"{i}.wv", (D, HK), uniform_fan_in(D)),
-                ParamSpec(f"{i}.wo", (HK, D), uniform_fan_in(HK)),
-            ]
-            if kq_identity:
-                specs.append(ParamSpec(f"{i}.kq", (heads,), zeros))
-            if vo_identity:
-                specs.append(ParamSpec(f"{i}.vo", (heads,), zeros))
-            specs += [
-                ParamSpec(f"{i}.ln2_w", (D,), ones),
-                ParamSpec(f"{i}.ln2_b", (D,), zeros),
-                ParamSpec(f"{i}.w1", (D, M), uniform_fan_in(D)),
-                ParamSpec(f"{i}.b1", (M,), uniform_fan_in(D)),
-                ParamSpec(f"{i}.w2", (M, D), uniform_fan_in(M)),
-                ParamSpec(f"{i}.b2", (D,), uniform_fan_in(M)),
-            ]
-        if not symbolic:
-            specs += [
-                ParamSpec("head_w", (D, 1), uniform_fan_in(D)),
-                ParamSpec("head_b", (1,), uniform_fan_in(D)),
-            ]
-        self.layout = Layout(specs)
+        self.layout = Layout(
+            params.transformer(
+                vocab_size=vocab_size,
+                length=length,
+                symbolic=symbolic,
+                embed_dim=embed_dim,
+                depth=depth,
+                heads=heads,
+                dim_head=dim_head,
+                mlp_dim=mlp_dim,
+                readout=readout,
+                kq_identity=kq_identity,
+                vo_identity=vo_identity,
+                embed_std=embed_std,
+            )
+        )
 
     def embed(self, p: dict[str, torch.Tensor], x: torch.Tensor, tie: TiedGrad) -> torch.Tensor:
         S, B, L = x.shape
