@@ -290,6 +290,8 @@ def _execute(
 ) -> SweepOutcome:
     """One driver's run of a sweep: open the sinks, start Ray, run Tune, then finish the results. A stop
     signal ends it early with Parquet flushed and Tune's state saved (:class:`SweepInterrupted`)."""
+    import ray  # noqa: F401 - Ray adds its console handler at import: library_logs replaces it after
+
     from orchestrator.store.lock import DriverLock
     from orchestrator.tune.interrupts import SweepInterrupted, catching_stop_signals
 
