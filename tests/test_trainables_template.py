@@ -135,6 +135,8 @@ def test_resolve_fills_defaults_and_coerces_cli_strings() -> None:
         ({"embed_dim": 0}, "embed_dim", "≥ 1"),
         ({"embed_dim": True}, "embed_dim", "integer"),
         ({"lr": 0}, "lr", "> 0"),
+        ({"embed_std": -0.5}, "embed_std", "> 0"),
+        ({"embed_std": "big"}, "embed_std", "number"),
         ({"kq_identity": "maybe"}, "kq_identity", "true or false"),
         ({"task": "sort"}, "task", "'copy'"),
         ({"model": "cnn"}, "model", "'transformer'"),

@@ -150,7 +150,10 @@ def _callbacks_untagged() -> Iterator[None]:
     first trials start (MLflow is the tracking child's to import, not the driver's)."""
     from ray.air._internal import usage
 
-    tag = usage.tag_callbacks
+    tag = getattr(usage, "tag_callbacks", None)  # private: a Ray that renames it runs as it is
+    if tag is None:
+        yield
+        return
     usage.tag_callbacks = lambda callbacks: False
     try:
         yield

@@ -19,6 +19,8 @@ Identities (see docs/science.md, Models), X = the LayerNorm'd block input at ful
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -30,45 +32,15 @@ from . import params
 class Transformer:
     """Stacked template-matching transformer; ``forward(p, x)`` with p = layout.views(flat)."""
 
-    def __init__(
-        self,
-        *,
-        vocab_size: int,
-        length: int,
-        symbolic: bool,
-        embed_dim: int,
-        depth: int,
-        heads: int,
-        dim_head: int,
-        mlp_dim: int,
-        readout: str,
-        kq_identity: bool,
-        vo_identity: bool,
-        kq_identity_mult: float,
-        vo_identity_mult: float,
-        embed_std: float,
-        **_: object,
-    ) -> None:
-        self.V, self.D, self.H, self.K, self.depth = vocab_size, embed_dim, heads, dim_head, depth
-        self.symbolic, self.cls = symbolic, readout == "cls"
-        self.kq, self.vo = kq_identity, vo_identity
-        self.kq_mult, self.vo_mult = kq_identity_mult, vo_identity_mult
-        self.layout = Layout(
-            params.transformer(
-                vocab_size=vocab_size,
-                length=length,
-                symbolic=symbolic,
-                embed_dim=embed_dim,
-                depth=depth,
-                heads=heads,
-                dim_head=dim_head,
-                mlp_dim=mlp_dim,
-                readout=readout,
-                kq_identity=kq_identity,
-                vo_identity=vo_identity,
-                embed_std=embed_std,
-            )
-        )
+    def __init__(self, **config: Any) -> None:
+        """``config``: the keywords of ``params.transformer`` (the parameter shapes) and the identities'
+        multipliers ``kq_identity_mult``, ``vo_identity_mult``."""
+        self.V, self.D, self.depth = config["vocab_size"], config["embed_dim"], config["depth"]
+        self.H, self.K = config["heads"], config["dim_head"]
+        self.symbolic, self.cls = config["symbolic"], config["readout"] == "cls"
+        self.kq, self.vo = config["kq_identity"], config["vo_identity"]
+        self.kq_mult, self.vo_mult = config["kq_identity_mult"], config["vo_identity_mult"]
+        self.layout = Layout(params.transformer(**config))
 
     def embed(self, p: dict[str, torch.Tensor], x: torch.Tensor, tie: TiedGrad) -> torch.Tensor:
         S, B, L = x.shape
