@@ -28,10 +28,10 @@ from orchestrator.k8s.render import build_overlay, render
 from orchestrator.spec.schema import load_spec
 
 N_TRIALS = 16
-SPEC = {  # 16 trials of 5 s, 2 at a time: long enough that attempt 1 is still running when it is cut off
+SPEC = {  # 16 trials of 3 s, 2 at a time: long enough that attempt 1 is still running when it is cut off
     "name": "k8s-resume",
     "trainable": "synthetic",
-    "fixed": {"epochs": 10, "sleep_s": 0.5},
+    "fixed": {"epochs": 6, "sleep_s": 0.5},
     "axes": {"size": [1, 4], "rate": [0.2, 0.6]},
     "search": {"samples_per_cell": 4, "space": {"lr": {"loguniform": [1e-4, 1e-1]}}},
     "seeds": 2,
@@ -133,7 +133,7 @@ def test_the_rayjob_entrypoint_resumes_on_a_new_cluster_and_never_runs_twice(
 
     trials = pd.read_parquet(root / "trials.parquet")
     assert len(trials) == N_TRIALS and trials.trial_id.is_unique and before <= set(trials.trial_id)
-    assert set(trials.status) == {"completed"} and (trials.epochs == 10).all()
+    assert set(trials.status) == {"completed"} and (trials.epochs == SPEC["fixed"]["epochs"]).all()
     metrics = pd.read_parquet(root / "metrics")
     assert not metrics.duplicated(["trial_id", "epoch", "seed"]).any()
     assert set(metrics.trial_id) == set(trials.trial_id)

@@ -23,7 +23,7 @@ N_TRIALS = 12
 SPEC = {
     "name": "multinode",
     "trainable": "synthetic",
-    "fixed": {"epochs": 12, "sleep_s": 0.5},
+    "fixed": {"epochs": 8, "sleep_s": 0.4},
     "axes": {"size": [1, 4], "rate": [0.2, 0.6]},
     "search": {"samples_per_cell": 3, "space": {"lr": {"loguniform": [1e-4, 1e-1]}}},
     "seeds": 2,
