@@ -1,7 +1,8 @@
 """The paper's transformer (experiments/models.py of eboix/relational-reasoning), stacked over S members.
 
 Pre-LayerNorm blocks of attention + GELU MLP with residuals; token embedding, learned positional
-embedding and CLS token all N(0, 1) (``embed_std`` scales them); no biases in q/k/v/out, biases in the MLP; dropout 0.
+embedding and CLS token all N(0, 1) (``embed_std`` scales them); no biases in q/k/v/out, biases in
+the MLP; dropout 0.
 Every tensor carries the member dimension S first: tokens (S, B, L), activations (S, B, L, D).
 
 Readout (always at the last position): with ``readout="cls"`` a learned CLS token is appended
