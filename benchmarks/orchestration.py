@@ -8,12 +8,12 @@ per cell, 1 seed, ASHA that prunes nothing (grace period = epochs), MLflow on sq
 2 s each when trained alone at the default 600 epochs. scalesweep runs it as a user would
 (`scalesweep run SPEC --profile`), packed (its default: a cell's 4 samples as one stacked model) and
 with one trial per config (`members_per_trial: 1`); Ray Tune (its defaults: one function trial per
-config) and a multiprocessing pool then run the configs scalesweep recorded. Each runs in a fresh interpreter and its
-wall is timed around the whole process, imports and exit included. Ratio = wall / (the trials' seconds /
-CPUs), with the trials' seconds as each trains alone (the pool's: the work a user asked for) and as each
-run counted its own (packed trials cost less): 1.0 is a machine that only trains. With --timeline, the
-packed run's timeline.json is drawn as a Gantt chart (trials per worker, the driver's phases as lines)
-and its seconds beyond the ideal are split by phase.
+config) and a multiprocessing pool then run the configs scalesweep recorded. Each runs in a fresh
+interpreter and its wall is timed around the whole process, imports and exit included. Ratio = wall /
+(the trials' seconds / CPUs), with the trials' seconds as each trains alone (the pool's: the work a user
+asked for) and as each run counted its own (packed trials cost less): 1.0 is a machine that only trains.
+With --timeline, the packed run's timeline.json is drawn as a Gantt chart (trials per worker, the
+driver's phases as lines) and its seconds beyond the ideal are split by phase.
 """
 
 from __future__ import annotations
