@@ -64,6 +64,8 @@ EMBEDDED_ENV = {
     "RAY_prestart_worker_first_driver": "0",
 }
 """The environment an embedded Ray starts in (:func:`_embedded_start`)."""
+UNUSED_HELPERS = ("start_monitor", "start_log_monitor", "start_api_server")
+"""The methods of Ray's ``Node`` that start the head's helpers an embedded Ray goes without."""
 CONNECT_TIMEOUT_S = 10.0
 _EMBEDDED: set[str] = (
     set()
@@ -124,23 +126,39 @@ def _embedded_start() -> Iterator[None]:
     - its servers bind to 127.0.0.1 instead of every interface: Ray's single-machine mode, the one it
       uses on macOS and Windows;
     - it prestarts no Python workers: Tune's trial actors run in workers started for their own runtime
-      env, never in prestarted ones, which only took the cores from Ray's start and the first trials
-      (benchmarks/README.md, orchestration.py)."""
+      env, never in prestarted ones, which only took the cores from Ray's start and the first trials;
+    - it starts none of the head's helpers a sweep on one machine never uses (:data:`UNUSED_HELPERS`):
+      the autoscaler's monitor, the log monitor (workers' output stays in their log files, as
+      ``log_to_driver=False`` asks) and the dashboard's API server (jobs are submitted to clusters, not
+      to this one). Ray's start waited a second for the API server's address, and the three took a
+      core for about two seconds while the first trials started (benchmarks/README.md).
+    """
     from ray._private import ray_constants
+    from ray._private.node import Node
 
     before_env = {name: os.environ.get(name) for name in EMBEDDED_ENV}
     before = ray_constants.ENABLE_RAY_CLUSTER
+    # private: a Ray without one of these methods starts that helper as it always did
+    helpers = {name: getattr(Node, name) for name in UNUSED_HELPERS if hasattr(Node, name)}
     os.environ.update(EMBEDDED_ENV)
     ray_constants.ENABLE_RAY_CLUSTER = False
+    for name in helpers:
+        setattr(Node, name, _not_started)
     try:
         yield
     finally:
+        for name, method in helpers.items():
+            setattr(Node, name, method)
         ray_constants.ENABLE_RAY_CLUSTER = before
         for name, value in before_env.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _not_started(node: object, **_: object) -> None:
+    """Stands in for a ``Node`` method whose helper process an embedded Ray does not start."""
 
 
 @contextmanager
