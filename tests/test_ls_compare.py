@@ -172,3 +172,23 @@ def test_bad_input_is_one_line_and_exit_2(
     assert main([a.format(root=results) for a in command]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"error: {expected.format(root=results)}")
+
+
+def test_the_timeline_counts_from_the_drivers_own_start() -> None:
+    """The profile's clock starts when the process did (to a clock tick), not up to a second before."""
+    import subprocess
+    import sys
+    import time
+
+    before = time.time()
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import orchestrator.tune.timeline as t; print(t.Timeline().origin)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert before - 0.02 <= float(out.stdout) <= time.time()
