@@ -13,6 +13,12 @@ from pathlib import Path
 import pyte
 
 
+def _user_env() -> dict[str, str]:
+    """The environment as a user's shell has it: without the auth mode a Ray started earlier in this test
+    process set for itself (its children would then start Ray without its start-up warning)."""
+    return {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+
+
 def run_in_terminal(spec: Path, cwd: Path, columns: int = 100, lines: int = 40) -> list[list[str]]:
     """``scalesweep run SPEC`` in a pseudo-terminal: every screen it drew, read as a terminal shows it."""
     screen = pyte.Screen(columns, lines)
@@ -24,7 +30,7 @@ def run_in_terminal(spec: Path, cwd: Path, columns: int = 100, lines: int = 40) 
         stdin=follower,
         stdout=follower,
         stderr=follower,
-        env={**os.environ, "COLUMNS": str(columns), "LINES": str(lines), "TERM": "xterm-256color"},
+        env={**_user_env(), "COLUMNS": str(columns), "LINES": str(lines), "TERM": "xterm-256color"},
     )
     os.close(follower)
     screens: list[list[str]] = []

@@ -289,6 +289,11 @@ class Tracker:
                 )
                 return
 
+    def discard(self) -> None:
+        """Stop the child before anything was logged (the sweep failed to start)."""
+        self._proc.kill()
+        self._proc.wait()
+
     def _send(self) -> None:
         while (event := self._queue.get()) is not None:
             try:
@@ -429,6 +434,8 @@ def serve(fd: int) -> None:
     except EOFError:
         return
     with library_logs(root, verbose):  # MLflow's own lines go where the driver's do
+        import mlflow  # noqa: F401 - seconds of imports, while the driver opens the rest
+
         TrackingLog(conn, uri, spec, root, sweep_id).run()
     os._exit(
         0

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from ray.tune import Tuner
 
     from orchestrator.store.checkpoints import ExperimentStore
+    from orchestrator.store.tracking import Tracker
     from orchestrator.tune.driver import DriverSinks
     from orchestrator.tune.trial import TrialSettings
 
@@ -311,17 +312,26 @@ def _execute(
 ) -> SweepOutcome:
     """One driver's run of a sweep: open the sinks, start Ray, run Tune, then finish the results. A stop
     signal ends it early with Parquet flushed and Tune's state saved (:class:`SweepInterrupted`)."""
-    import ray  # noqa: F401 - Ray adds its console handler at import: library_logs replaces it after
-
     from orchestrator.store.lock import DriverLock
+    from orchestrator.store.tracking import Tracker
     from orchestrator.tune.interrupts import SweepInterrupted, catching_stop_signals
 
     lock = DriverLock(root).acquire()
     try:
+        key = sweep_key(root, plan.spec)
+        started = time.monotonic()
+        # First of all: MLflow's child imports MLflow (seconds of a core) while Ray and the rest start.
+        uri = tracking_uri or plan.spec.storage.tracking_uri
+        tracker = Tracker(uri, plan.spec, root, key, verbose) if uri else None
+        import ray  # noqa: F401 - Ray adds its console handler at import: library_logs replaces it after
+
         with library_logs(root, verbose):
-            key = sweep_key(root, plan.spec)
-            started = time.monotonic()
-            sinks = _start(plan, root, key, tracking_uri, address, verbose)
+            try:
+                sinks = _start(plan, root, key, tracker, address, verbose)
+            except BaseException:
+                if tracker:
+                    tracker.discard()
+                raise
             mark("results and MLflow open, packs sized, Tune imported")
             from orchestrator.tune.driver import attach  # imported by now (_start)
 
@@ -433,7 +443,7 @@ def _start(
     plan: SweepPlan,
     root: Path,
     key: str,
-    tracking_uri: str | None,
+    tracker: "Tracker | None",
     address: str | None,
     verbose: bool,
 ) -> "DriverSinks":
@@ -441,7 +451,7 @@ def _start(
     sized and Tune's modules are imported on others: each takes seconds of imports and I/O that need not
     wait on the others."""
     with ThreadPoolExecutor(3, thread_name_prefix="scalesweep-open") as pool:
-        opening = pool.submit(_open_sinks, plan, root, key, tracking_uri, verbose)
+        opening = pool.submit(_open_sinks, plan, root, key, tracker)
         sizing = pool.submit(lambda: plan.pack_sizes)
         tune_imported = pool.submit(importlib.import_module, "orchestrator.tune.callback")
         try:
@@ -456,22 +466,18 @@ def _start(
         return opening.result()
 
 
-def _open_sinks(
-    plan: SweepPlan, root: Path, key: str, tracking_uri: str | None, verbose: bool
-) -> "DriverSinks":
+def _open_sinks(plan: SweepPlan, root: Path, key: str, tracker: "Tracker | None") -> "DriverSinks":
     """Where results go: Parquet, MLflow (when a tracking URI is set), the progress display, the studies."""
     from orchestrator.answers.progress import Progress
     from orchestrator.store.checkpoints import ExperimentStore
     from orchestrator.store.results import ResultsWriter
-    from orchestrator.store.tracking import Tracker, sweep_params
+    from orchestrator.store.tracking import sweep_params
     from orchestrator.tune.driver import DriverSinks
     from orchestrator.tune.packing import MemberStops
     from orchestrator.tune.studies import Studies
 
     spec = plan.spec
     writer = ResultsWriter(plan, root)
-    uri = tracking_uri or spec.storage.tracking_uri
-    tracker = Tracker(uri, spec, root, key, verbose) if uri else None
     if tracker:
         tracker.start_sweep(root / "spec.yaml", sweep_params(spec))
     progress = Progress(
