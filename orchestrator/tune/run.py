@@ -592,15 +592,18 @@ def _fresh_tuner(
 def _finish(plan: SweepPlan, root: Path, sinks: "DriverSinks") -> list[Path]:
     """Compact the metrics, drop checkpoints no resume needs, write the curves (unless every trial failed)
     and log them to the sweep's MLflow run."""
-    from orchestrator.answers.write import write_sweep_curves
-
     writer = sinks.writer
     writer.compact()
     complete = sweep_complete(plan, writer.finished.values())  # else keep what a resume needs
     sinks.store.drop_checkpoints(lambda trial_id: complete or trial_id in writer.finished)
     mark("Parquet compacted")
     failed = all(row["status"] == "errored" for row in writer.finished.values())
-    curve_files = [] if failed else write_sweep_curves(plan, root)
+    curve_files: list[Path] = []
+    if plan.spec.curves and not failed:
+        # imported here, only for curves: matplotlib's import is a second of a core
+        from orchestrator.answers.write import write_sweep_curves
+
+        curve_files = write_sweep_curves(plan, root)
     mark("curves written")
     if sinks.tracker:
         if curve_files:
