@@ -327,7 +327,7 @@ def _execute(
 
         with library_logs(root, verbose):
             try:
-                sinks = _start(plan, root, key, tracker, address, verbose)
+                sinks = _start(plan, root, key, tracker, address)
             except BaseException:
                 if tracker:
                     tracker.discard()
@@ -445,7 +445,6 @@ def _start(
     key: str,
     tracker: "Tracker | None",
     address: str | None,
-    verbose: bool,
 ) -> "DriverSinks":
     """Ray started on this thread (it waits on its own processes) while the sinks open, the packs are
     sized and Tune's modules are imported on others: each takes seconds of imports and I/O that need not
