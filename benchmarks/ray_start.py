@@ -13,29 +13,22 @@ medians and their ratios. On a sweep's 2 cores those CPU seconds are taken from 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 import textwrap
 
-from fresh import REPO
+from fresh import run_json
 
 START = textwrap.dedent("""
-    import json, logging, os, sys, time
-    import psutil
-    import ray
+    import json, sys, time
+    import optuna, psutil, ray  # imported before the clock starts: the start is what is timed
     import orchestrator.tune.run as run
     if sys.argv[1] == "with helpers":
         run.UNUSED_HELPERS = ()
     start = time.monotonic()
-    with run._embedded_start():
-        ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    run._init_ray(None)
     wall = time.monotonic() - start
     time.sleep(float(sys.argv[2]))
-    me = psutil.Process()
-    processes = [me, *me.children(recursive=True)]
+    processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
     cpu = 0.0
     for process in processes:
         try:
@@ -44,28 +37,12 @@ START = textwrap.dedent("""
         except psutil.Error:
             pass
     print(json.dumps({"wall": wall, "cpu": cpu, "processes": len(processes)}), flush=True)
-    for process in processes[1:]:
-        try:
-            process.kill()
-        except psutil.Error:
-            pass
-    os._exit(0)
+    run.exit_now(0)
 """)
-"""One embedded start, measured; the variant (and how long to let it settle) from the command line."""
+"""One embedded start as `scalesweep run` makes it, measured; the variant (and how long to let it
+settle) from the command line."""
 
 VARIANTS = ("scalesweep", "with helpers")
-
-
-def _start(variant: str, settle: float) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run(
-        [sys.executable, "-c", START, variant, str(settle)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -77,7 +54,7 @@ def main() -> None:
     for round_ in range(args.rounds):
         order = VARIANTS if round_ % 2 == 0 else VARIANTS[::-1]
         for variant in order:
-            run = _start(variant, args.settle)
+            run = run_json(START, variant, str(args.settle))
             runs[variant].append(run)
             print(
                 f"  {variant:13s} ray.init {run['wall']:5.2f}s, CPU {run['cpu']:5.2f}s "
