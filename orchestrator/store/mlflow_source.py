@@ -21,7 +21,7 @@ from orchestrator.spec.cells import expand
 from orchestrator.spec.plan import SweepPlan, sweep_key
 from orchestrator.spec.schema import SpecError, SweepSpec
 from orchestrator.store.results import STATUSES, metrics_schema, trials_schema
-from orchestrator.store.tracking import SWEEP_ID_TAG, client_env, find_sweep_run, trial_runs
+from orchestrator.store.tracking import SWEEP_ID_TAG, find_sweep_run, open_client, trial_runs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,10 +33,7 @@ _SEED_KEY = re.compile(r"^(?P<metric>.+)/seed_(?P<seed>\d+)$")
 
 def connect(uri: str, experiment: str) -> tuple["MlflowClient", str | None]:
     """A client and the experiment's id (None if absent); an unreachable server is a one-line error."""
-    from mlflow import MlflowClient
-
-    client_env()
-    client = MlflowClient(tracking_uri=uri)
+    client = open_client(uri)
     try:
         found = client.get_experiment_by_name(experiment)
     except Exception as err:  # connection refused, bad URI, server error: all name the URI
