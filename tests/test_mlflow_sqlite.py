@@ -101,3 +101,14 @@ def test_what_the_bulk_insert_cannot_take_goes_to_mlflow(cache: Path) -> None:
     client = MlflowClient("sqlite:///named.db")
     run_id = client.create_run(client.create_experiment("x")).info.run_id
     assert not insert_metrics(client.tracking_uri, run_id, [Metric("../up", 1.0, T0, 0)])
+
+
+def test_without_a_writable_cache_mlflow_creates_the_database(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("not-a-dir").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", "not-a-dir")
+    prepare("sqlite:///new.db")
+    assert not Path("new.db").exists() and not list(Path.cwd().glob(".new.db.*"))
+    client = MlflowClient("sqlite:///new.db")
+    assert client.create_experiment("x") == "1"

@@ -74,14 +74,13 @@ def prepare(uri: str) -> None:
         template = _template()
         path.parent.mkdir(parents=True, exist_ok=True)
         copy = path.with_name(f".{path.name}.{os.getpid()}")
-        shutil.copyfile(template, copy)
         try:
+            shutil.copyfile(template, copy)
             os.link(copy, path)  # fails where another process created the database meanwhile
         finally:
-            copy.unlink()
-    except (
-        Exception
-    ) as err:  # a cache it cannot write, a read-only home: only slower, never stopped
+            copy.unlink(missing_ok=True)
+    # a cache it cannot write, a read-only home: the sweep is only slower, never stopped
+    except Exception as err:
         logger.debug("no template for %s (%s): MLflow creates the database", uri, err)
 
 
