@@ -14,23 +14,21 @@ benchmark's sweep: 48 trials, about 23,000 values.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from fresh import run_json
 
 _CHILD = """
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
+way, work, runs, values = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+os.environ["XDG_CACHE_HOME"] = str(work.parent / "cache")  # one template for every round
+os.chdir(work)
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 from orchestrator.store.mlflow_sqlite import insert_metrics, prepare
-way, work, runs, values = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 uri = f"sqlite:///{work / way}.db"
 t = time.process_time()
 if way == "template":
@@ -57,15 +55,7 @@ print(json.dumps({"open": opened, "metrics": time.process_time() - t}))
 def _once(way: str, work: Path, runs: int, values: int) -> dict[str, float]:
     """One way in a fresh interpreter; the template cache is ``work``'s parent's."""
     work.mkdir()
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, way, str(work), str(runs), str(values)],
-        cwd=work,
-        env={**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(work.parent / "cache")},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout.splitlines()[-1])
+    return run_json(_CHILD, way, str(work), str(runs), str(values))
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ version (its migrations run a hundred scripts), and metric values go in as one b
 ``log_batch`` adds them through its ORM, one object per value). Both write MLflow's tables through
 MLflow's own table definitions. Any other store, or a database these definitions do not match,
 goes through MLflow's client (:func:`insert_metrics` returns False and writes nothing).
-``benchmarks/tracking.py`` measures both against MLflow's own way.
+``benchmarks/mlflow_sqlite.py`` measures both against MLflow's own way.
 """
 
 from __future__ import annotations
@@ -107,6 +107,8 @@ def insert_metrics(uri: str, run_id: str, metrics: Sequence["Metric"]) -> bool:
     database, a name is one MLflow refuses, or the tables are not MLflow's as this version has them."""
     if database(uri) is None or uri in _unusable:
         return False
+    if not metrics:
+        return True
     import sqlalchemy
     from mlflow.exceptions import MlflowException
     from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
@@ -148,9 +150,8 @@ def insert_metrics(uri: str, run_id: str, metrics: Sequence["Metric"]) -> bool:
     )
     try:
         with _engine(uri).begin() as conn:
-            if rows:
-                conn.execute(SqlMetric.__table__.insert().prefix_with("OR IGNORE"), rows)
-                conn.execute(upsert, list(latest.values()))
+            conn.execute(SqlMetric.__table__.insert().prefix_with("OR IGNORE"), rows)
+            conn.execute(upsert, list(latest.values()))
     except sqlalchemy.exc.SQLAlchemyError as err:
         _unusable.add(uri)
         logger.debug("bulk insert into %s failed (%s): MLflow's client from now on", uri, err)
